@@ -1,0 +1,23 @@
+"""Patch graphs: features to affinities (design.md, "Graphs")."""
+from deepcut.graphs.affinity import (
+    GRAPH_KINDS,
+    build_graph,
+    cc_graph,
+    falcon_graph,
+    knn_graph,
+    ncut_graph,
+    similarity,
+)
+from deepcut.graphs.graph import Graph, propagate
+
+__all__ = [
+    "Graph",
+    "propagate",
+    "GRAPH_KINDS",
+    "build_graph",
+    "cc_graph",
+    "falcon_graph",
+    "knn_graph",
+    "ncut_graph",
+    "similarity",
+]

@@ -1,0 +1,47 @@
+"""Input checks shared by the metric modules (validate once, at the public boundary)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_label_pair", "valid_pixels", "check_int_labels"]
+
+
+def as_label_pair(
+    pred: np.ndarray, gt: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``pred`` and ``gt`` as arrays after checking that their shapes agree.
+
+    Raises:
+        ValueError: the shapes differ (the message says how to fix it).
+    """
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"{name}: prediction shape {pred.shape} does not match ground-truth shape {gt.shape}; "
+            "resize one of them first (deepcut.metrics.resize_labels) or give the meter a `size`."
+        )
+    return pred, gt
+
+
+def valid_pixels(gt: np.ndarray, ignore_index: int | None, mask: np.ndarray | None = None) -> np.ndarray:
+    """Boolean array, True where ``gt`` is not ``ignore_index`` (and ``mask`` is True when given)."""
+    valid = np.ones(gt.shape, dtype=bool) if ignore_index is None else gt != ignore_index
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != gt.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match ground-truth shape {gt.shape}.")
+        valid &= mask
+    return valid
+
+
+def check_int_labels(x: np.ndarray, what: str) -> np.ndarray:
+    """Check that ``x`` holds non-negative integers and return it as int64."""
+    if x.dtype == bool:
+        return x.astype(np.int64)
+    if not np.issubdtype(x.dtype, np.integer):
+        if x.size and not np.all(np.equal(np.mod(x, 1), 0)):
+            raise ValueError(f"{what} must hold integer labels. Got dtype {x.dtype} with fractions.")
+    x = x.astype(np.int64, copy=False)
+    if x.size and x.min() < 0:
+        raise ValueError(f"{what} must hold non-negative labels. Got minimum {int(x.min())}.")
+    return x

@@ -1,0 +1,91 @@
+"""DeepCut's GNN head: GCN(d -> 64), ELU, Linear(64 -> 32), ELU, Dropout(0.25), Linear(32 -> K).
+
+The GCN layer is PyG's :class:`~torch_geometric.nn.GCNConv`. On a fixed graph (per-image
+optimisation, a transductive setting) the normalised propagation ``A_hat @ X`` does not depend on
+the weights, so :func:`gcn_propagate` computes it once and :meth:`GNNHead.forward` applies the
+layer's own ``lin`` and ``bias`` to it: ``(A_hat X) Theta + b == A_hat (X Theta) + b``, exactly
+what ``GCNConv`` returns, for one N x N x D product instead of one per step.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import GCNConv
+
+from deepcut.graphs.graph import Graph, propagate
+
+__all__ = ["GNNHead", "gcn_propagate"]
+
+
+@torch.no_grad()
+def gcn_propagate(graph: Graph | torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    r"""``A_hat @ X`` with GCNConv's normalisation :math:`\hat A = D^{-1/2}(A + I')D^{-1/2}`.
+
+    ``A`` is the positive part of W (DeepCut passes the edges with W_ij > 0). As in PyG's
+    ``add_remaining_self_loops``, a node keeps an existing self-loop weight and gets weight 1 only
+    where it has none, so this equals ``GCNConv(X, edge_index, edge_weight)`` before ``lin``.
+
+    Shapes:
+        W: ``(N, N)`` dense or sparse; X: ``(N, D)``; returns ``(N, D)``.
+    """
+    W = graph.positive().W if isinstance(graph, Graph) else graph.clamp(min=0)
+    N = X.shape[0]
+    if W.is_sparse or W.layout == torch.sparse_csr:
+        Wc = W.to_sparse_coo().coalesce()
+        idx, val = Wc.indices(), Wc.values()
+        on_diag = idx[0] == idx[1]
+        diag = torch.zeros(N, dtype=X.dtype, device=X.device).index_add_(
+            0, idx[0][on_diag], val[on_diag])
+        deg = torch.zeros(N, dtype=X.dtype, device=X.device).index_add_(0, idx[0], val)
+    else:
+        diag = W.diagonal()
+        deg = W.sum(1)
+    extra = torch.where(diag > 0, torch.zeros_like(diag), torch.ones_like(diag))  # missing loops
+    deg = deg + extra
+    dinv = deg.clamp(min=1e-12).rsqrt()
+    Y = dinv[:, None] * X
+    return dinv[:, None] * (propagate(W, Y) + extra[:, None] * Y)
+
+
+class GNNHead(nn.Module):
+    """GCN + MLP producing cluster logits (softmax is applied by the caller).
+
+    Args:
+        in_dim: node feature dimension D.
+        n_clusters: number of clusters K.
+        hidden: GCN output width (64 in DeepCut).
+        mlp_hidden: MLP hidden width (32 in DeepCut).
+        dropout: dropout before the last layer (0.25 in DeepCut); off in eval mode.
+
+    Shapes:
+        propagated (``A_hat X``): ``(N, D)`` or ``(B, N, D)`` -> logits ``(N, K)`` / ``(B, N, K)``.
+    """
+
+    def __init__(self, in_dim: int, n_clusters: int, hidden: int = 64, mlp_hidden: int = 32,
+                 dropout: float = 0.25) -> None:
+        super().__init__()
+        self.in_dim, self.n_clusters = in_dim, n_clusters
+        self.conv = GCNConv(in_dim, hidden)
+        self.mlp = nn.Sequential(
+            nn.ELU(), nn.Linear(hidden, mlp_hidden), nn.ELU(), nn.Dropout(dropout),
+            nn.Linear(mlp_hidden, n_clusters),
+        )
+
+    def forward(
+        self,
+        propagated: torch.Tensor | None = None,
+        x: torch.Tensor | None = None,
+        edge_index: torch.Tensor | None = None,
+        edge_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits from precomputed ``A_hat X`` (fast path) or from ``x`` and an edge list (PyG)."""
+        if propagated is not None:
+            h = self.conv.lin(propagated)
+            if self.conv.bias is not None:
+                h = h + self.conv.bias
+        else:
+            h = self.conv(x, edge_index, edge_weight)
+        return self.mlp(h)
+
+    def __repr__(self) -> str:
+        return f"GNNHead({self.in_dim}, {self.n_clusters})"

@@ -1,0 +1,119 @@
+"""The one solver interface shared by the GNN, spectral and Falcon-style solvers.
+
+A solver follows scikit-learn's estimator contract: ``__init__`` stores keyword-only parameters
+verbatim; ``fit(graph, features=None)`` validates them (``_parameter_constraints``), solves, and
+sets the fitted attributes below; ``fit_predict`` returns ``labels_``.
+
+Fitted attributes (every solver):
+    assignment_: ``(N, K)`` soft assignment, rows sum to 1 (one-hot for hard solvers).
+    labels_: ``(N,)`` int64 hard labels.
+    n_clusters_: the K actually used (non-empty clusters).
+    ncut_: discrete K-way NCut of ``labels_`` on the positive part of the graph (the yardstick).
+    n_iter_: iterations / optimiser steps run.
+    timings_: seconds per stage, e.g. ``{"solve": 0.01}``.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+
+from deepcut._validation import check_n_clusters, validate_params
+from deepcut.graphs.graph import Graph
+from deepcut.losses import discrete_ncut
+
+__all__ = ["BaseSolver", "SOLVERS", "register_solver", "create_solver", "list_solvers",
+           "relabel_consecutive"]
+
+SOLVERS: dict[str, type["BaseSolver"]] = {}
+
+
+def register_solver(name: str):
+    """Class decorator: make a solver available to :func:`create_solver` and the CLIs."""
+
+    def deco(cls):
+        SOLVERS[name] = cls
+        cls.solver_name = name
+        return cls
+
+    return deco
+
+
+def list_solvers() -> list[str]:
+    return sorted(SOLVERS)
+
+
+def create_solver(name: str, **params: Any) -> "BaseSolver":
+    """Build a registered solver by name; ``None`` values are dropped so defaults stay the source."""
+    # Import the built-in solvers lazily so that registering them has no import cycle.
+    import deepcut.solvers  # noqa: F401
+
+    if name not in SOLVERS:
+        raise ValueError(f"Unknown solver {name!r}; choose one of {list_solvers()}.")
+    return SOLVERS[name](**{k: v for k, v in params.items() if v is not None})
+
+
+def relabel_consecutive(labels: torch.Tensor) -> torch.Tensor:
+    """Renumber labels to 0..K'-1 in order of first appearance-free sorted ids (drops empty ids)."""
+    _, inv = torch.unique(labels, return_inverse=True)
+    return inv.reshape(labels.shape)
+
+
+class BaseSolver:
+    """Base class: parameter handling, validation, timing and the NCut yardstick."""
+
+    solver_name: ClassVar[str] = ""
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._parameter_constraints}
+
+    def set_params(self, **params: Any) -> "BaseSolver":
+        for k, v in params.items():
+            if k not in self._parameter_constraints:
+                raise ValueError(f"Invalid parameter {k!r} for {type(self).__name__}; "
+                                 f"valid: {sorted(self._parameter_constraints)}.")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _validate(self, graph: Graph, n_clusters: int | None = None) -> None:
+        validate_params(self.get_params(), self._parameter_constraints, type(self).__name__)
+        if not isinstance(graph, Graph):
+            raise TypeError(f"{type(self).__name__}.fit expects a deepcut.graphs.Graph, "
+                            f"got {type(graph).__name__}.")
+        if n_clusters is not None:
+            check_n_clusters(graph.num_nodes, n_clusters, type(self).__name__)
+
+    @contextmanager
+    def _timer(self, stage: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings_[stage] = self.timings_.get(stage, 0.0) + time.perf_counter() - t0
+
+    def _finish(self, graph: Graph, assignment: torch.Tensor, labels: torch.Tensor) -> None:
+        """Set the common fitted attributes from a soft assignment and hard labels."""
+        self.assignment_ = assignment
+        self.labels_ = labels.long()
+        self.n_clusters_ = int(torch.unique(self.labels_).numel())
+        with self._timer("ncut"):
+            g = graph.positive()
+            self.ncut_ = discrete_ncut(self.labels_, g.W, g.degree)
+
+    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "BaseSolver":
+        raise NotImplementedError
+
+    def fit_predict(self, graph: Graph, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Fit and return ``labels_: (N,)``."""
+        return self.fit(graph, features).labels_
+
+    def summary(self) -> dict[str, Any]:
+        """The common yardstick as a JSON-able dict."""
+        return {"solver": self.solver_name, "n_clusters": self.n_clusters_,
+                "ncut": self.ncut_, "n_iter": self.n_iter_,
+                "timings": {k: round(v, 6) for k, v in self.timings_.items()}}
