@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Iterable, Mapping
 
+from deepcut.errors import ConfigError
+
 __all__ = ["Interval", "Options", "validate_params", "check_n_clusters"]
 
 
@@ -113,9 +115,9 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list], 
 
 
 def check_n_clusters(n_nodes: int, n_clusters: int, owner: str = "solver") -> None:
-    """Data-dependent check: K may not exceed the number of nodes."""
+    """Data-dependent check: K may not exceed the number of nodes (raises ConfigError, a ValueError)."""
     if n_clusters > n_nodes:
-        raise ValueError(
+        raise ConfigError(
             f"n_nodes={n_nodes} should be >= n_clusters={n_clusters} ({owner}). "
             "Use a larger image, a smaller stride, or fewer clusters."
         )

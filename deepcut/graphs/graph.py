@@ -6,7 +6,20 @@ from typing import Any
 
 import torch
 
-__all__ = ["Graph", "propagate"]
+__all__ = ["Graph", "propagate", "positive_part", "is_sparse"]
+
+
+def is_sparse(W: torch.Tensor) -> bool:
+    return W.is_sparse or W.layout in (torch.sparse_csr, torch.sparse_coo)
+
+
+def positive_part(W: torch.Tensor) -> torch.Tensor:
+    """``max(W, 0)`` for a dense or sparse ``W`` (sparse results are coalesced COO)."""
+    if is_sparse(W):
+        W = W.to_sparse_coo().coalesce()
+        return torch.sparse_coo_tensor(W.indices(), W.values().clamp(min=0), W.shape,
+                                       check_invariants=False).coalesce()
+    return W.clamp(min=0)
 
 
 def propagate(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -59,13 +72,7 @@ class Graph:
         """The graph of the positive (attractive) weights only, as NCut needs."""
         if not self.signed:
             return self
-        W = self.W
-        if self.is_sparse:
-            W = W.coalesce()
-            vals = W.values().clamp(min=0)
-            W = torch.sparse_coo_tensor(W.indices(), vals, W.shape, check_invariants=False).coalesce()
-        else:
-            W = W.clamp(min=0)
+        W = positive_part(self.W)
         return Graph(W=W, degree=propagate(W, torch.ones(W.shape[0], 1, dtype=W.dtype,
                                                           device=W.device)).squeeze(1),
                      grid=self.grid, kind=self.kind + "+", params=dict(self.params))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_label_pair", "valid_pixels", "check_int_labels"]
+__all__ = ["as_label_pair", "check_int_labels", "valid_pixels"]
 
 
 def as_label_pair(
@@ -38,9 +38,8 @@ def check_int_labels(x: np.ndarray, what: str) -> np.ndarray:
     """Check that ``x`` holds non-negative integers and return it as int64."""
     if x.dtype == bool:
         return x.astype(np.int64)
-    if not np.issubdtype(x.dtype, np.integer):
-        if x.size and not np.all(np.equal(np.mod(x, 1), 0)):
-            raise ValueError(f"{what} must hold integer labels. Got dtype {x.dtype} with fractions.")
+    if not np.issubdtype(x.dtype, np.integer) and x.size and np.any(np.mod(x, 1) != 0):
+        raise ValueError(f"{what} must hold integer labels. Got dtype {x.dtype} with fractions.")
     x = x.astype(np.int64, copy=False)
     if x.size and x.min() < 0:
         raise ValueError(f"{what} must hold non-negative labels. Got minimum {int(x.min())}.")

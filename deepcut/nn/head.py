@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import GCNConv
 
-from deepcut.graphs.graph import Graph, propagate
+from deepcut.graphs.graph import Graph, positive_part, propagate
 
 __all__ = ["GNNHead", "gcn_propagate"]
 
@@ -28,7 +28,7 @@ def gcn_propagate(graph: Graph | torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     Shapes:
         W: ``(N, N)`` dense or sparse; X: ``(N, D)``; returns ``(N, D)``.
     """
-    W = graph.positive().W if isinstance(graph, Graph) else graph.clamp(min=0)
+    W = graph.positive().W if isinstance(graph, Graph) else positive_part(graph)
     N = X.shape[0]
     if W.is_sparse or W.layout == torch.sparse_csr:
         Wc = W.to_sparse_coo().coalesce()

@@ -1,0 +1,224 @@
+"""``classic``: a weight-free backbone of per-patch colour, position and texture statistics.
+
+The original normalised-cut setting (Shi & Malik, PAMI 2000) groups pixels by brightness/colour,
+position and texture. ``classic`` computes such statistics on the same patch grid as the ViTs
+(patch 8, stride 8 by default; ``1 + (H_in - p) // s`` per side), so every graph, solver and task
+runs with no download. All statistics are vectorised with ``avg_pool2d`` over the whole image.
+
+Channels (22 in all), each standardised over the image, then weighted by group:
+
+============== ======================================================= ======== ======
+group          channels                                                channels share
+============== ======================================================= ======== ======
+colour         mean R, G, B and mean L*, a*, b* (CIE Lab, D65)          6        0.60
+colour spread  std of the same six                                      6        0.10
+texture        mean/std Sobel magnitude, 6-bin orientation histogram    8        0.20
+position       patch centre (y, x), normalised to [0, 1]                2        0.10
+============== ======================================================= ======== ======
+
+A group's *share* is its part of the expected squared norm of a feature (each of its channels is
+scaled by ``sqrt(share / channels)``), hence of the squared distance between two patches: colour
+dominates and position is a mild prior that favours spatially compact segments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from ..errors import ConfigError
+from ._registry import register_backbone
+from .base import Backbone
+from .resize import check_geometry, grid_size_for, input_size_for
+
+__all__ = ["GROUP_SHARES", "ClassicBackbone", "rgb_to_lab"]
+
+#: Share of the expected squared feature norm per channel group (see the module docstring).
+GROUP_SHARES: dict[str, float] = {
+    "colour": 0.6,
+    "colour_spread": 0.1,
+    "texture": 0.2,
+    "position": 0.1,
+}
+#: Orientation bins of the gradient histogram (unsigned orientation, [0, pi)).
+N_ORIENT_BINS = 6
+
+# sRGB (D65) -> CIE XYZ, IEC 61966-2-1.
+_RGB_TO_XYZ = torch.tensor(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+_D65_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """Convert sRGB to CIE L*a*b* (D65), in torch.
+
+    Args:
+        rgb: ``(B, 3, H, W)`` sRGB in [0, 1].
+
+    Returns:
+        ``(B, 3, H, W)`` with L* in [0, 100] and a*, b* roughly in [-128, 127].
+    """
+    # Undo the sRGB transfer curve to get linear light.
+    lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).clamp_min(0) ** 2.4)
+    m = _RGB_TO_XYZ.to(rgb)
+    xyz = torch.einsum("ij,bjhw->bihw", m, lin) / _D65_WHITE.to(rgb).view(1, 3, 1, 1)
+    eps = (6 / 29) ** 3  # CIE: linear segment below this keeps f continuous
+    f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), dim=1)
+
+
+def _mean_std(x: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-patch mean and std of each channel: ``(B, C, H, W)`` -> two ``(B, C, h, w)``."""
+    mean = F.avg_pool2d(x, patch, stride)
+    sq = F.avg_pool2d(x * x, patch, stride)
+    return mean, (sq - mean * mean).clamp_min(0).sqrt()
+
+
+def _sobel(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sobel gradients of ``(B, 1, H, W)``, replicate-padded: two ``(B, 1, H, W)``."""
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+    kernels = torch.stack((kx, kx.t())).unsqueeze(1).to(gray)  # (2, 1, 3, 3): d/dx, d/dy
+    g = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kernels)
+    return g[:, :1], g[:, 1:]
+
+
+def _texture(gray: torch.Tensor, patch: int, stride: int, bins: int) -> torch.Tensor:
+    """Gradient magnitude mean/std and a magnitude-weighted orientation histogram.
+
+    Args:
+        gray: ``(B, 1, H, W)`` lightness in [0, 1].
+        patch: patch side in pixels.
+        stride: stride in pixels.
+        bins: orientation bins over [0, pi).
+
+    Returns:
+        ``(B, 2 + bins, h, w)``; the histogram sums to 1 on textured patches, 0 on flat ones.
+    """
+    gx, gy = _sobel(gray)
+    mag = (gx * gx + gy * gy).sqrt()
+    mag_mean, mag_std = _mean_std(mag, patch, stride)
+    theta = torch.atan2(gy, gx).remainder(math.pi)  # unsigned orientation in [0, pi)
+    idx = (theta * (bins / math.pi)).long().clamp_(0, bins - 1)
+    votes = F.one_hot(idx[:, 0], bins).permute(0, 3, 1, 2).to(mag) * mag  # (B, bins, H, W)
+    hist = F.avg_pool2d(votes, patch, stride)
+    hist = hist / hist.sum(1, keepdim=True).clamp_min(1e-6)
+    return torch.cat((mag_mean, mag_std, hist), dim=1)
+
+
+def _positions(
+    B: int, h: int, w: int, H_in: int, W_in: int, patch: int, stride: int, like: torch.Tensor
+) -> torch.Tensor:
+    """Patch centres ``(B, 2, h, w)``: (y, x) divided by the input size, in [0, 1]."""
+    ys = (torch.arange(h, device=like.device) * stride + patch / 2) / H_in
+    xs = (torch.arange(w, device=like.device) * stride + patch / 2) / W_in
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))  # (2, h, w)
+    return grid.to(like).unsqueeze(0).expand(B, -1, -1, -1)
+
+
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per channel over the image; constant channels become 0."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return torch.where(std > 1e-6, (x - mean) / std.clamp_min(1e-6), torch.zeros_like(x))
+
+
+class ClassicBackbone(Backbone):
+    """Weight-free colour/position/texture patch features (22 channels, see module docstring).
+
+    Args:
+        patch_size: patch side in input pixels.
+        stride: stride in input pixels; None means ``patch_size``.
+        size: short side of the input in pixels (as the ViTs: 280).
+        max_size: cap on the long side; None means ``4 * size``.
+
+    Example:
+        >>> from PIL import Image
+        >>> bb = ClassicBackbone()
+        >>> bb(Image.new("RGB", (300, 200))).features.shape
+        torch.Size([35, 53, 22])
+    """
+
+    name = "classic"
+    weights_id = "none"
+
+    def __init__(
+        self,
+        *,
+        patch_size: int = 8,
+        stride: int | None = None,
+        size: int = 280,
+        max_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.patch_size = int(patch_size)
+        self.stride = self.patch_size if stride is None else int(stride)
+        self.size = size
+        self.max_size = 4 * size if max_size is None else max_size
+        check_geometry(self.size, self.patch_size, self.stride, self.max_size)
+        self.bins = N_ORIENT_BINS
+        sizes = {"colour": 6, "colour_spread": 6, "texture": 2 + self.bins, "position": 2}
+        weights = [math.sqrt(GROUP_SHARES[g] / n) for g, n in sizes.items() for _ in range(n)]
+        self.channel_weights = torch.tensor(weights)  # (D,), in the order of `extract`
+        self.feature_dim = len(weights)
+
+    def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """Network input ``(H_in, W_in)`` for an original ``(H, W)``; same rule as the ViTs."""
+        return input_size_for(image_size, self.size, self.patch_size, self.stride, self.max_size)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """``(1, 3, H_in, W_in)`` float32 RGB in [0, 1], resized with bicubic filtering."""
+        H_in, W_in = self.input_size_for((image.height, image.width))
+        image = image.convert("RGB").resize((W_in, H_in), resample=Image.Resampling.BICUBIC)
+        return pil_to_tensor(image).float().div_(255.0).unsqueeze(0)
+
+    @torch.no_grad()
+    def extract(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch statistics.
+
+        Args:
+            x: ``(B, 3, H_in, W_in)`` RGB in [0, 1].
+
+        Returns:
+            ``features: (B, h, w, 22)`` and ``None`` (no CLS token).
+        """
+        B, _, H_in, W_in = x.shape
+        p, s = self.patch_size, self.stride
+        h, w = grid_size_for((H_in, W_in), p, s)
+        lab = rgb_to_lab(x)
+        # Scale Lab to about [0, 1] like RGB; standardisation makes this cosmetic.
+        colour = torch.cat((x, lab / torch.tensor([100.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)), 1)
+        c_mean, c_std = _mean_std(colour, p, s)  # (B, 6, h, w) each
+        texture = _texture(lab[:, :1] / 100.0, p, s, self.bins)  # (B, 2 + bins, h, w)
+        pos = _positions(B, h, w, H_in, W_in, p, s, like=x)  # (B, 2, h, w)
+        feats = _standardise(torch.cat((c_mean, c_std, texture, pos), dim=1))
+        feats = feats * self.channel_weights.to(feats).view(1, -1, 1, 1)
+        return feats.permute(0, 2, 3, 1).contiguous(), None
+
+
+@register_backbone("classic")
+def classic(
+    *,
+    weights: str | None = None,
+    pretrained: bool = True,
+    device: Any = None,
+    **kwargs: Any,
+) -> ClassicBackbone:
+    """Weight-free colour/position/texture statistics (Shi-Malik setting), D=22.
+
+    ``pretrained`` and ``device`` are accepted for a uniform factory and ignored: there are no
+    weights, and the statistics are cheap, so they run on the CPU.
+    """
+    if weights is not None:
+        raise ConfigError("the 'classic' backbone has no weights; drop --weights or pick a ViT.")
+    return ClassicBackbone(**kwargs)

@@ -1,0 +1,310 @@
+"""ViT backbones (DINO, DINOv2, any timm ViT): keys of the last block as patch features.
+
+DeepCut (Aflalo et al., ICCV-W 2023, https://arxiv.org/abs/2209.00383) builds its graph on the
+**keys** of the last attention block of DINO ViT-S/8 (Caron et al. 2021,
+https://arxiv.org/abs/2104.14294). We take them with one forward hook on
+``blocks[-1].attn.qkv`` during a single forward pass (DeepCut's extractor recomputed qkv in a
+hook on ``attn``). Position embeddings are resampled to any grid by timm
+(``dynamic_img_size=True``), so any size, aspect ratio and a stride below the patch size
+(overlapping patches, paper section 3.1.4) work without a square-grid assumption.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from PIL import Image
+from timm.layers import PatchEmbed
+from timm.layers.format import Format, nchw_to
+from torchvision.transforms.functional import pil_to_tensor
+
+from ..errors import ConfigError, WeightsError
+from . import weights as _weights
+from ._registry import register_backbone
+from .base import Backbone
+from .resize import check_geometry, grid_size_for, input_size_for
+
+__all__ = ["StridedPatchEmbed", "ViTBackbone", "create_vit"]
+
+# PIL filters for timm's interpolation names (timm's data config gives the name).
+_PIL_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class StridedPatchEmbed(PatchEmbed):
+    """timm ``PatchEmbed`` whose convolution may step by ``stride < patch_size``.
+
+    The input sides are ``p + s * m`` (see :mod:`deepcut.backbones.resize`), which need not be
+    multiples of ``p``, so timm's size checks are skipped; the grid is
+    ``1 + (H_in - p) // s``. ``img_size``/``grid_size`` keep the pretraining values: timm uses
+    them as the source grid when it resamples ``pos_embed`` to the actual grid.
+    """
+
+    def __init__(self, *args: Any, stride: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if stride is not None:
+            self.proj.stride = (stride, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H_in, W_in)`` -> ``(B, h, w, D)`` (NHWC, as ``dynamic_img_size`` expects)."""
+        x = self.proj(x)  # (B, D, h, w)
+        if self.flatten:
+            x = x.flatten(2).transpose(1, 2)
+        elif self.output_fmt != Format.NCHW:
+            x = nchw_to(x, self.output_fmt)
+        return self.norm(x)
+
+
+class _StopForward(Exception):
+    """Raised by the key hook: nothing after the last block's qkv is needed."""
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available.")
+    return dev
+
+
+class ViTBackbone(Backbone):
+    """A frozen timm ViT returning the last block's keys on an explicit ``(h, w)`` grid.
+
+    Args:
+        model: a timm ``VisionTransformer`` built with ``dynamic_img_size=True`` and
+            :class:`StridedPatchEmbed`.
+        name: registry name reported in :class:`PatchFeatures`.
+        weights_id: provenance of the weights.
+        size: short side of the network input in pixels.
+        max_size: cap on the long side; None means ``4 * size``.
+
+    Attributes:
+        feature_dim: ``D``, the key dimension (heads concatenated; 384 for ViT-S).
+        mean, std: normalisation from ``timm.data.resolve_model_data_config(model)``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        name: str,
+        weights_id: str,
+        size: int = 280,
+        max_size: int | None = None,
+    ) -> None:
+        import timm
+
+        super().__init__()
+        attn = model.blocks[-1].attn
+        if not isinstance(getattr(attn, "qkv", None), torch.nn.Linear):
+            raise ConfigError(f"backbone {name!r}: the last block has no fused qkv projection.")
+        self.model = model.eval().requires_grad_(False)
+        self.name = name
+        self.weights_id = weights_id
+        self.patch_size = int(model.patch_embed.patch_size[0])
+        self.stride = int(model.patch_embed.proj.stride[0])
+        self.size = size
+        self.max_size = 4 * size if max_size is None else max_size
+        check_geometry(self.size, self.patch_size, self.stride, self.max_size)
+        self.num_heads = int(attn.num_heads)
+        self.feature_dim = attn.qkv.out_features // 3
+        cfg = timm.data.resolve_model_data_config(model)
+        self.mean = tuple(float(m) for m in cfg["mean"])
+        self.std = tuple(float(s) for s in cfg["std"])
+        self.resample = _PIL_RESAMPLE.get(
+            cfg.get("interpolation", "bicubic"), Image.Resampling.BICUBIC
+        )
+
+    def train(self, mode: bool = True) -> ViTBackbone:
+        """Stay in eval mode: the backbone is a frozen feature extractor."""
+        return super().train(False)
+
+    def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """Network input ``(H_in, W_in)`` for an original ``(H, W)``; see :func:`input_size_for`."""
+        return input_size_for(image_size, self.size, self.patch_size, self.stride, self.max_size)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize (aspect kept, sides ``p + s*m``) and normalise.
+
+        Args:
+            image: PIL image, converted to RGB if needed.
+
+        Returns:
+            ``(1, 3, H_in, W_in)`` float32, normalised with the model's mean/std.
+        """
+        H_in, W_in = self.input_size_for((image.height, image.width))
+        image = image.convert("RGB").resize((W_in, H_in), resample=self.resample)
+        x = pil_to_tensor(image).float().div_(255.0)  # (3, H_in, W_in) in [0, 1]
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return ((x - mean) / std).unsqueeze(0)
+
+    @torch.no_grad()
+    def extract(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Keys of the last block, taken in one forward pass.
+
+        Args:
+            x: ``(B, 3, H_in, W_in)`` normalised batch.
+
+        Returns:
+            ``features: (B, h, w, D)`` patch keys and ``cls: (B, D)`` CLS key (None if the
+            model has no class token). Register tokens are dropped.
+        """
+        B, _, H_in, W_in = x.shape
+        h, w = grid_size_for((H_in, W_in), self.patch_size, self.stride)
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
+            captured["qkv"] = output
+            raise _StopForward  # skip the rest of the last block: saves ~1/depth of the compute
+
+        handle = self.model.blocks[-1].attn.qkv.register_forward_hook(hook)
+        try:
+            self.model.forward_features(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        qkv = captured["qkv"]  # (B, N, 3 * D): q, k, v each (heads, head_dim) head-major
+        N = qkv.shape[1]
+        attn = self.model.blocks[-1].attn
+        k = qkv.reshape(B, N, 3, self.num_heads, -1)[:, :, 1]  # (B, N, heads, head_dim)
+        k = attn.k_norm(k)  # identity for DINO; qk-norm models attend with normed keys
+        k = k.reshape(B, N, self.feature_dim)  # heads concatenated, as DeepCut does
+        n_prefix = int(self.model.num_prefix_tokens)
+        if N - n_prefix != h * w:
+            raise RuntimeError(f"expected {h}x{w} patch tokens, got {N - n_prefix}.")
+        cls = k[:, 0] if getattr(self.model, "has_class_token", True) and n_prefix else None
+        return k[:, n_prefix:].reshape(B, h, w, self.feature_dim), cls
+
+
+def create_vit(
+    name: str,
+    timm_name: str,
+    *,
+    weights: str | None = None,
+    pretrained: bool = True,
+    stride: int | None = None,
+    size: int = 280,
+    max_size: int | None = None,
+    device: str | torch.device | None = None,
+    checkpoint_hint: str | None = None,
+    **model_kwargs: Any,
+) -> ViTBackbone:
+    """Build a :class:`ViTBackbone` around ``timm.create_model(timm_name)``.
+
+    Weights, in order: the file ``weights`` (strict), the hub (cache or download) when
+    ``pretrained``, else random init. There is never a silent fallback.
+
+    Args:
+        name: registry name to report.
+        timm_name: timm model name with tag (``vit_small_patch8_224.dino``).
+        weights: local checkpoint path (timm or original DINO layout).
+        pretrained: load hub weights when ``weights`` is None.
+        stride: patch stride; None keeps the patch size.
+        size: short side of the input in pixels.
+        max_size: cap on the long side; None means ``4 * size``.
+        device: where the model runs.
+        checkpoint_hint: original checkpoint name for error messages.
+        **model_kwargs: extra ``timm.create_model`` arguments (e.g. ``depth=2``).
+
+    Returns:
+        The backbone in eval mode on ``device``.
+
+    Raises:
+        WeightsError: no weights (offline, not cached), unreadable or mismatched file.
+        ConfigError: bad stride/size/device, or not a ViT.
+    """
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    dev = _resolve_device(device)
+    arch = timm_name.split(".")[0]
+    use_hub = weights is None and pretrained
+    if use_hub:
+        status = _weights.hub_weights_status(timm_name)
+        if status == "none":
+            raise WeightsError(
+                f"timm has no pretrained weights for {timm_name}; pass weights=PATH or "
+                "pretrained=False for a random init."
+            )
+        if status == "offline":
+            why = "HF_HUB_OFFLINE is set and they are not in the local cache"
+            msg = _weights.missing_weights_message(name, timm_name, checkpoint_hint, why)
+            raise WeightsError(msg)
+    # num_classes=0: no classifier head (features only). dynamic_img_size=True: timm resamples
+    # pos_embed to the actual (h, w) grid on every forward (patch_embed must emit NHWC).
+    kwargs: dict[str, Any] = {
+        "num_classes": 0,
+        "dynamic_img_size": True,
+        "embed_layer": partial(StridedPatchEmbed, stride=stride),
+    }
+    kwargs.update(model_kwargs)
+    try:
+        model = timm.create_model(timm_name, pretrained=use_hub, **kwargs)
+    except (OSError, RuntimeError, ValueError) as err:  # hub errors subclass OSError
+        if not use_hub:
+            raise
+        why = f"download failed: {type(err).__name__}"
+        raise WeightsError(
+            _weights.missing_weights_message(name, timm_name, checkpoint_hint, why)
+        ) from err
+    if not isinstance(model, VisionTransformer):
+        raise ConfigError(f"{timm_name} is not a timm VisionTransformer; pick a 'vit_*' model.")
+    embed = model.patch_embed
+    check_geometry(size, embed.patch_size[0], embed.proj.stride[0], max_size)
+    if weights is not None:
+        weights_id = _weights.load_weights_file(model, weights, arch=arch)
+    else:
+        weights_id = _weights.hub_weights_id(timm_name) if use_hub else "random-init"
+    backbone = ViTBackbone(model, name=name, weights_id=weights_id, size=size, max_size=max_size)
+    return backbone.to(dev)
+
+
+# --------------------------------------------------------------------------------------------
+# Registered DINO backbones (the paper's Table 4 family): our name -> timm name with weights tag,
+# and the original checkpoint file that ``--weights`` accepts.
+
+_DINO_BACKBONES = (
+    (
+        "dino_vits8",
+        "vit_small_patch8_224.dino",
+        "dino_deitsmall8_pretrain.pth",
+        "DINO ViT-S/8 (default; DeepCut): D=384, 35x35 grid at 280 px",
+    ),
+    (
+        "dino_vits16",
+        "vit_small_patch16_224.dino",
+        "dino_deitsmall16_pretrain.pth",
+        "DINO ViT-S/16 (TokenCut): D=384",
+    ),
+    ("dino_vitb8", "vit_base_patch8_224.dino", "dino_vitbase8_pretrain.pth", "DINO ViT-B/8: D=768"),
+    (
+        "dino_vitb16",
+        "vit_base_patch16_224.dino",
+        "dino_vitbase16_pretrain.pth",
+        "DINO ViT-B/16: D=768",
+    ),
+    (
+        "dinov2_vits14",
+        "vit_small_patch14_dinov2.lvd142m",
+        "dinov2_vits14_pretrain.pth",
+        "DINOv2 ViT-S/14 (Oquab et al. 2023): D=384",
+    ),
+    (
+        "dinov2_vitb14",
+        "vit_base_patch14_dinov2.lvd142m",
+        "dinov2_vitb14_pretrain.pth",
+        "DINOv2 ViT-B/14: D=768",
+    ),
+)
+
+for _name, _timm_name, _hint, _doc in _DINO_BACKBONES:
+    register_backbone(_name, timm_name=_timm_name, checkpoint_hint=_hint, description=_doc)(
+        partial(create_vit, _name, _timm_name, checkpoint_hint=_hint)
+    )

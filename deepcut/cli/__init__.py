@@ -1,0 +1,1 @@
+"""Command-line entry points (``infer.py``, ``eval.py``, ``train.py`` at the repository root)."""

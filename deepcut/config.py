@@ -1,0 +1,134 @@
+"""The configuration of one segmentation run, validated once at the boundary."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
+from typing import Any
+
+from deepcut._validation import Interval, Options, validate_params
+from deepcut.errors import ConfigError
+
+__all__ = ["SegmenterConfig", "default_graph_kind"]
+
+
+def default_graph_kind(solver: str, loss: str) -> str:
+    """The graph each solver is defined on: CC loss -> Eq. 7, Falcon -> its own affinity."""
+    if solver == "gnn" and loss == "cc":
+        return "cc"
+    if solver == "falcon":
+        return "falcon"
+    return "ncut"
+
+
+@dataclass
+class SegmenterConfig:
+    """Everything that decides a segmentation (recorded in each output JSON).
+
+    Attributes:
+        task: ``segment`` (fg/bg + box) or any task registered in :mod:`deepcut.tasks`.
+        backbone: backbone name, or ``auto`` (DINO ViT-S/8 when its weights can be had,
+            else ``classic`` with one warning).
+        weights: local checkpoint for the backbone (timm or original DINO layout).
+        size: short side of the network input in pixels (DeepCut: 280).
+        stride: patch stride (None = the patch size; 4 with S/8 gives 4x the nodes).
+        device: ``cpu`` or ``cuda``.
+        solver: ``gnn`` (DeepCut), ``spectral`` or ``falcon``.
+        n_clusters: K (None = the task's default; 2 for ``segment``).
+        loss: GNN loss: ``ncut`` (Eq. 9), ``soft_ncut`` or ``cc`` (Eq. 10).
+        steps: GNN optimiser steps (None = 10, DeepCut's stage-1 value).
+        lr: GNN AdamW learning rate.
+        seed: seeds every random choice.
+        graph: graph kind (None = the solver's own: ncut, cc or falcon).
+        metric: similarity for ncut/cc graphs: ``dot`` (DeepCut) or ``cosine``.
+        alpha: CC k-sensitivity (Eq. 7), >= 1; lower = more clusters.
+        beta: Falcon affinity power.
+        lam: Falcon diagonal regulariser weight.
+        knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
+        dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
+        background_rule: ``border`` (largest share of border patches) or ``corners``.
+        refine: pixel labels by ``nearest`` upsampling or by partition ``centres``.
+        solver_params: extra keyword arguments for the solver.
+        task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
+    """
+
+    task: str = "segment"
+    backbone: str = "auto"
+    weights: str | None = None
+    size: int = 280
+    stride: int | None = None
+    device: str = "cpu"
+    solver: str = "gnn"
+    n_clusters: int | None = None
+    loss: str = "ncut"
+    steps: int | None = None
+    lr: float = 1e-3
+    seed: int = 0
+    graph: str | None = None
+    metric: str = "dot"
+    alpha: float = 3.0
+    beta: float = 4.5
+    lam: float = 0.0
+    knn: int | None = None
+    dense_max_nodes: int = 6000
+    background_rule: str = "border"
+    refine: str = "nearest"
+    solver_params: dict[str, Any] = field(default_factory=dict)
+    task_params: dict[str, Any] = field(default_factory=dict)
+
+    _constraints = {
+        "size": [Interval(Integral, 16, 4096, closed="both")],
+        "stride": [Interval(Integral, 1, 64, closed="both"), None],
+        "n_clusters": [Interval(Integral, 2, None, closed="left"), None],
+        "loss": [Options({"ncut", "soft_ncut", "cc"})],
+        "steps": [Interval(Integral, 0, 100000, closed="both"), None],
+        "lr": [Interval(Real, 0, 10, closed="right")],
+        "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
+        "graph": [Options({"ncut", "cc", "falcon"}), None],
+        "metric": [Options({"dot", "cosine"})],
+        "alpha": [Interval(Real, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "lam": [Interval(Real, 0, None, closed="left")],
+        "knn": [Interval(Integral, 1, None, closed="left"), None],
+        "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
+        "background_rule": [Options({"border", "corners"})],
+        "refine": [Options({"nearest", "centres"})],
+        "device": [str],
+    }
+
+    def validate(self) -> "SegmenterConfig":
+        """Raise :class:`ConfigError` on the first invalid value; return self."""
+        from deepcut.solvers import list_solvers
+        from deepcut.tasks import list_tasks
+
+        try:
+            validate_params(asdict(self), self._constraints, "SegmenterConfig")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.task not in list_tasks():
+            raise ConfigError(f"Unknown task {self.task!r}; choose one of {list_tasks()}.")
+        if self.solver not in list_solvers():
+            raise ConfigError(f"Unknown solver {self.solver!r}; choose one of {list_solvers()}.")
+        if self.loss == "cc" and self.graph not in (None, "cc"):
+            raise ConfigError("loss='cc' needs the signed CC graph (graph='cc' or unset).")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device={self.device!r} but CUDA is not available here; "
+                                  "use --device cpu.")
+        return self
+
+    @property
+    def graph_kind(self) -> str:
+        return self.graph or default_graph_kind(self.solver, self.loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SegmenterConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"Unknown config keys {unknown}; valid keys: {sorted(known)}.")
+        return cls(**d)

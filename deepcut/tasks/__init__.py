@@ -1,0 +1,24 @@
+"""Tasks: solver output to labelled patches (design.md, "Tasks")."""
+from deepcut.tasks.base import TASKS, TaskOutput, list_tasks, make_graph, make_solver, \
+    register_task, solve
+from deepcut.tasks.foreground import background_cluster, border_counts, corner_background, \
+    foreground_mask
+from deepcut.tasks.localize import largest_component, object_box, patch_box_to_pixels
+from deepcut.tasks import segment as _segment  # noqa: F401  (registers "segment")
+
+__all__ = [
+    "TASKS",
+    "TaskOutput",
+    "list_tasks",
+    "make_graph",
+    "make_solver",
+    "register_task",
+    "solve",
+    "background_cluster",
+    "border_counts",
+    "corner_background",
+    "foreground_mask",
+    "largest_component",
+    "object_box",
+    "patch_box_to_pixels",
+]

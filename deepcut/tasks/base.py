@@ -1,0 +1,92 @@
+"""Task registry and the shared helpers every task uses (graph + solver from the config)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from deepcut.backbones.base import PatchFeatures
+from deepcut.config import SegmenterConfig
+from deepcut.graphs import Graph, build_graph
+from deepcut.solvers import BaseSolver, create_solver
+
+__all__ = ["TaskOutput", "TASKS", "register_task", "list_tasks", "make_graph", "make_solver",
+           "solve"]
+
+TASKS: dict[str, Callable[[PatchFeatures, SegmenterConfig], "TaskOutput"]] = {}
+
+
+def register_task(name: str):
+    """Function decorator: ``fn(features: PatchFeatures, config) -> TaskOutput``."""
+
+    def deco(fn):
+        TASKS[name] = fn
+        return fn
+
+    return deco
+
+
+def list_tasks() -> list[str]:
+    import deepcut.tasks  # noqa: F401  (registers the built-in tasks)
+
+    return sorted(TASKS)
+
+
+@dataclass
+class TaskOutput:
+    """What a task returns: labels on the patch grid plus what they mean.
+
+    Attributes:
+        patch_labels: ``(h, w)`` int labels in output numbering (0 = background where it applies).
+        label_names: id -> meaning, e.g. ``{0: "background", 1: "object"}``.
+        solver: the solver's yardstick dict (``n_clusters``, ``ncut``, ``n_iter``, ``timings``).
+        box: ``(x0, y0, x1, y1)`` in original image pixels (end exclusive), or None.
+        assignment: ``(N, K)`` soft assignment of the main solve, or None.
+        pixel_labels: ``(H, W)`` labels when the task refines them itself, else None.
+        extra: task-specific results (e.g. hierarchy levels), JSON-able.
+    """
+
+    patch_labels: np.ndarray
+    label_names: dict[int, str]
+    solver: dict[str, Any]
+    box: tuple[int, int, int, int] | None = None
+    assignment: torch.Tensor | None = None
+    pixel_labels: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_graph(F: torch.Tensor, cfg: SegmenterConfig, kind: str | None = None,
+               grid: tuple[int, int] | None = None) -> Graph:
+    """The graph of ``kind`` (default: the config's) on ``F: (N, D)`` or ``(h, w, D)``."""
+    return build_graph(F.to(cfg.device), kind or cfg.graph_kind, metric=cfg.metric,
+                       alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, knn=cfg.knn,
+                       dense_max_nodes=cfg.dense_max_nodes, grid=grid)
+
+
+def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
+                **overrides: Any) -> BaseSolver:
+    """A solver from the config; GNN-only options are passed only to the GNN solver."""
+    params: dict[str, Any] = {"seed": cfg.seed}
+    if cfg.solver == "gnn":
+        params.update(loss=cfg.loss, steps=steps if steps is not None else cfg.steps, lr=cfg.lr,
+                      device=cfg.device)
+    params.update(cfg.solver_params)
+    params.update(overrides)
+    return create_solver(cfg.solver, n_clusters=n_clusters, **params)
+
+
+def solve(F: torch.Tensor, cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
+          grid: tuple[int, int] | None = None, kind: str | None = None,
+          **overrides: Any) -> tuple[BaseSolver, Graph]:
+    """Build the graph on ``F: (N, D)`` and fit a solver; returns the fitted solver and graph."""
+    import time
+
+    t0 = time.perf_counter()
+    g = make_graph(F, cfg, kind=kind, grid=grid)
+    t_graph = time.perf_counter() - t0
+    solver = make_solver(cfg, n_clusters, steps, **overrides)
+    solver.fit(g, F.reshape(g.num_nodes, -1).to(cfg.device))
+    solver.timings_ = {"graph": t_graph, **solver.timings_}
+    return solver, g

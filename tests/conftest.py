@@ -1,0 +1,50 @@
+"""Shared fixtures: offline hub, small planted feature grids, tiny images."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def planted_grid(h: int, w: int, regions: np.ndarray, dim: int = 32, noise: float = 1.0,
+                 sep: float = 4.0, seed: int = 0) -> torch.Tensor:
+    """``(h, w, dim)`` features: one Gaussian group per region id of ``regions: (h, w)``."""
+    g = torch.Generator().manual_seed(seed)
+    k = int(regions.max()) + 1
+    means = torch.randn(k, dim, generator=g) * sep
+    lab = torch.as_tensor(regions).reshape(-1).long()
+    F = means[lab] + noise * torch.randn(h * w, dim, generator=g)
+    return F.reshape(h, w, dim)
+
+
+@pytest.fixture
+def three_regions() -> np.ndarray:
+    """A 12 x 16 grid: border background (0), a central object (1) and a right-hand block (2)."""
+    r = np.zeros((12, 16), dtype=np.int64)
+    r[3:9, 3:9] = 1
+    r[2:10, 11:15] = 2
+    return r
+
+
+def make_image(path, size=(96, 64), mode="RGB", seed=0):
+    """Write a synthetic image: a bright square object on a dark textured background."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    a = (rng.random((h, w, 3)) * 40).astype(np.uint8)
+    a[h // 4: 3 * h // 4, w // 3: 2 * w // 3] = (220, 40, 40)
+    im = Image.fromarray(a, "RGB")
+    if mode != "RGB":
+        im = im.convert(mode)
+    im.save(path)
+    return path
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    return make_image(tmp_path / "img.png")

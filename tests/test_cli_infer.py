@@ -1,0 +1,129 @@
+"""``infer.py`` end to end with the weight-free backbone: outputs, resume, bad inputs."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepcut.cli.infer import main
+from deepcut.io import read_label_map
+
+from conftest import make_image
+
+FAST = ["--backbone", "classic", "--quiet", "--size", "64"]
+
+
+def test_single_image_outputs(tmp_path, image_file):
+    out = tmp_path / "out"
+    assert main([str(image_file), "--out", str(out), *FAST]) == 0
+    lab = read_label_map(out / "img.png")
+    assert lab.shape == (64, 96) and set(np.unique(lab)) <= {0, 1}
+    assert (out / "img_overlay.png").exists()
+    rec = json.loads((out / "img.json").read_text())
+    for key in ("config", "seed", "backbone", "weights_id", "ncut", "box", "timings",
+                "n_clusters", "label_names"):
+        assert key in rec, key
+    assert rec["backbone"] == "classic" and rec["weights_id"] == "none"
+    assert set(rec["timings"]) >= {"backbone", "graph", "solve", "upsample", "write"}
+    # the planted red square is the object: most of it is labelled 1
+    assert lab[20:44, 36:60].mean() > 0.8 and lab[:8].mean() < 0.2
+
+
+def test_same_seed_byte_identical(tmp_path, image_file):
+    for d in ("a", "b"):
+        assert main([str(image_file), "--out", str(tmp_path / d), *FAST, "--seed", "3"]) == 0
+    assert (tmp_path / "a" / "img.png").read_bytes() == (tmp_path / "b" / "img.png").read_bytes()
+
+
+def test_folder_run_reports_bad_file_and_resumes(tmp_path, capsys):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        make_image(src / f"im{i}.png", seed=i)
+    (src / "broken.jpg").write_bytes(b"this is not a jpeg")
+    (src / "notes.txt").write_text("ignored: not an image extension")
+    out = tmp_path / "out"
+    code = main([str(src), "--out", str(out), "--backbone", "classic", "--size", "64"])
+    err = capsys.readouterr().err
+    assert code == 1  # a file failed, the others were written
+    assert "broken.jpg: not a readable image" in err
+    assert sorted(p.name for p in out.glob("*.json")) == ["im0.json", "im1.json", "im2.json"]
+    stamp = (out / "im0.json").stat().st_mtime_ns
+    (out / "im2.json").unlink()  # as if interrupted before im2's record was written
+    main([str(src), "--out", str(out), "--backbone", "classic", "--size", "64"])
+    err = capsys.readouterr().err
+    assert "1 segmented, 2 skipped" in err
+    assert (out / "im0.json").stat().st_mtime_ns == stamp and (out / "im2.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
+def test_odd_modes_segment(tmp_path, mode):
+    p = tmp_path / "m.png"
+    a = np.zeros((40, 56), np.uint16)
+    a[10:30, 20:40] = 60000
+    if mode == "I;16":
+        Image.fromarray(a).save(p)
+    else:
+        make_image(p, size=(56, 40), mode=mode)
+    assert main([str(p), "--out", str(tmp_path / "o"), *FAST]) == 0
+    assert read_label_map(tmp_path / "o" / "m.png").shape == (40, 56)
+
+
+def test_exif_rotated_image_is_segmented_upright(tmp_path):
+    p = tmp_path / "rot.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(make_image(tmp_path / "base.png", size=(96, 64))).save(p, exif=exif)
+    assert main([str(p), "--out", str(tmp_path / "o"), *FAST]) == 0
+    assert read_label_map(tmp_path / "o" / "rot.png").shape == (96, 64)
+
+
+def test_bad_inputs_one_line_errors(tmp_path, capsys):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (5, 4)).save(tiny)
+    assert main([str(tiny), "--out", str(tmp_path / "o"), *FAST]) == 1
+    assert "smaller than one 8 px patch" in capsys.readouterr().err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty), *FAST]) == 2
+    assert "holds no image files" in capsys.readouterr().err
+
+    img = make_image(tmp_path / "ok.png")
+    assert main([str(img), "--out", str(tmp_path / "o"), *FAST, "--k", "5000"]) == 1
+    assert "n_clusters=5000" in capsys.readouterr().err
+
+    assert main([str(img), *FAST, "--size", "0"]) == 2
+    assert "'size' parameter of SegmenterConfig must be an int" in capsys.readouterr().err
+    assert main([str(img), *FAST, "--alpha", "0.5"]) == 2
+    assert "'alpha'" in capsys.readouterr().err
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("solver: gnn\nnot_a_key: 3\n")
+    assert main([str(img), *FAST, "--config", str(cfg)]) == 2
+    assert "Unknown config keys ['not_a_key']" in capsys.readouterr().err
+
+
+def test_missing_weights_offline_is_fatal_for_named_backbone(tmp_path, capsys):
+    img = make_image(tmp_path / "ok.png")
+    assert main([str(img), "--backbone", "dino_vits8", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--weights" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_auto_falls_back_to_classic_with_one_warning(tmp_path, capsys):
+    img = make_image(tmp_path / "ok.png")
+    assert main([str(img), "--out", str(tmp_path / "o"), "--size", "64", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "classic" in err
+    assert json.loads((tmp_path / "o" / "ok.json").read_text())["backbone"] == "classic"
+
+
+def test_yaml_config_is_used(tmp_path):
+    img = make_image(tmp_path / "ok.png")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("backbone: classic\nsize: 64\nseed: 5\nsteps: 3\n")
+    assert main([str(img), "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    rec = json.loads((tmp_path / "o" / "ok.json").read_text())
+    assert rec["config"]["seed"] == 5 and rec["config"]["steps"] == 3
