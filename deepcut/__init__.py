@@ -2,17 +2,26 @@
 
 Data flow (design.md): ``backbones`` -> ``graphs`` -> ``solvers`` -> ``tasks`` -> ``refine`` ->
 ``io``/``viz``; ``metrics``/``data`` evaluate, ``lightning`` trains dataset-level heads.
+The top-level names are imported lazily, so ``import deepcut.metrics`` does not load torch.
 """
-__version__ = "0.1.0"
-
 import warnings as _warnings
+
+__version__ = "0.1.0"
 
 # torch_geometric triggers torch's own torch.jit.script deprecation at import time; users cannot
 # act on it, so this one message is silenced (nothing else is filtered).
 _warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
                          category=FutureWarning)
 
-from deepcut.config import SegmenterConfig  # noqa: E402
-from deepcut.pipeline import Prediction, Segmenter  # noqa: E402
-
 __all__ = ["__version__", "Segmenter", "SegmenterConfig", "Prediction"]
+
+_LAZY = {"Segmenter": "deepcut.pipeline", "Prediction": "deepcut.pipeline",
+         "SegmenterConfig": "deepcut.config"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'deepcut' has no attribute {name!r}")

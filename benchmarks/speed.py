@@ -1,0 +1,95 @@
+"""Per-stage timings of the per-image pipeline on the CPU (issue 2's speed table).
+
+Stages: backbone (ViT forward with the keys hook), graph (Eq. 6), solve (GNN: precompute
+A_hat X, 10 AdamW steps, eval-mode assignment, NCut yardstick), upsample+write (nearest
+upsampling to the image, label PNG + overlay + JSON, atomic). The ViT is DINO ViT-S/8 with
+random weights (this machine cannot download DINO; the cost is the same).
+
+    python benchmarks/speed.py [--image examples/chelsea.png] [--repeats 7] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from deepcut.backbones import create_backbone  # noqa: E402
+from deepcut.config import SegmenterConfig  # noqa: E402
+from deepcut.io import load_image  # noqa: E402
+from deepcut.io.outputs import write_outputs  # noqa: E402
+from deepcut.pipeline import Segmenter  # noqa: E402
+from deepcut.graphs import build_graph  # noqa: E402
+from deepcut.solvers import GNNSolver  # noqa: E402
+
+
+def _median_ms(xs):
+    return 1000 * statistics.median(xs)
+
+
+def bench(image: Image.Image, size: int, stride: int, repeats: int, out: str) -> dict:
+    bb = create_backbone("dino_vits8", pretrained=False, size=size, stride=stride)
+    # a square crop so that "280 px" means the 35 x 35 (stride 8) / 69 x 69 (stride 4) grid
+    side = min(image.size)
+    img = image.crop((0, 0, side, side))
+    seg = Segmenter(SegmenterConfig(backbone="dino_vits8", size=size, stride=stride),
+                    backbone=bb)
+    t = {"backbone": [], "graph": [], "solve": [], "upsample+write": []}
+    for r in range(repeats + 1):  # the first run warms up and is not counted
+        t0 = time.perf_counter()
+        pf = bb(img)
+        t1 = time.perf_counter()
+        g = build_graph(pf.flat, "ncut")
+        t2 = time.perf_counter()
+        s = GNNSolver(2, steps=10, seed=0).fit(g, pf.flat)
+        t3 = time.perf_counter()
+        pred = seg.predict_features(pf)  # graph+solve again inside; only upsample is taken
+        t4 = time.perf_counter()
+        write_outputs(pred, img, out, f"r{r}")
+        t5 = time.perf_counter()
+        if r:
+            t["backbone"].append(t1 - t0)
+            t["graph"].append(t2 - t1)
+            t["solve"].append(t3 - t2)
+            t["upsample+write"].append(pred.timings["upsample"] + (t5 - t4))
+    h, w = pf.grid
+    med = {k: _median_ms(v) for k, v in t.items()}
+    return {"size": size, "stride": stride, "grid": f"{h}x{w}", "N": h * w, **med,
+            "graph+solve": med["graph"] + med["solve"], "ncut": s.ncut_}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--image", default="examples/chelsea.png")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    image = load_image(args.image)
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        for size in (224, 280):
+            for stride in (8, 4):
+                rows.append(bench(image, size, stride, args.repeats, out))
+    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} runs, ViT-S/8 (random init), K=2, 10 GNN steps; ms")
+    cols = ["size", "stride", "grid", "N", "backbone", "graph", "solve", "graph+solve",
+            "upsample+write", "solve/backbone"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        vals = [r["size"], r["stride"], r["grid"], r["N"]] + [
+            f"{r[k]:.1f}" for k in ("backbone", "graph", "solve", "graph+solve",
+                                     "upsample+write")] + [f"{r['solve'] / r['backbone']:.1%}"]
+        print("| " + " | ".join(str(v) for v in vals) + " |")
+
+
+if __name__ == "__main__":
+    main()
