@@ -86,6 +86,16 @@ def region_task() -> tuple[str, list[str]] | None:
     return None
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the commands show it: relative to the repository (their working directory)
+    when inside it, else absolute."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     from deepcut.solvers import list_solvers
 
@@ -108,9 +118,9 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
                 continue
             task, task_flags = regions
         for solver in solvers:
-            out = Path(args.out) / f"{bench['dataset']}_{task}_{solver}_{args.backbone}"
+            out = _shown(Path(args.out) / f"{bench['dataset']}_{task}_{solver}_{args.backbone}")
             argv = ["eval.py", "--dataset", bench["dataset"],
-                    "--root", str(Path(args.data_root) / bench["folder"]), "--task", task,
+                    "--root", _shown(Path(args.data_root) / bench["folder"]), "--task", task,
                     *task_flags, "--solver", solver, "--backbone", args.backbone,
                     "--size", str(args.size), "--out", str(out), "--quiet"]
             if args.weights:
@@ -120,7 +130,7 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
             if not args.resume:
                 argv.append("--overwrite")
             runs.append({"bench": bench, "task": task, "solver": solver, "argv": argv,
-                         "out": out})
+                         "out": REPO / out})
     return runs, notes
 
 

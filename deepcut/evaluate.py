@@ -252,7 +252,12 @@ def evaluate(
     ids = ids[:limit] if limit else ids
     if not ids:
         raise ConfigError("the dataset has no items to evaluate")
-    _check_scorable(dataset[0], kind, cfg.task, getattr(dataset, "name", "dataset"))
+    try:
+        first = dataset[0]
+    except Exception:  # noqa: BLE001 - a broken item is reported per item below
+        first = None
+    if first is not None:
+        _check_scorable(first, kind, cfg.task, getattr(dataset, "name", "dataset"))
 
     out = Path(out_dir)
     pred_dir = out / "predictions"
@@ -267,7 +272,7 @@ def evaluate(
     })
     _check_run(out, identity, overwrite)
 
-    failures, n_cached = _predict(seg, dataset, ids, pred_dir, overwrite, progress,
+    failures, n_cached = _predict(seg, dataset, ids, pred_dir, identity, overwrite, progress,
                                   desc=f"{identity['dataset']} {cfg.task}/{cfg.solver}")
     scorer = _Scorer(kind, eval_size, annotators, match)
     rows = _score(dataset, ids, pred_dir, failures, scorer)
@@ -347,16 +352,38 @@ def _check_run(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
 
 # --------------------------------------------------------------------------------------------
 # pass 1: predict
-def _predict(seg, dataset, ids: list[str], pred_dir: Path, overwrite: bool, progress: bool,
-             desc: str) -> tuple[dict[str, str], int]:
-    """Segment every item without a record; returns ``({id: error}, n_reused)``."""
+def _file_stem(item: str) -> str:
+    """File name of an item's outputs (ids with path separators stay inside the folder)."""
+    return item.replace("/", "__").replace("\\", "__")
+
+
+def _is_done(record_path: Path, identity: dict[str, Any]) -> bool:
+    """A record exists and was made by this very method (config, backbone, weights)."""
+    if not record_path.is_file():
+        return False
+    try:
+        rec = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (rec.get("config") == identity["config"]
+            and rec.get("backbone", identity["backbone"]) == identity["backbone"]
+            and rec.get("weights_id", identity["weights_id"]) == identity["weights_id"])
+
+
+def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, Any],
+             overwrite: bool, progress: bool, desc: str) -> tuple[dict[str, str], int]:
+    """Segment every item without a matching record; returns ``({id: error}, n_reused)``.
+
+    A record made with another config (e.g. left by an interrupted ``overwrite`` run) never
+    counts as done, so predictions of two methods are never mixed.
+    """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from deepcut.io import load_image, save_json, save_label_map
 
     todo = [(i, item) for i, item in enumerate(ids)
-            if overwrite or not (pred_dir / f"{item}.json").is_file()]
+            if overwrite or not _is_done(pred_dir / f"{_file_stem(item)}.json", identity)]
     n_cached = len(ids) - len(todo)
     if n_cached and progress:
         logger.info("%s: reusing %d finished predictions", desc, n_cached)
@@ -364,7 +391,7 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, overwrite: bool, prog
     with logging_redirect_tqdm():
         for index, item in tqdm(todo, desc=desc, unit="img", disable=not progress,
                                 file=sys.stderr, dynamic_ncols=True):
-            record_path = pred_dir / f"{item}.json"
+            record_path = pred_dir / f"{_file_stem(item)}.json"
             record_path.unlink(missing_ok=True)  # a stale record must not outlive a failure
             t0 = time.perf_counter()
             try:
@@ -378,7 +405,7 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, overwrite: bool, prog
             record = pred.record()
             record.update(id=item, image=str(sample.image_path),
                           seconds=round(time.perf_counter() - t0, 6))
-            save_label_map(pred.labels, pred_dir / f"{item}.png")
+            save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
             save_json(record, record_path)  # last: marks the item done
     return failures, n_cached
 
@@ -394,8 +421,8 @@ def _score(dataset, ids: list[str], pred_dir: Path, failures: dict[str, str],
         row: dict[str, Any] = {"id": item}
         if item not in failures:
             try:
-                record = json.loads((pred_dir / f"{item}.json").read_text())
-                labels = read_label_map(pred_dir / f"{item}.png")
+                record = json.loads((pred_dir / f"{_file_stem(item)}.json").read_text())
+                labels = read_label_map(pred_dir / f"{_file_stem(item)}.png")
                 row.update(scorer.add(dataset[index], labels, record))
                 row.update(status="ok", n_clusters=record.get("n_clusters"),
                            ncut=record.get("ncut"), seconds=record.get("seconds"),

@@ -169,8 +169,8 @@ def test_voc_corloc_from_predicted_boxes_and_ignored_void(voc_root, tmp_path):
 class _Interrupting:
     """A segmenter that counts its calls and raises KeyboardInterrupt after ``after`` calls."""
 
-    def __init__(self, after: int | None = None):
-        self.seg = Segmenter(SegmenterConfig(**CFG))
+    def __init__(self, after: int | None = None, **overrides):
+        self.seg = Segmenter(SegmenterConfig(**{**CFG, **overrides}))
         self.config, self.after, self.calls = self.seg.config, after, 0
 
     @property
@@ -281,6 +281,18 @@ def test_changed_config_never_mixes_with_old_predictions(sod_root, tmp_path):
     res = evaluate(ds, SegmenterConfig(**{**CFG, "seed": 1}), None, tmp_path / "o", limit=1,
                    overwrite=True, progress=False)
     assert res.summary["config"]["seed"] == 1 and res.summary["this_run"]["predicted"] == 1
+    # an overwrite run interrupted half-way leaves records of two configs on disk; resuming
+    # recomputes the stale ones instead of mixing them into the table
+    evaluate(ds, SegmenterConfig(**CFG), None, tmp_path / "p", limit=3, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(ds, _Interrupting(after=1, seed=2), None, tmp_path / "p", limit=3,
+                 overwrite=True, progress=False)
+    resumed = _Interrupting(seed=2)
+    res = evaluate(ds, resumed, None, tmp_path / "p", limit=3, progress=False)
+    assert resumed.calls == 2 and res.summary["this_run"]["reused"] == 1
+    seeds = {json.loads(p.read_text())["config"]["seed"]
+             for p in (tmp_path / "p" / "predictions").glob("*.json")}
+    assert seeds == {2}
 
 
 class _FixedRegions:

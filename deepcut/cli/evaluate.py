@@ -154,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"W&B run logged in {folder}", file=sys.stderr)
     except (DeepCutError, ValueError) as e:
         return fail(str(e))
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished items are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
     if not args.quiet:
         print(summary_markdown(result.summary))
         print(f"tables: {out / 'summary.md'}, {out / 'summary.json'}, {out / 'per_image.csv'}",

@@ -48,7 +48,7 @@ class WandbOptions:
         return {"dryrun": "offline", "run": "online"}.get(mode, mode)
 
 
-def build_logger(kind: str, save_dir: str | Path, wandb: WandbOptions | None = None):
+def build_logger(kind: str, save_dir: str | Path, wandb_options: WandbOptions | None = None):
     """A Lightning logger: ``csv``, ``tensorboard`` or ``wandb``.
 
     Raises:
@@ -71,12 +71,12 @@ def build_logger(kind: str, save_dir: str | Path, wandb: WandbOptions | None = N
                               ) from None
     if kind == "wandb":
         try:
-            import wandb  # noqa: F401
+            import wandb  # noqa: F401  (fail here, with the remedy, not mid-run)
         except ModuleNotFoundError:
             raise ConfigError("--logger wandb needs wandb: pip install wandb") from None
         from lightning.pytorch.loggers import WandbLogger
 
-        o = wandb or WandbOptions()
+        o = wandb_options or WandbOptions()
         return WandbLogger(project=o.project, entity=o.entity, name=o.name,
                            tags=list(o.tags) or None, mode=o.resolved_mode(),
                            save_dir=o.save_dir or save_dir)
@@ -128,6 +128,9 @@ def finish_wandb(run, file=None) -> str | None:
         offline = False
     run.finish()
     if offline and run_dir:
+        from deepcut.lightning.wandb_utils import wait_until_written
+
+        wait_until_written(run_dir)
         print(f"W&B: offline run saved in {run_dir}; upload it with: wandb sync {run_dir}",
               file=file)
         return run_dir

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InferWandbLogger", "read_offline_run", "find_offline_runs"]
+__all__ = ["InferWandbLogger", "read_offline_run", "find_offline_runs", "wait_until_written"]
 
 # LevelDB log format (what wandb's .wandb files use): 32 KiB blocks, records split into chunks
 # with a 7-byte header (crc32c u32, length u16, type u8); the file starts with a 7-byte wandb
@@ -62,13 +62,21 @@ def _records(path: Path) -> list[bytes]:
 
 
 def _items(items) -> dict[str, Any]:
-    d = {}
+    """Record items as a dict; nested keys (media, dict values) become nested dicts."""
+    d: dict[str, Any] = {}
     for it in items:
-        key = it.key or "/".join(it.nested_key)
         try:
-            d[key] = json.loads(it.value_json)
+            value = json.loads(it.value_json)
         except ValueError:
-            d[key] = it.value_json
+            value = it.value_json
+        path = [it.key] if it.key else list(it.nested_key)
+        node = d
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = value
     return d
 
 
@@ -84,8 +92,9 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
 
     Returns:
         ``history`` (list of logged rows), ``summary`` (last value per key), ``config``,
-        ``keys`` (every logged key), ``images`` (paths of the logged image files) and ``files``
-        (paths the run saved, relative to ``files/``).
+        ``keys`` (every logged key), ``images`` (paths of the logged image files), ``files``
+        (paths the run saved, relative to ``files/``) and ``complete`` (the run's exit record
+        is written: it was finished).
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
@@ -97,6 +106,7 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     config: dict[str, Any] = {}
     saved: list[str] = []
+    complete = False
     for raw in _records(run_files[0]):
         rec = pb.Record()
         rec.ParseFromString(raw)
@@ -111,11 +121,34 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
             config.update(_items(rec.config.update))
         elif kind == "files":
             saved.extend(f.path for f in rec.files.files)
+        elif kind == "exit":
+            complete = True
     keys = sorted({k for row in history for k in row} | set(summary))
     images = sorted(str(p) for p in (run_dir / "files" / "media" / "images").rglob("*")
                     if p.is_file())
     return {"history": history, "summary": summary, "config": config, "keys": keys,
-            "images": images, "files": saved}
+            "images": images, "files": saved, "complete": complete}
+
+
+def wait_until_written(run_dir: str | Path, timeout: float = 30.0) -> bool:
+    """Wait until an offline run's file holds its exit record (True), or ``timeout`` seconds.
+
+    ``run.finish()`` returns when the wandb service has the data; the service writes the file
+    a moment later, so a ``wandb sync`` (or a reader) right after ``finish`` could see a
+    partial run.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if read_offline_run(run_dir)["complete"]:
+                return True
+        except (FileNotFoundError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 class InferWandbLogger:

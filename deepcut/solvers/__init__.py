@@ -7,7 +7,9 @@ from deepcut.solvers.base import (
     register_solver,
     relabel_consecutive,
 )
+from deepcut.solvers.falcon import EmptyClusterWarning, FalconCut, falcon_cut
 from deepcut.solvers.gnn import GNNSolver, gnn_cut
+from deepcut.solvers.spectral import SpectralNCut, eigengap, spectral_embedding, spectral_ncut
 
 __all__ = [
     "SOLVERS",
@@ -18,4 +20,11 @@ __all__ = [
     "relabel_consecutive",
     "GNNSolver",
     "gnn_cut",
+    "SpectralNCut",
+    "spectral_ncut",
+    "spectral_embedding",
+    "eigengap",
+    "FalconCut",
+    "falcon_cut",
+    "EmptyClusterWarning",
 ]

@@ -1,0 +1,364 @@
+"""Reference solvers (spectral NCut, Falcon-style cut) and the shared solver interface.
+
+Planted partitions on dense block graphs and on sparse kNN graphs; the GNN solver is included in
+the recovery parametrisation. Mirrors ``deepcut/solvers/{spectral,falcon}.py`` and
+``deepcut/refine/centres.py``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as Fn
+from sklearn.metrics import adjusted_rand_score
+
+from deepcut.graphs import Graph, build_graph
+from deepcut.losses import discrete_ncut
+from deepcut.refine.centres import assign_by_centres, partition_centres
+from deepcut.solvers import (
+    EmptyClusterWarning,
+    FalconCut,
+    SpectralNCut,
+    create_solver,
+    eigengap,
+    falcon_cut,
+    list_solvers,
+    spectral_embedding,
+    spectral_ncut,
+)
+from deepcut.solvers.spectral import _fiedler_split
+
+
+# ----------------------------------------------------------------------------------------------
+# planted data
+# ----------------------------------------------------------------------------------------------
+def planted(K: int, per: int = 30, dim: int = 16, sep: float = 3.0, noise: float = 1.0,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features (N, dim), labels (N,))``: one Gaussian group per block, blocks shuffled."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(K).repeat_interleave(per)
+    y = y[torch.randperm(y.numel(), generator=g)]
+    C = torch.randn(K, dim, generator=g) * sep
+    return C[y] + noise * torch.randn(y.numel(), dim, generator=g), y
+
+
+def block_graph(y: torch.Tensor, p_in: float = 0.8, noise: float = 0.2, seed: int = 0) -> Graph:
+    """Dense block graph: ``p_in`` inside a block plus symmetric uniform noise in ``[0, noise]``."""
+    g = torch.Generator().manual_seed(seed)
+    N = y.numel()
+    U = torch.rand(N, N, generator=g) * noise
+    W = p_in * (y[:, None] == y[None, :]).float() + 0.5 * (U + U.T)
+    return Graph(W=W, degree=W.sum(1), kind="ncut")
+
+
+def make_graph(kind: str, F: torch.Tensor, y: torch.Tensor) -> Graph:
+    if kind == "dense":
+        return block_graph(y)
+    return build_graph(F, "ncut", metric="cosine", knn=10)
+
+
+def ari(a, b) -> float:
+    return adjusted_rand_score(np.asarray(a), np.asarray(b))
+
+
+SOLVERS = {
+    "spectral": ("spectral", {}),
+    "spectral-recursive": ("spectral", {"mode": "recursive"}),
+    "falcon": ("falcon", {}),
+    "falcon-soft": ("falcon", {"mode": "soft"}),
+    "gnn": ("gnn", {"steps": 100, "lr": 1e-2}),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# recovery of planted partitions
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("K", [2, 5, 8])
+@pytest.mark.parametrize("graph_kind", ["dense", "knn"])
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_planted_recovery(solver, graph_kind, K):
+    F, y = planted(K, seed=K)
+    G = make_graph(graph_kind, F, y)
+    assert G.is_sparse == (graph_kind == "knn")
+    name, params = SOLVERS[solver]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyClusterWarning)
+        est = create_solver(name, n_clusters=K, **params).fit(G, F)
+    assert ari(y, est.labels_) >= 0.95
+    assert est.labels_.shape == (y.numel(),) and est.labels_.dtype == torch.int64
+    assert est.assignment_.shape[0] == y.numel()
+    torch.testing.assert_close(est.assignment_.sum(1), torch.ones(y.numel()))
+    assert est.ncut_ == pytest.approx(discrete_ncut(est.labels_, G.W, G.degree), abs=1e-5)
+    s = est.summary()
+    assert s["solver"] == name and s["n_clusters"] == est.n_clusters_
+
+
+def test_fiedler_recovers_two_blocks():
+    F, y = planted(2, seed=1)
+    for G in (block_graph(y), build_graph(F, "ncut", metric="cosine", knn=10)):
+        assert ari(y, SpectralNCut(2, mode="fiedler").fit_predict(G)) == 1.0
+
+
+@pytest.mark.parametrize("eigen_solver", ["dense", "randomized", "arpack", "lobpcg"])
+@pytest.mark.parametrize("graph_kind", ["dense", "knn"])
+def test_eigen_solvers_agree(eigen_solver, graph_kind):
+    F, y = planted(4, per=60, seed=3)
+    G = make_graph(graph_kind, F, y)
+    est = SpectralNCut(4, eigen_solver=eigen_solver).fit(G)
+    assert est.eigen_solver_ == eigen_solver
+    assert ari(y, est.labels_) == 1.0
+    lam_ref, V_ref, _ = spectral_embedding(G, 4, eigen_solver="dense")
+    torch.testing.assert_close(est.eigenvalues_, lam_ref, atol=2e-3, rtol=0)
+    assert est.eigenvalues_[0].abs() < 1e-3  # the trivial eigenvalue of L_sym
+    # generalised eigenvectors are D-orthonormal
+    gram = est.eigenvectors_.T @ (G.degree[:, None] * est.eigenvectors_)
+    torch.testing.assert_close(gram, torch.eye(4), atol=5e-3, rtol=0)
+
+
+def test_sparse_disconnected_components_resolved():
+    """Well-separated blocks give a disconnected kNN graph (eigenvalue 0 with multiplicity K)."""
+    F, y = planted(6, per=100, sep=6.0, noise=0.5, seed=5)
+    G = build_graph(F, "ncut", metric="cosine", knn=8)
+    est = SpectralNCut(6, eigen_solver="auto").fit(G)
+    assert est.eigen_solver_ == "arpack"
+    assert ari(y, est.labels_) == 1.0
+
+
+@pytest.mark.parametrize("K", [3, 4, 5, 6])
+def test_eigengap_picks_true_k(K):
+    F, y = planted(K, seed=10 + K)
+    G = block_graph(y, p_in=1.0, noise=0.05)
+    est = SpectralNCut("auto", k_max=10).fit(G)
+    assert est.n_clusters_ == K
+    assert eigengap(est.eigenvalues_, k_max=10) == K
+    assert ari(y, est.labels_) == 1.0
+
+
+def test_eigengap_function():
+    assert eigengap(torch.tensor([0.0, 0.01, 0.02, 0.9, 0.95]), k_max=4) == 3
+    with pytest.raises(ValueError, match="needs 5 eigenvalues"):
+        eigengap(torch.zeros(3), k_max=4)
+
+
+def test_recursive_tau_and_cap():
+    F, y = planted(4, seed=2)
+    G = block_graph(y)
+    assert SpectralNCut(2, mode="recursive").fit(G).n_clusters_ == 2
+    assert SpectralNCut("auto", mode="recursive").fit(G).n_clusters_ == 4
+    assert SpectralNCut(4, mode="recursive", tau=1e-6).fit(G).n_clusters_ == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Falcon specifics
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("variant", ["kmeans", "random", "reweight", "knn"])
+def test_falcon_hard_ncut_never_increases(seed, variant):
+    F, y = planted(6, per=40, sep=1.2, noise=1.0, seed=seed)  # overlapping groups: many moves
+    if variant == "knn":
+        G = build_graph(F, "ncut", metric="cosine", knn=8)
+    else:
+        G = build_graph(F, "falcon", beta=2.0)
+    params = {"init": "random"} if variant == "random" else {}
+    if variant == "reweight":
+        params["reweight_gamma"] = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyClusterWarning)
+        est = FalconCut(8, random_state=seed, max_iter=100, tol=0, **params).fit(G, F)
+    h = est.ncut_history_
+    assert len(h) >= 2
+    assert all(b <= a for a, b in zip(h, h[1:])), h
+    assert h[-1] == pytest.approx(est.ncut_, abs=1e-4)
+
+
+def test_falcon_history_starts_at_init_ncut():
+    F, y = planted(4, sep=1.5, seed=7)
+    G = build_graph(F, "ncut", metric="cosine")
+    est = FalconCut(4, init="random").fit(G, F)
+    assert est.ncut_history_[0] == pytest.approx(discrete_ncut(est.init_labels_, G.W), abs=1e-4)
+    assert est.ncut_history_[-1] < est.ncut_history_[0]
+
+
+def test_falcon_soft_mode_and_reweighting():
+    F, y = planted(4, seed=8)
+    for G in (build_graph(F, "falcon", beta=4.5), build_graph(F, "falcon", knn=10)):
+        est = FalconCut(4, mode="soft", reweight_gamma=0.5).fit(G, F)
+        assert ari(y, est.labels_) >= 0.95
+        assert est.assignment_.min() >= 0 and not torch.equal(
+            est.assignment_, Fn.one_hot(est.labels_, 4).float())  # really soft
+        torch.testing.assert_close(est.assignment_.sum(1), torch.ones(y.numel()))
+
+
+def test_falcon_init_options_and_graph_sketch():
+    F, y = planted(3, seed=9)
+    G = block_graph(y)
+    for init in ("kmeans", "spectral"):
+        assert ari(y, FalconCut(3, init=init).fit_predict(G)) == 1.0  # no features: sketch
+    z = torch.as_tensor(y.numpy() % 3)
+    assert ari(y, FalconCut(3, init=z).fit_predict(G)) == 1.0
+
+
+def test_falcon_empty_clusters_dropped_with_warning():
+    F, y = planted(3, seed=11)
+    G = block_graph(y)
+    with pytest.warns(EmptyClusterWarning, match="ended up empty"):
+        est = FalconCut(5, init=y.clone()).fit(G, F)  # clusters 3 and 4 start (and stay) empty
+    assert est.n_clusters_ == 3
+    assert sorted(est.labels_.unique().tolist()) == [0, 1, 2]
+    assert est.assignment_.shape == (y.numel(), 3)
+
+
+def test_falcon_beta_builds_its_own_graph():
+    F, y = planted(3, seed=12)
+    G = build_graph(F, "ncut", metric="cosine")
+    est = FalconCut(3, beta=4.5, lam=0.1).fit(G, F)
+    assert ari(y, est.labels_) == 1.0
+    assert est.ncut_ == pytest.approx(discrete_ncut(est.labels_, G.W), abs=1e-5)  # input graph
+    with pytest.raises(ValueError, match="builds its graph from node features"):
+        FalconCut(3, beta=4.5).fit(G)
+
+
+def test_functional_faces():
+    F, y = planted(2, seed=13)
+    G = build_graph(F, "ncut", metric="cosine")
+    assert ari(y, spectral_ncut(G, 2)) == 1.0
+    assert ari(y, falcon_cut(G, 2, F)) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# determinism and the Fiedler sign
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_same_seed_same_labels(solver):
+    F, y = planted(5, sep=1.5, seed=14)  # ambiguous enough that the seed matters
+    G = build_graph(F, "ncut", metric="cosine", knn=8)
+    name, params = SOLVERS[solver]
+    seed_key = "seed" if name == "gnn" else "random_state"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyClusterWarning)
+        a = create_solver(name, n_clusters=5, **params, **{seed_key: 3}).fit(G, F).labels_
+        b = create_solver(name, n_clusters=5, **params, **{seed_key: 3}).fit(G, F).labels_
+    assert torch.equal(a, b)
+
+
+def test_fiedler_sign_is_deterministic():
+    v = torch.tensor([0.1, 0.2, -0.9, -0.3, 0.4])
+    assert torch.equal(_fiedler_split(v), _fiedler_split(-v))
+    assert _fiedler_split(v)[2] == 1  # the side of argmax |v| is cluster 1
+    F, y = planted(2, per=60, sep=1.0, seed=15)
+    G = build_graph(F, "ncut", metric="cosine", knn=8)
+    runs = [SpectralNCut(2, mode="fiedler", eigen_solver=s, random_state=r).fit(G)
+            for s in ("dense", "arpack", "randomized") for r in (0, 1)]
+    for est in runs[1:]:
+        assert torch.equal(est.labels_, runs[0].labels_)
+    v = runs[0].eigenvectors_[:, 1]
+    assert runs[0].labels_[v.abs().argmax()] == 1
+    assert v[v.abs().argmax()] > 0  # eigenvector signs are fixed too
+
+
+# ----------------------------------------------------------------------------------------------
+# validation (sklearn-style messages)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls, params, match", [
+    (SpectralNCut, {"n_clusters": 1}, r"'n_clusters' parameter of SpectralNCut must be an int "
+                                      r"in the range \[2, inf\) or one of 'auto'\. Got 1"),
+    (SpectralNCut, {"mode": "nope"}, "'mode' parameter of SpectralNCut must be one of"),
+    (SpectralNCut, {"eigen_solver": "eig"}, "'eigen_solver' parameter"),
+    (SpectralNCut, {"tau": 0.0}, "'tau' parameter of SpectralNCut must be a float"),
+    (SpectralNCut, {"n_clusters": 3, "mode": "fiedler"}, "mode='fiedler' gives 2 clusters"),
+    (FalconCut, {"n_clusters": "auto"}, "'n_clusters' parameter of FalconCut"),
+    (FalconCut, {"mode": "medium"}, "'mode' parameter of FalconCut must be one of"),
+    (FalconCut, {"init": "kmeans++"}, "'init' parameter of FalconCut"),
+    (FalconCut, {"temperature": 0}, "'temperature' parameter of FalconCut"),
+    (FalconCut, {"reweight_gamma": -1.0}, "'reweight_gamma' parameter of FalconCut"),
+    (FalconCut, {"random_state": "x"}, "'random_state' parameter of FalconCut"),
+])
+def test_bad_params_raise(cls, params, match):
+    F, y = planted(2, per=10)
+    with pytest.raises(ValueError, match=match):
+        cls(**params).fit(block_graph(y), F)
+
+
+@pytest.mark.parametrize("name", ["spectral", "falcon", "gnn"])
+def test_more_clusters_than_nodes_raises(name):
+    F, y = planted(2, per=3)
+    with pytest.raises(ValueError, match="n_nodes=6 should be >= n_clusters=7"):
+        create_solver(name, n_clusters=7).fit(block_graph(y), F)
+
+
+def test_other_data_errors():
+    F, y = planted(2, per=10)
+    G = block_graph(y)
+    with pytest.raises(ValueError, match=r"n_nodes=20 should be >= n_clusters=31"):
+        SpectralNCut("auto", k_max=30).fit(G)
+    with pytest.raises(ValueError, match="init labels must have shape"):
+        FalconCut(2, init=torch.zeros(5, dtype=torch.long)).fit(G)
+    with pytest.raises(ValueError, match="features must have N=20 rows"):
+        FalconCut(2).fit(G, torch.zeros(7, 3))
+    with pytest.raises(TypeError, match="expects a deepcut.graphs.Graph"):
+        SpectralNCut(2).fit(G.W)
+
+
+def test_registry_lists_the_solvers():
+    assert {"gnn", "spectral", "falcon"} <= set(list_solvers())
+    assert isinstance(create_solver("spectral", n_clusters=3, mode=None), SpectralNCut)
+
+
+# ----------------------------------------------------------------------------------------------
+# scale: 16384 nodes (1024 px at stride 8) on a sparse kNN graph
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_16k_sparse_graph():
+    h = w = 128
+    g = torch.Generator().manual_seed(0)
+    regions = torch.zeros(h, w, dtype=torch.long)
+    regions[:, 64:] = 1
+    regions[64:, :64] = 2
+    C = torch.randn(3, 8, generator=g) * 3
+    F = (C[regions.reshape(-1)] + torch.randn(h * w, 8, generator=g)).reshape(h, w, 8)
+    G = build_graph(F, "ncut", metric="cosine", knn=16)
+    assert G.is_sparse and G.num_nodes == 16384
+    Ff = F.reshape(-1, 8)
+    for est in (SpectralNCut(3), FalconCut(3)):
+        est.fit(G, Ff)
+        assert ari(regions.reshape(-1), est.labels_) >= 0.95
+
+
+# ----------------------------------------------------------------------------------------------
+# mask generation by partition centres
+# ----------------------------------------------------------------------------------------------
+def test_centres_assignment_tiny_map():
+    F = torch.zeros(2, 2, 3)
+    F[:, 0, 0] = 1.0
+    F[:, 1, 1] = 1.0
+    lab = torch.tensor([[5, 9], [5, 9]])
+    out = assign_by_centres(F, lab, (4, 6))
+    assert out.shape == (4, 6) and out.dtype == torch.int64
+    assert out[:, :3].eq(5).all() and out[:, 3:].eq(9).all()
+    ids, C = partition_centres(F, lab)
+    assert ids.tolist() == [5, 9]
+    torch.testing.assert_close(C, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
+
+
+def test_centres_matches_explicit_upsampling_and_is_chunk_invariant():
+    g = torch.Generator().manual_seed(0)
+    F = torch.randn(9, 13, 16, generator=g)
+    lab = torch.randint(0, 4, (9, 13), generator=g) * 3 + 1
+    out = assign_by_centres(F, lab, (50, 70))
+    # reference: upsample the normalised D-channel features, then argmax cosine
+    Fu = Fn.interpolate(Fn.normalize(F, dim=-1).permute(2, 0, 1)[None], size=(50, 70),
+                        mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    ids, C = partition_centres(F, lab)
+    ref = ids[(Fn.normalize(Fu, dim=-1) @ C.T).argmax(-1)]
+    assert (out == ref).float().mean() > 0.999  # ties aside, identical
+    torch.testing.assert_close(assign_by_centres(F, lab.numpy(), (50, 70), max_chunk_elems=500),
+                               out)
+
+
+def test_centres_bad_input():
+    with pytest.raises(ValueError, match="must be \\(3, 4\\) like the feature grid"):
+        assign_by_centres(torch.zeros(3, 4, 2), torch.zeros(4, 3, dtype=torch.long), (8, 8))
+    with pytest.raises(ValueError, match="must be \\(h, w, D\\)"):
+        assign_by_centres(torch.zeros(12, 2), torch.zeros(3, 4, dtype=torch.long), (8, 8))
