@@ -233,8 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated dataset names to run (default: all)")
     p.add_argument("--limit", type=int, help="first N items per dataset (quick check; the "
                                              "table then says so in every command)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time; with > 1 each gets "
-                                                       "OMP_NUM_THREADS=1")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default: one per core "
+                                                       "of this 2-core machine)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="OMP_NUM_THREADS of each run; 0 = torch's default. Keep 1 on a small "
+                        "shared machine: with 2 threads per run a busy 2-core machine ran the "
+                        "GNN 10-20x slower (OpenMP threads waiting for a busy core)")
     p.add_argument("--resume", action="store_true", help="reuse finished predictions")
     p.add_argument("--doc", default=str(REPO / "docs" / "RESULTS.md"),
                    help="Markdown file to update ('' to only print)")
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, notes = build_runs(args)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     t0 = time.perf_counter()
-    threads = 1 if args.jobs > 1 else None
+    threads = args.threads or None
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(lambda r: run_one(r, threads), runs))
     total = time.perf_counter() - t0

@@ -38,7 +38,8 @@ __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_TASKS", "CheckpointError", "Checkpoi
 #: Version of the ``"deepcut"`` block in checkpoints.
 CHECKPOINT_FORMAT = 1
 #: Tasks that make one K-way solve with the head (tasks with several solves of other K cannot).
-CHECKPOINT_TASKS = ("segment", "clusters")
+#: ``kless`` needs a CC-loss head (K = its k_max) and renumbers the segments it finds.
+CHECKPOINT_TASKS = ("segment", "clusters", "kless")
 #: Settings that define the trained model: a checkpoint fixes them.
 MODEL_KEYS = ("backbone", "stride", "solver", "n_clusters", "loss", "graph", "metric", "alpha",
               "beta", "lam")
@@ -171,7 +172,6 @@ class CheckpointSegmenter(Segmenter):
 
     Raises:
         ConfigError: an override contradicts the checkpoint, or a task that cannot use it.
-        CheckpointError: the head was trained on features that cannot be rebuilt.
     """
 
     def __init__(self, checkpoint: HeadCheckpoint, *, finetune_steps: int = 0,
@@ -182,23 +182,30 @@ class CheckpointSegmenter(Segmenter):
         self.finetune_steps = int(finetune_steps)
         if self.finetune_steps < 0:
             raise ConfigError(f"finetune_steps must be >= 0. Got {finetune_steps} instead.")
-        bb = checkpoint.spec["backbone"]
-        if str(bb.get("weights_id", "")).startswith("random-init"):
-            raise CheckpointError(
-                f"checkpoint {checkpoint.ident} was trained on a random-init backbone "
-                f"({bb.get('name')}); its features cannot be rebuilt for inference. Train with "
-                "pretrained weights (or the weight-free 'classic' backbone).")
         super().__init__(checkpoint_config(checkpoint, finetune_steps, overrides),
                          backbone=backbone)
         self._checked = False
 
     @property
     def backbone(self) -> Backbone:
+        """The backbone, checked once against the one the head was trained on.
+
+        Raises:
+            CheckpointError: other weights or feature size, or a random-init training backbone
+                (its features cannot be rebuilt; cached features still work with
+                :meth:`predict_features`).
+        """
+        rec = self.checkpoint.spec["backbone"]
+        rec_id = str(rec.get("weights_id"))
+        if not self._checked and rec_id.startswith("random-init"):
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint.ident} was trained on a random-init backbone "
+                f"({rec.get('name')}); its features cannot be rebuilt for inference. Train with "
+                "pretrained weights (or the weight-free 'classic' backbone).")
         bb = super().backbone
         if not self._checked:
-            rec = self.checkpoint.spec["backbone"]
-            if bb.feature_dim != self.checkpoint.spec["head"]["in_dim"] or not _weights_match(
-                    str(rec.get("weights_id")), str(bb.weights_id)):
+            if bb.feature_dim != self.checkpoint.spec["head"]["in_dim"] or (
+                    rec_id != "unknown" and not _weights_match(rec_id, str(bb.weights_id))):
                 raise CheckpointError(
                     f"checkpoint {self.checkpoint.ident} was trained on {rec.get('name')} "
                     f"features (weights {rec.get('weights_id')}, D={rec.get('feature_dim')}); "
@@ -228,6 +235,7 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
                       overrides: dict[str, Any] | None = None) -> SegmenterConfig:
     """The :class:`SegmenterConfig` of inference with ``checkpoint`` (see CheckpointSegmenter)."""
     spec = checkpoint.spec
+    task_params: dict[str, Any] = {}
     base = {k: v for k, v in spec["config"].items()
             if k in SegmenterConfig.__dataclass_fields__}
     base["solver"] = "gnn"
@@ -243,7 +251,9 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
                     f"{key}={base.get(key)!r}; drop the option or train another head.")
         elif key in FREE_KEYS:
             base[key] = value
-        elif key in ("steps", "solver_params", "task_params"):
+        elif key == "task_params":
+            task_params = dict(value or {})
+        elif key in ("steps", "solver_params"):
             if value:
                 raise ConfigError(f"{key} cannot be set with a checkpoint; use finetune_steps "
                                   "for per-image steps from the trained head.")
@@ -253,6 +263,19 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
         raise ConfigError(
             f"task {base.get('task')!r} cannot use a dataset-level head (it solves several "
             f"graphs with other K); choose one of {list(CHECKPOINT_TASKS)}.")
+    if base.get("task") == "kless":
+        if base.get("loss") != "cc":
+            raise ConfigError("task 'kless' needs a head trained with loss='cc' (configs/"
+                              f"kless.yaml); this one used loss={base.get('loss')!r}.")
+        k_max = task_params.get("k_max", base["n_clusters"])
+        if k_max != base["n_clusters"]:
+            raise ConfigError(f"k_max={k_max} contradicts the checkpoint, whose head has "
+                              f"K_max={base['n_clusters']} outputs.")
+        task_params["k_max"] = k_max
+    elif task_params:
+        raise ConfigError(f"task parameters {sorted(task_params)} do not apply to task "
+                          f"{base.get('task')!r} with a checkpoint.")
+    base["task_params"] = task_params
     h = spec["head"]
     base["steps"] = finetune_steps
     base["solver_params"] = {

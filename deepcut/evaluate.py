@@ -106,6 +106,9 @@ ANNOTATOR_RULES = ("mean", "best")
 MATCH_RULES = ("hungarian", "majority")
 IGNORE = 255  # VOC "void"; the masks of the other datasets have no ignore label
 CORLOC_THR = 0.5  # LOST / TokenCut / DeepCut: IoU >= 0.5 with any ground-truth box
+# A run whose first items all fail with unexpected errors (not bad images) stops instead of
+# "skipping" the whole dataset.
+_MAX_FIRST_FAILURES = 3
 
 #: What each summary metric means (copied into summary.json and summary.md).
 METRIC_DEFINITIONS: dict[str, str] = {
@@ -388,6 +391,7 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
     if n_cached and progress:
         logger.info("%s: reusing %d finished predictions", desc, n_cached)
     failures: dict[str, str] = {}
+    n_ok = unexpected = 0
     with logging_redirect_tqdm():
         for index, item in tqdm(todo, desc=desc, unit="img", disable=not progress,
                                 file=sys.stderr, dynamic_ncols=True):
@@ -401,7 +405,13 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
                 failures[item] = str(e) if isinstance(e, DeepCutError) else \
                     f"{type(e).__name__}: {e}"
                 logger.warning("skipped %s: %s", item, failures[item])
+                unexpected = 0 if isinstance(e, DeepCutError) else unexpected + 1
+                if unexpected >= _MAX_FIRST_FAILURES and n_ok == 0:
+                    raise DeepCutError(
+                        f"the method failed on the first {unexpected} items ({failures[item]}); "
+                        "stopping: that is a bug or a bad config, not bad images") from e
                 continue
+            n_ok += 1
             record = pred.record()
             record.update(id=item, image=str(sample.image_path),
                           seconds=round(time.perf_counter() - t0, 6))

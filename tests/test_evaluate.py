@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from deepcut.cli.evaluate import main
 from deepcut.config import SegmenterConfig
 from deepcut.data import get_dataset
-from deepcut.errors import ConfigError, DeepCutError
+from deepcut.errors import ConfigError, DeepCutError, ImageReadError
 from deepcut.evaluate import evaluate, parse_eval_size, scoring_kind
 from deepcut.io import read_label_map
 from deepcut.metrics import (
@@ -373,3 +373,24 @@ def test_real_multi_region_task_on_annotators(bsds_root, tmp_path):
     res = evaluate(get_dataset("bsds500", bsds_root), SegmenterConfig(**{**CFG, "task": task}),
                    None, tmp_path / "o", progress=False)
     assert res.summary["n_failed"] == 0 and {"nmi", "ari", "miou", "purity"} <= set(res.metrics)
+
+
+class _Broken(_FixedRegions):
+    """A method that always raises ``error``."""
+
+    def __init__(self, error: Exception):
+        super().__init__(task="segment")
+        self.error = error
+
+    def __call__(self, image):
+        raise self.error
+
+
+def test_a_method_that_always_crashes_stops_instead_of_skipping_everything(sod_root, tmp_path):
+    ds = get_dataset("sod", sod_root)
+    with pytest.raises(DeepCutError, match="failed on the first 3 items .*TypeError: boom"):
+        evaluate(ds, _Broken(TypeError("boom")), None, tmp_path / "a", progress=False)
+    # unreadable images are the data's fault: every one is reported, skipped and counted
+    res = evaluate(ds, _Broken(ImageReadError("x.png: not a readable image")), None,
+                   tmp_path / "b", progress=False)
+    assert (res.summary["n_failed"], res.summary["n_scored"], res.metrics) == (4, 0, {})

@@ -18,12 +18,12 @@ import torch
 
 lightning = pytest.importorskip("lightning")
 
-from lightning.pytorch import Callback, Trainer  # noqa: E402
+from conftest import make_image
+from lightning.pytorch import Callback, Trainer
 
-from conftest import make_image  # noqa: E402
-from deepcut.io import read_label_map  # noqa: E402
-from deepcut.lightning.datamodule import DeepCutDataModule  # noqa: E402
-from deepcut.lightning.module import DeepCutModule  # noqa: E402
+from deepcut.io import read_label_map
+from deepcut.lightning.datamodule import DeepCutDataModule
+from deepcut.lightning.module import DeepCutModule
 
 REPO = Path(__file__).resolve().parents[1]
 N_IMAGES = 6
@@ -154,9 +154,9 @@ def test_checkpoint_reloads_to_identical_predictions(image_dir, tmp_path, capsys
     a = {r["stem"]: r["prediction"] for batch in in_memory for r in batch}
     b = {r["stem"]: r["prediction"] for batch in from_file for r in batch}
     assert sorted(a) == [f"im{i}" for i in range(N_IMAGES)] and sorted(a) == sorted(b)
-    for stem in a:
-        assert np.array_equal(a[stem].labels, b[stem].labels)
-        assert torch.equal(a[stem].task_output.assignment, b[stem].task_output.assignment)
+    for stem, pa in a.items():
+        assert np.array_equal(pa.labels, b[stem].labels)
+        assert torch.equal(pa.task_output.assignment, b[stem].task_output.assignment)
 
     # infer.py needs nothing but the checkpoint: same labels, no per-image training
     out = tmp_path / "out"
@@ -190,6 +190,37 @@ def test_checkpoint_cluster_ids_are_shared_across_images(image_dir, tmp_path):
     obj = {int(np.bincount(read_label_map(out / f"im{i}.png")[18:30, 26:38].ravel()).argmax())
            for i in range(N_IMAGES)}
     assert len(obj) == 1, obj
+
+
+def test_random_init_backbone_predicts_from_cache_but_cannot_be_rebuilt(image_dir, tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from deepcut.checkpoint import CheckpointError, load_segmenter
+
+    dm = _dm(image_dir, tmp_path / "cache", backbone="timm:vit_tiny_patch16_224",
+             backbone_options={"pretrained": False, "depth": 2})
+    ck = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="vit")
+    trainer = _trainer(tmp_path, epochs=1, callbacks=[ck])
+    model = _model(dm)
+    trainer.fit(model, dm)
+    preds = [r for b in trainer.predict(model, dm) for r in b]  # cached features: fine
+    assert len(preds) == N_IMAGES and preds[0]["prediction"].labels.shape == (48, 64)
+    with pytest.raises(CheckpointError, match="random-init backbone"):
+        load_segmenter(ck.best_model_path).backbone  # noqa: B018
+
+
+def test_kless_checkpoint_finds_k_below_k_max(image_dir, tmp_path):
+    from deepcut.cli.infer import main
+
+    _, _, _, ckpt = _fit_checkpoint(image_dir, tmp_path, n_clusters=5, loss="cc", task="kless")
+    out = tmp_path / "out"
+    assert main([str(image_dir), "--checkpoint", str(ckpt), "--out", str(out), "--quiet"]) == 0
+    for i in range(N_IMAGES):
+        rec = json.loads((out / f"im{i}.json").read_text())
+        lab = read_label_map(out / f"im{i}.png")
+        assert rec["task"] == "kless" and 1 <= rec["n_clusters"] <= 5
+        assert sorted(np.unique(lab)) == list(range(len(np.unique(lab))))  # renumbered
+    assert main([str(image_dir), "--checkpoint", str(ckpt), "--k-max", "7"]) == 2
 
 
 def test_checkpoint_refuses_contradicting_options(image_dir, tmp_path, capsys):
@@ -229,6 +260,34 @@ def test_train_cli_fit_validate_saves_config_and_checkpoint(image_dir, tmp_path)
     assert cfg["data"]["root"] == str(image_dir) and cfg["trainer"]["max_epochs"] == 2
     cli = cli_main(["validate", *common, "--ckpt_path", str(ckpts[0])])
     assert "val/loss" in cli.trainer.callback_metrics
+    out = tmp_path / "pred"
+    cli_main(["predict", *common, "--ckpt_path", str(ckpts[0]), "--writer.output_dir", str(out)])
+    recs = [json.loads((out / f"im{i}.json").read_text()) for i in range(N_IMAGES)]
+    assert all(r["checkpoint"]["id"] == f"{ckpts[0].name}@sha256:{r['checkpoint']['sha256']}"
+               for r in recs)
+    assert all((out / f"im{i}_overlay.png").is_file() for i in range(N_IMAGES))
+
+
+def test_datamodule_reads_a_named_dataset(tmp_path):
+    """``dataset`` + ``root``: the evaluation loaders' layout (here SOD: images/ + masks/)."""
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(3):
+        make_image(tmp_path / "images" / f"s{i}.jpg", size=(64, 48), seed=i)
+        Image.new("L", (64, 48), 255).save(tmp_path / "masks" / f"s{i}.png")
+    dm = DeepCutDataModule(root=str(tmp_path), dataset="sod", backbone="classic", size=48,
+                           cache_dir=str(tmp_path / "cache"), val_fraction=0.34)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 2 and len(dm.val_set) == 1
+    stems = sorted(it.stem for it in dm.train_set.items + dm.val_set.items)
+    assert stems == ["s0", "s1", "s2"]
+    item = dm.train_set[0]
+    assert item["features"].shape[-1] == 22 and item["meta"]["backbone"] == "classic"
+    with pytest.raises(Exception, match="needs root"):
+        DeepCutDataModule(dataset="sod", cache_dir=str(tmp_path)).setup("fit")
 
 
 TRAIN_CONFIGS = ["segment_folder.yaml", "segment_ecssd.yaml", "parts.yaml", "kless.yaml"]
@@ -279,7 +338,7 @@ def test_ddp_two_cpu_processes_train_and_shard_predict(image_dir, tmp_path):
             "--writer.output_dir", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "DDP_OUT": str(tmp_path),
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    res = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env,
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, check=False,
                          cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     r0 = json.loads((tmp_path / "rank0.json").read_text())

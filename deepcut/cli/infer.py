@@ -17,8 +17,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from deepcut.cli.common import drop_none, fail, load_yaml, quiet_warnings
 
@@ -26,10 +27,10 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import deepcut.checkpoint  # noqa: F401  (registers the "clusters" task)
     from deepcut.backbones import list_backbones
     from deepcut.solvers import list_solvers
     from deepcut.tasks import list_tasks
-    import deepcut.checkpoint  # noqa: F401  (registers the "clusters" task)
 
     p = argparse.ArgumentParser(
         prog="infer.py",
@@ -241,7 +242,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
 
     seg = segmenter if segmenter is not None else Segmenter(cfg)
     try:
-        seg.backbone  # resolve once, up front: missing weights is fatal, not per image
+        _ = seg.backbone  # resolve once, up front: missing weights is fatal, not per image
     except DeepCutError as e:
         return fail(str(e))
     n_done = n_skip = 0

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deepcut.backbones.base import Backbone, PatchFeatures
 from deepcut.errors import ConfigError, DeepCutError
-from deepcut.lightning.feature_cache import FeatureCache, backbone_spec, default_cache_dir
+from deepcut.lightning.feature_cache import FeatureCache, default_cache_dir
 
 __all__ = ["DeepCutDataModule", "FeatureDataset", "ImageItem", "collate_items", "to_patch_features"]
 

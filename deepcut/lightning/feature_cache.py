@@ -33,7 +33,7 @@ import torch
 
 from deepcut.backbones.base import Backbone, PatchFeatures
 
-__all__ = ["FeatureCache", "default_cache_dir", "backbone_key", "image_key"]
+__all__ = ["FeatureCache", "backbone_key", "default_cache_dir", "image_key"]
 
 #: Bumped when the entry format changes, so old entries are never misread.
 CACHE_FORMAT = 1

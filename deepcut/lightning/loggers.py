@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-__all__ = ["WandbOptions", "build_logger", "cluster_overlay", "log_images", "finish_wandb"]
+__all__ = ["WandbOptions", "build_logger", "cluster_overlay", "finish_wandb", "log_images"]
 
 
 @dataclass

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -57,8 +57,9 @@ class DeepCutModule(L.LightningModule):
         lr: AdamW learning rate (1e-3 in DeepCut).
         weight_decay: AdamW weight decay (0.01, torch's default, as DeepCut).
         seed: seed of the shared head initialisation (the same init the per-image solver uses).
-        task: what inference with the checkpoint produces: ``segment`` (fg/bg + box) or
-            ``clusters`` (the K cluster ids, consistent across images).
+        task: what inference with the checkpoint produces: ``segment`` (fg/bg + box),
+            ``clusters`` (the K cluster ids, consistent across images) or ``kless`` (CC-loss
+            heads: the non-empty clusters, renumbered).
         background_rule: ``border`` or ``corners`` (segment task at inference).
         backbone: backbone name (``train.py`` links it from ``data.backbone``); recorded for
             inference.
@@ -69,7 +70,7 @@ class DeepCutModule(L.LightningModule):
         n_log_images: images per overlay log.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "in_dim": [Interval(Integral, 1, None, closed="left")],
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
@@ -87,7 +88,7 @@ class DeepCutModule(L.LightningModule):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "seed": [Interval(Integral, 0, None, closed="left")],
-        "task": [Options({"segment", "clusters"})],
+        "task": [Options({"segment", "clusters", "kless"})],
         "background_rule": [Options({"border", "corners"})],
         "size": [Interval(Integral, 16, 4096, closed="both")],
         "stride": [Interval(Integral, 1, 64, closed="both"), None],
@@ -114,7 +115,7 @@ class DeepCutModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         seed: int = 0,
-        task: Literal["segment", "clusters"] = "segment",
+        task: Literal["segment", "clusters", "kless"] = "segment",
         background_rule: Literal["border", "corners"] = "border",
         backbone: str = "classic",
         weights: str | None = None,

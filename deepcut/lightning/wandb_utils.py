@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InferWandbLogger", "read_offline_run", "find_offline_runs", "wait_until_written"]
+__all__ = ["InferWandbLogger", "find_offline_runs", "read_offline_run", "wait_until_written"]
 
 # LevelDB log format (what wandb's .wandb files use): 32 KiB blocks, records split into chunks
 # with a 7-byte header (crc32c u32, length u16, type u8); the file starts with a 7-byte wandb

@@ -49,13 +49,13 @@ all fall in one average-size cluster scores about +1 there and -1 elsewhere), so
 ``T`` does not depend on the graph size. ``ncut_history_`` then holds the *soft* NCut
 ``K - sum_k x_k^T W x_k / d^T x_k``; it is not guaranteed monotone.
 
-**Dynamic affinity reweighting** (Falcon v1 Eq. 19, off by default): before each score,
-``W_t = W * exp(-(1 - cos(x_i, x_j))^2 / gamma)`` with ``x_i`` the current assignment rows, and
-degrees recomputed. It is applied to the *input* ``W`` each time (not compounded, which would
-drive cut edges to 0 geometrically). Hard mode needs no extra product (for one-hot rows the
-factor is 1 inside a cluster and ``exp(-1/gamma)`` across, so ``W_t X = c WX + (1-c) WX * X``);
-soft mode forms the reweighted dense ``W`` (``O(N^2 K)``) or reweights the stored edges of a
-sparse kNN graph (``O(nnz K)``). The hard-mode acceptance test always uses the input graph.
+**Dynamic affinity reweighting** (Falcon v1 Eq. 19, soft mode, off by default): after each
+update, ``W_t = W * exp(-(1 - cos(x_i, x_j))^2 / gamma)`` with ``x_i`` the current soft
+assignment rows, and the degrees recomputed. It is applied to the *input* ``W`` each time (not
+compounded, which would drive cut edges to 0 geometrically): the dense ``W`` is reweighted in
+``O(N^2 K)``, a sparse kNN graph on its stored edges in ``O(nnz K)``. With one-hot rows (hard
+mode) the factor is 1 inside a cluster and ``exp(-1/gamma)`` across, i.e. only more inertia,
+which froze the labels at once in our tests; hard mode therefore rejects ``reweight_gamma``.
 
 **Defaults and their sources.** ``n_clusters=2``; ``init="kmeans"`` (the public
 reimplementation's default): greedy k-means++ then cosine Lloyd on the L2-normalised, centred
@@ -173,12 +173,15 @@ class FalconCut(BaseSolver):
         temperature: softmax temperature on the dimensionless scores (soft mode).
         inertia: initial proximal weight ``rho`` of the hard step (0: try plain argmax first).
         max_backtrack: inertia increases tried per hard iteration before declaring convergence.
-        reweight_gamma: scale ``gamma`` of the dynamic affinity reweighting; ``None``: off.
+        reweight_gamma: scale ``gamma`` of the dynamic affinity reweighting (soft mode only);
+            ``None``: off.
         beta: if set, solve on ``falcon_graph(features, beta, lam)`` built here from the
             features (kNN with the input graph's k when the input graph is sparse) instead of on
             the input graph; ``ncut_`` is still measured on the input graph.
         lam: ``lambda`` of the diagonal regulariser when ``beta`` is set.
         kmeans_iter: Lloyd iterations of the k-means initialisation.
+        n_init: k-means initialisations tried (``init="kmeans"`` with features); the one with
+            the best NCut objective on the graph is kept.
         smooth_steps: random-walk smoothing steps ``(D^-1 W)^t`` applied to the features before
             the k-means initialisation; ``None``: 4 on sparse graphs, 0 on dense ones.
         random_state: seed of the initialisation.
@@ -210,6 +213,7 @@ class FalconCut(BaseSolver):
         "beta": [Interval(Real, 0, None, closed="neither"), None],
         "lam": [Interval(Real, 0, None, closed="left")],
         "kmeans_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
         "smooth_steps": [Interval(Integral, 0, None, closed="left"), None],
         "random_state": ["random_state"],
         "device": [str, torch.device],
@@ -219,7 +223,7 @@ class FalconCut(BaseSolver):
                  max_iter: int = 30, tol: float = 1e-4, temperature: float = 0.01,
                  inertia: float = 0.0, max_backtrack: int = 6,
                  reweight_gamma: float | None = None, beta: float | None = None,
-                 lam: float = 0.0, kmeans_iter: int = 20, smooth_steps: int | None = None,
+                 lam: float = 0.0, kmeans_iter: int = 20, n_init: int = 3, smooth_steps: int | None = None,
                  random_state: int | None = 0, device: str = "cpu") -> None:
         self.n_clusters = n_clusters
         self.mode = mode
@@ -233,6 +237,7 @@ class FalconCut(BaseSolver):
         self.beta = beta
         self.lam = lam
         self.kmeans_iter = kmeans_iter
+        self.n_init = n_init
         self.smooth_steps = smooth_steps
         self.random_state = random_state
         self.device = device
@@ -271,13 +276,22 @@ class FalconCut(BaseSolver):
                                      self.kmeans_iter)
         X = Fn.normalize(features.reshape(N, -1).float().to(W.device), dim=1)
         steps = (4 if sparse else 0) if self.smooth_steps is None else self.smooth_steps
-        X = _smooth(W, d, X, steps, sparse)
-        return _spherical_kmeans(X.cpu(), K, gen, self.kmeans_iter)
+        X = _smooth(W, d, X, steps, sparse).cpu()
+        best, best_obj = None, -float("inf")
+        for _ in range(self.n_init):  # keep the run with the best NCut objective on the graph
+            z = _spherical_kmeans(X, K, gen, self.kmeans_iter).to(W.device)
+            obj = self._stats(self._product(W, z, K, sparse), z, d, K)[2] if self.n_init > 1 else 0
+            if best is None or obj > best_obj:
+                best, best_obj = z, obj
+        return best
 
     # ---------------------------------------------------------------------------------------
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "FalconCut":
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
         self._validate(graph, self.n_clusters)
+        if self.reweight_gamma is not None and self.mode == "hard":
+            raise ValueError("reweight_gamma needs mode='soft': on one-hot rows the reweighting "
+                             "only adds inertia (module docstring).")
         if features is not None and features.numel() % graph.num_nodes:
             raise ValueError(f"features must have N={graph.num_nodes} rows; "
                              f"got shape {tuple(features.shape)}.")
@@ -345,33 +359,21 @@ class FalconCut(BaseSolver):
         P = self._product(W, z, K, sparse)
         vol, assoc, obj, ncut = self._stats(P, z, d, K)
         self.ncut_history_ = [ncut]
-        c = math.exp(-1.0 / self.reweight_gamma) if self.reweight_gamma else None
         rho0 = float(self.inertia)
         self.n_backtracks_ = 0
         self.converged_ = False
         it = 0
         for it in range(1, self.max_iter + 1):
-            # scores on the (optionally reweighted) graph
-            if c is None:
-                Ps, ds, vs, asc = P, d, vol, assoc
-            else:
-                own = P[ar, z]
-                Ps = c * P
-                Ps[ar, z] = own  # within-cluster edges keep their weight
-                ds = c * d + (1 - c) * own
-                vs = torch.zeros(K, dtype=torch.float64, device=W.device
-                                 ).index_add_(0, z, ds.double())
-                asc = assoc
-            empty = vs <= 0
-            v = vs.float().clamp(min=_EPS)
-            S = 2.0 * Ps / v - ds[:, None] * (asc.float() / v.pow(2))
+            empty = vol <= 0
+            v = vol.float().clamp(min=_EPS)
+            S = 2.0 * P / v - d[:, None] * (assoc.float() / v.pow(2))
             S[:, empty] = -float("inf")
             accepted = False
             rho = rho0
             for _ in range(self.max_backtrack + 1):
                 if rho > 0:
-                    Sr = S - rho * ds[:, None] / v
-                    Sr[ar, z] += 2.0 * rho * ds / v[z]
+                    Sr = S - rho * d[:, None] / v
+                    Sr[ar, z] += 2.0 * rho * d / v[z]
                     Sr[:, empty] = -float("inf")
                 else:
                     Sr = S
@@ -388,7 +390,7 @@ class FalconCut(BaseSolver):
                     break
                 self.n_backtracks_ += 1
                 if rho >= 1.0:
-                    break  # provably monotone at rho = 1: only rounding can land here
+                    break  # rejected even at rho = 1: a cluster would empty at a loss (or rounding)
                 rho = min(1.0, max(2.0 * rho, _RHO_MIN))
             if not accepted:
                 self.converged_ = True

@@ -22,3 +22,6 @@ __all__ = [
     "object_box",
     "patch_box_to_pixels",
 ]
+from deepcut.tasks import parts as _parts  # noqa: F401,E402  (registers "parts")
+from deepcut.tasks import kless as _kless  # noqa: F401,E402  (registers "kless")
+from deepcut.tasks import hierarchy as _hierarchy  # noqa: F401,E402  (registers "hierarchy")

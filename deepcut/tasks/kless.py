@@ -1,0 +1,71 @@
+"""k-less segmentation: the number of segments comes from the data (DeepCut section 7, Fig. 6).
+
+``solver="gnn"`` (DeepCut): the GNN is trained with the correlation-clustering loss (Eq. 10) on
+the signed CC graph (Eq. 7, ``W = FF^T - max(FF^T) / alpha``) with ``K_max`` outputs; K_max is
+only an upper bound, clusters left empty are dropped and the labels renumbered 0..K-1. ``alpha``
+(``--alpha``, default 3) is the k-sensitivity: a lower alpha repels more pairs and gives more
+segments. Default 100 steps (DeepCut's value for multi-segment outputs; ``cfg.steps`` overrides).
+
+Other solvers cannot find K by themselves, so K is chosen by the **eigengap** of the NCut graph's
+normalised Laplacian over ``[2, K_max]`` (the spectral baseline of DeepCut Table 5;
+:func:`deepcut.solvers.spectral.eigengap`), then that solver cuts the image into K segments
+(``spectral`` does both in one fit with ``n_clusters="auto"``).
+
+Task parameters: ``k_max`` (default 10, else ``cfg.n_clusters``). The JSON's ``n_clusters`` is
+the K found; ``extra`` repeats it with the rule that found it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from deepcut.backbones.base import PatchFeatures
+from deepcut.config import SegmenterConfig
+from deepcut.errors import ConfigError
+from deepcut.graphs import ncut_graph
+from deepcut.solvers.spectral import eigengap, spectral_embedding
+from deepcut.tasks.base import TaskOutput, register_task, solve
+
+__all__ = ["kless_task", "DEFAULT_K_MAX", "KLESS_STEPS"]
+
+DEFAULT_K_MAX = 10  # DeepCut's CC code uses K=10 as the maximum number of clusters
+KLESS_STEPS = 100
+
+
+@register_task("kless")
+def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
+    """Segments with K found from the data; labels 0..K-1 (no background); see the module doc."""
+    k_max = cfg.task_params.get("k_max") or cfg.n_clusters or DEFAULT_K_MAX
+    if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
+        raise ConfigError(f"The 'k_max' task parameter must be an int >= 2. Got {k_max!r} instead.")
+    k_max = int(k_max)
+    h, w = pf.grid
+    F = pf.flat
+    if cfg.solver == "gnn":
+        rule = "cc"
+        solver, _ = solve(F, cfg, k_max, steps=cfg.steps or KLESS_STEPS, grid=(h, w), kind="cc",
+                          loss="cc", drop_empty=True)
+    elif cfg.solver == "spectral":
+        rule = "eigengap"
+        solver, _ = solve(F, cfg, "auto", grid=(h, w), k_max=min(k_max, F.shape[0] - 1))
+    else:
+        rule = "eigengap"
+        k = _eigengap_k(F, cfg, k_max)
+        solver, _ = solve(F, cfg, k, grid=(h, w))
+    labels = np.unique(solver.labels_.numpy(), return_inverse=True)[1].reshape(h, w)
+    K = int(labels.max()) + 1
+    return TaskOutput(
+        patch_labels=labels.astype(np.int64),
+        label_names={i: f"segment {i}" for i in range(K)},
+        solver=solver.summary(),
+        assignment=solver.assignment_,
+        extra={"k_found": K, "k_max": k_max, "k_rule": rule,
+               "alpha": cfg.alpha if rule == "cc" else None},
+    )
+
+
+def _eigengap_k(F, cfg: SegmenterConfig, k_max: int) -> int:
+    """K by the largest eigengap of the NCut graph of ``F: (N, D)`` over ``[2, k_max]``."""
+    k_max = min(k_max, F.shape[0] - 1)
+    lam, _, _ = spectral_embedding(ncut_graph(F, metric=cfg.metric), k_max + 1,
+                                   random_state=cfg.seed)
+    return eigengap(lam, k_max)
