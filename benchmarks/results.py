@@ -21,6 +21,8 @@ Benchmarks (``--data-root`` holds the folders of ``shared/data``):
   annotator averaged (67 + 67 images);
 * ``bsds500_test``: multi-region (task ``clusters`` with K = 6, see :func:`region_task`), NMI /
   ARI / Hungarian mIoU / purity against each of the 4-8 annotators, averaged (134 images);
+* ``bsds500_test`` again with task ``kless`` (K found per image, at most 10: the CC loss for the
+  GNN, the eigengap for the others): the same scores plus the K found;
 * ``voc2012_subset``: CorLoc from the predicted boxes (67 images) and fg/bg IoU where a class mask
   exists (62 images, void ignored).
 
@@ -55,6 +57,9 @@ BENCHMARKS: list[dict[str, Any]] = [
      "task": "segment", "metrics": ["iou", "accuracy", "max_f", "iou_annotators"]},
     {"name": "BSDS500 test", "dataset": "bsds500", "folder": "bsds500_test", "task": "regions",
      "metrics": ["nmi", "ari", "miou", "purity", "n_clusters"]},
+    {"name": "BSDS500 test, k-less", "dataset": "bsds500", "folder": "bsds500_test",
+     "task": "kless", "flags": ["--k-max", "10"],
+     "metrics": ["nmi", "ari", "miou", "purity", "n_clusters"]},
     {"name": "VOC 2012 subset", "dataset": "voc12", "folder": "voc2012_subset",
      "task": "segment", "metrics": ["corloc", "iou", "accuracy", "max_f"]},
 ]
@@ -65,6 +70,16 @@ _HEAD = {"iou": "IoU", "accuracy": "Acc", "max_f": "maxF", "iou_annotators": "Io
          "n_clusters": "K"}
 
 
+def _tasks() -> list[str]:
+    from deepcut.tasks import list_tasks
+
+    try:  # the `clusters` task is registered by the checkpoint module (train.py's inference)
+        import deepcut.checkpoint  # noqa: F401
+    except ImportError:
+        pass
+    return list_tasks()
+
+
 def region_task() -> tuple[str, list[str]] | None:
     """The multi-region task and its flags for BSDS500, or None when none is registered.
 
@@ -72,13 +87,7 @@ def region_task() -> tuple[str, list[str]] | None:
     then ``kless`` (K found by correlation clustering, at most 6), ``parts`` (fg/bg plus 4
     parts) and a one-level ``hierarchy`` with K = 6.
     """
-    from deepcut.tasks import list_tasks
-
-    try:  # the `clusters` task is registered by the checkpoint module (train.py's inference)
-        import deepcut.checkpoint  # noqa: F401
-    except ImportError:
-        pass
-    tasks = list_tasks()
+    tasks = _tasks()
     for task, flags in (("clusters", ["--k", "6"]), ("kless", ["--k-max", "6"]),
                         ("parts", ["--parts", "4"]), ("hierarchy", ["--levels", "6"])):
         if task in tasks:
@@ -110,7 +119,10 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
     for bench in BENCHMARKS:
         if only and bench["dataset"] not in only:
             continue
-        task, task_flags = bench["task"], []
+        task, task_flags = bench["task"], list(bench.get("flags", []))
+        if task not in ("regions", "segment") and task not in _tasks():
+            notes.append(f"{bench['name']}: task {task!r} is not registered here; not run")
+            continue
         if task == "regions":
             if regions is None:
                 notes.append(f"{bench['name']}: no multi-region task (kless, parts, hierarchy) "

@@ -28,9 +28,10 @@ Scoring (``scoring_kind(task)``):
   its IoU with any ground-truth box is >= 0.5 (boxes in original image pixels).
 * ``regions`` (every other task: parts, kless, hierarchy, ...): label ids are arbitrary. Against
   per-annotator segmentations (BSDS500, Weizmann): NMI, ARI, purity and Hungarian mIoU per image.
-  Against a class map (VOC): the same per image plus DiffCut's pooled per-image-matched mIoU and a
-  dataset-level match (cluster ids consistent across images). Against part keypoints (CUB):
-  NMI/ARI of the label under each visible keypoint vs the keypoint id, pooled over the dataset.
+  Against a class map (VOC): the same per image plus DiffCut's pooled per-image-matched mIoU, a
+  dataset-level match and pooled NMI/ARI (those two need cluster ids consistent across images).
+  Against part keypoints (CUB): NMI/ARI of the label under each visible keypoint vs the keypoint
+  id, pooled over the dataset.
   When label 0 is named ``background`` the foreground metrics are reported as well.
 
 Multi-annotator ground truth is scored against **each annotator**, then combined per image by
@@ -130,6 +131,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
                    "dataset, mean over classes (DiffCut's protocol)",
     "miou_dataset": "regions, class maps: one matching on the dataset's summed confusion "
                     "(needs cluster ids consistent across images)",
+    "nmi_pooled": "regions, class maps: NMI of all pixels of the dataset as one labelling "
+                  "(needs cluster ids consistent across images)",
+    "ari_pooled": "regions, class maps: ARI of all pixels of the dataset as one labelling "
+                  "(needs cluster ids consistent across images)",
     "part_nmi": "parts: NMI of the label under each visible keypoint vs the keypoint id, "
                 "pooled over the dataset",
     "part_ari": "parts: ARI of the label under each visible keypoint vs the keypoint id, "
@@ -139,7 +144,8 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "seconds_per_image": "prediction time per image (load + features + solve + upsample), mean",
 }
 _PERCENT = {"iou", "accuracy", "max_f", "iou_annotators", "corloc", "nmi", "ari", "purity",
-            "miou", "miou_pooled", "miou_dataset", "part_nmi", "part_ari"}
+            "miou", "miou_pooled", "miou_dataset", "nmi_pooled", "ari_pooled", "part_nmi",
+            "part_ari"}
 
 
 def scoring_kind(task: str) -> str:
@@ -401,7 +407,7 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             try:
                 sample = dataset[index]
                 pred = seg(load_image(sample.image_path))
-            except Exception as e:  # noqa: BLE001 - report the item and go on (Ctrl-C stops)
+            except Exception as e:  # report the item and go on (Ctrl-C stops)
                 failures[item] = str(e) if isinstance(e, DeepCutError) else \
                     f"{type(e).__name__}: {e}"
                 logger.warning("skipped %s: %s", item, failures[item])
@@ -467,6 +473,7 @@ class _Scorer:
         self.dataset_match = DatasetHungarianMeter(method=match, background=background,
                                                    ignore_index=IGNORE)
         self.keypoints = ClusteringMeter(ignore_index=None)
+        self.pooled = ClusteringMeter(ignore_index=IGNORE)
         self.values: dict[str, list[float]] = defaultdict(list)
         self.pred_boxes: list[Any] = []
         self.gt_boxes: list[np.ndarray] = []
@@ -539,6 +546,7 @@ class _Scorer:
             row.update(self._region_scores(pred, gt, IGNORE))
             self.per_image_match.update(pred, gt)
             self.dataset_match.update(pred, gt)
+            self.pooled.update(pred, gt)
         if sample.parts is not None and len(sample.parts):
             kp = np.asarray(sample.parts, dtype=np.float64)
             values, index = labels_at_points(labels_full, kp[:, :2], kp[:, 2] > 0)
@@ -577,6 +585,9 @@ class _Scorer:
             put("miou_pooled", self.per_image_match.compute().miou,
                 len(self.per_image_match.per_image_))
             put("miou_dataset", self.dataset_match.compute().miou, self.dataset_match.n_images_)
+            pooled = self.pooled.compute()
+            put("nmi_pooled", pooled.nmi, self.dataset_match.n_images_)
+            put("ari_pooled", pooled.ari, self.dataset_match.n_images_)
         if self.keypoints.table_.size:
             k = self.keypoints.compute()
             put("part_nmi", k.nmi, k.n_pixels)

@@ -338,7 +338,13 @@ def test_regions_many_to_one_and_class_maps(voc_root, tmp_path):
         assert nmi(pred, s.labels) == pytest.approx(
             float(next(r["nmi"] for r in _rows(tmp_path / "m") if r["id"] == s.id)), abs=1e-12)
     assert res.metrics["miou"] == pytest.approx(np.mean(per_image), abs=1e-12)
-    assert {"miou_pooled", "miou_dataset"} <= set(res.metrics)
+    assert {"miou_pooled", "miou_dataset", "nmi_pooled", "ari_pooled"} <= set(res.metrics)
+    preds = [read_label_map(tmp_path / "m" / "predictions" / f"{s.id}.png") for s in ds]
+    valid = [s.labels != 255 for s in ds]
+    pooled_pred = np.concatenate([p[v] for p, v in zip(preds, valid)])
+    pooled_gt = np.concatenate([s.labels[v] for s, v in zip(ds, valid)])
+    assert res.metrics["nmi_pooled"] == pytest.approx(
+        normalized_mutual_info_score(pooled_gt, pooled_pred), abs=1e-12)
     assert res.summary["match"] == "majority"
 
 

@@ -127,6 +127,14 @@ def test_padded_batch_matches_per_graph_losses(image_dir, tmp_path):
         device="cpu")) for it in items)]
     assert torch.allclose(batched, torch.stack(single).mean(), atol=1e-5)
 
+    # sparse kNN graphs cannot be padded: the loss is averaged graph by graph, and trains
+    ms = _model(dm, knn=5)
+    gs = build_graph_batch(items, ms.segmenter_config(device="cpu"))
+    assert gs.W is None and all(W.is_sparse for W, _ in gs.graphs)
+    loss = ms._loss(ms(gs.AX), gs)
+    loss.backward()
+    assert torch.isfinite(loss) and ms.head.conv.lin.weight.grad is not None
+
 
 def _fit_checkpoint(image_dir, tmp_path, **model_kw):
     from lightning.pytorch.callbacks import ModelCheckpoint

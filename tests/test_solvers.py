@@ -7,6 +7,7 @@ the recovery parametrisation. Mirrors ``deepcut/solvers/{spectral,falcon}.py`` a
 from __future__ import annotations
 
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -121,7 +122,7 @@ def test_eigen_solvers_agree(eigen_solver, graph_kind):
     est = SpectralNCut(4, eigen_solver=eigen_solver).fit(G)
     assert est.eigen_solver_ == eigen_solver
     assert ari(y, est.labels_) == 1.0
-    lam_ref, V_ref, _ = spectral_embedding(G, 4, eigen_solver="dense")
+    lam_ref, _, _ = spectral_embedding(G, 4, eigen_solver="dense")
     torch.testing.assert_close(est.eigenvalues_, lam_ref, atol=2e-3, rtol=0)
     assert est.eigenvalues_[0].abs() < 1e-3  # the trivial eigenvalue of L_sym
     # generalised eigenvectors are D-orthonormal
@@ -140,7 +141,7 @@ def test_sparse_disconnected_components_resolved():
 
 @pytest.mark.parametrize("K", [3, 4, 5, 6])
 def test_eigengap_picks_true_k(K):
-    F, y = planted(K, seed=10 + K)
+    _F, y = planted(K, seed=10 + K)
     G = block_graph(y, p_in=1.0, noise=0.05)
     est = SpectralNCut("auto", k_max=10).fit(G)
     assert est.n_clusters_ == K
@@ -155,7 +156,7 @@ def test_eigengap_function():
 
 
 def test_recursive_tau_and_cap():
-    F, y = planted(4, seed=2)
+    _F, y = planted(4, seed=2)
     G = block_graph(y)
     assert SpectralNCut(2, mode="recursive").fit(G).n_clusters_ == 2
     assert SpectralNCut("auto", mode="recursive").fit(G).n_clusters_ == 4
@@ -178,7 +179,7 @@ def bipartite_graph(seed: int, N: int = 60) -> Graph:
 @pytest.mark.parametrize("variant", ["random-dense", "random-knn", "kmeans-dense", "lam",
                                      "bipartite"])
 def test_falcon_hard_ncut_never_increases(seed, variant):
-    F, y = planted(6, per=40, sep=1.2, noise=1.0, seed=seed)  # overlapping groups: many moves
+    F, _y = planted(6, per=40, sep=1.2, noise=1.0, seed=seed)  # overlapping groups: many moves
     if variant == "bipartite":
         G, F, K = bipartite_graph(seed), None, 3
     elif variant.endswith("knn"):
@@ -192,7 +193,7 @@ def test_falcon_hard_ncut_never_increases(seed, variant):
     h = est.ncut_history_
     if init == "random":
         assert len(h) >= 3  # a random start moves many labels
-    assert all(b <= a for a, b in zip(h, h[1:])), h
+    assert all(b <= a for a, b in pairwise(h)), h
     assert h[-1] == pytest.approx(est.ncut_, abs=1e-4)
 
 
@@ -204,11 +205,11 @@ def test_plain_argmax_is_not_monotone_backtracking_is():
             bipartite_graph(seed))
         assert est.n_backtracks_ > 0
         h = est.ncut_history_
-        assert all(b <= a for a, b in zip(h, h[1:]))
+        assert all(b <= a for a, b in pairwise(h))
 
 
 def test_falcon_history_starts_at_init_ncut():
-    F, y = planted(4, sep=1.5, seed=7)
+    F, _y = planted(4, sep=1.5, seed=7)
     G = build_graph(F, "ncut", metric="cosine")
     est = FalconCut(4, init="random").fit(G, F)
     assert est.ncut_history_[0] == pytest.approx(discrete_ncut(est.init_labels_, G.W), abs=1e-4)
@@ -228,7 +229,7 @@ def test_falcon_soft_mode_and_reweighting():
 
 
 def test_falcon_init_options_and_graph_sketch():
-    F, y = planted(3, seed=9)
+    _F, y = planted(3, seed=9)
     G = block_graph(y)
     for init in ("kmeans", "spectral"):
         assert ari(y, FalconCut(3, init=init).fit_predict(G)) == 1.0  # no features: sketch
@@ -268,7 +269,7 @@ def test_functional_faces():
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_same_seed_same_labels(solver):
-    F, y = planted(5, sep=1.5, seed=14)  # ambiguous enough that the seed matters
+    F, _y = planted(5, sep=1.5, seed=14)  # ambiguous enough that the seed matters
     G = build_graph(F, "ncut", metric="cosine", knn=8)
     name, params = SOLVERS[solver]
     seed_key = "seed" if name == "gnn" else "random_state"
@@ -283,7 +284,7 @@ def test_fiedler_sign_is_deterministic():
     v = torch.tensor([0.1, 0.2, -0.9, -0.3, 0.4])
     assert torch.equal(_fiedler_split(v), _fiedler_split(-v))
     assert _fiedler_split(v)[2] == 1  # the side of argmax |v| is cluster 1
-    F, y = planted(2, per=60, sep=1.0, seed=15)
+    F, _y = planted(2, per=60, sep=1.0, seed=15)
     G = build_graph(F, "ncut", metric="cosine", knn=8)
     runs = [SpectralNCut(2, mode="fiedler", eigen_solver=s, random_state=r).fit(G)
             for s in ("dense", "arpack", "randomized") for r in (0, 1)]
@@ -298,8 +299,8 @@ def test_fiedler_sign_is_deterministic():
 # validation (sklearn-style messages)
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls, params, match", [
-    (SpectralNCut, {"n_clusters": 1}, r"'n_clusters' parameter of SpectralNCut must be an int "
-                                      r"in the range \[2, inf\) or one of 'auto'\. Got 1"),
+    (SpectralNCut, {"n_clusters": 1}, (r"'n_clusters' parameter of SpectralNCut must be an int "
+                                       r"in the range \[2, inf\) or one of 'auto'\. Got 1")),
     (SpectralNCut, {"mode": "nope"}, "'mode' parameter of SpectralNCut must be one of"),
     (SpectralNCut, {"eigen_solver": "eig"}, "'eigen_solver' parameter"),
     (SpectralNCut, {"tau": 0.0}, "'tau' parameter of SpectralNCut must be a float"),
@@ -325,7 +326,7 @@ def test_more_clusters_than_nodes_raises(name):
 
 
 def test_other_data_errors():
-    F, y = planted(2, per=10)
+    _F, y = planted(2, per=10)
     G = block_graph(y)
     with pytest.raises(ValueError, match=r"n_nodes=20 should be >= n_clusters=31"):
         SpectralNCut("auto", k_max=30).fit(G)

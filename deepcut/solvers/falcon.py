@@ -23,8 +23,8 @@ eigendecomposition. The auxiliary ``y`` never needs to be stored.
 
 **Hard mode** (``mode="hard"``, default). ``argmax_k s_ik`` is the batch step of weighted kernel
 k-means with kernel ``D^-1 W D^-1`` and weights ``d`` (Dhillon, Guan & Kulis 2004). Its argmax
-alone does *not* guarantee a lower NCut (``W`` is not positive semi-definite; it oscillates on
-real graphs). The proximal step adds an inertia ``rho`` for keeping the current label:
+alone does *not* guarantee a lower NCut (``W`` is not positive semi-definite; on bipartite-like
+graphs every node follows the other side and the cut grows, see ``tests/test_solvers.py``). The proximal step adds an inertia ``rho`` for keeping the current label:
 
 .. math:: \tilde s_{ik} = s_{ik} + \rho\, d_i (2[z_i = k] - 1) / vol_k,
 
@@ -38,10 +38,9 @@ rejected (a cluster would empty at a loss, or rounding) the solver stops. A cand
 accepted only if the fixed-K objective ``sum_k assoc_k / vol_k`` (empty clusters count 0) does
 not decrease. That test never rewards emptying a cluster, and since an empty cluster is never
 refilled (its score is ``-inf``), it also makes the discrete NCut ``K' - sum_k assoc_k/vol_k``
-(``K'`` non-empty clusters; ``ncut_history_``) non-increasing by construction.
-Only the changed rows update ``W @ X``
-(``W[changed]^T @ delta``), so late iterations are cheap; for dense ``W`` the full product with a
-one-hot ``X`` is a row ``index_add`` (``O(N^2)``, not ``O(N^2 K)``).
+(``K'`` non-empty clusters; ``ncut_history_``) non-increasing by construction. Only the changed
+rows update ``W @ X`` (``W[changed]^T @ delta``), so late iterations are cheap; for dense ``W``
+the full product with a one-hot ``X`` is a row ``index_add`` (``O(N^2)``, not ``O(N^2 K)``).
 
 **Soft mode** (``mode="soft"``; Falcon v1 Table 2, "+ Soft Assignment"): ``X <- softmax(s~ / T)``
 with the scores made dimensionless, ``s~_ik = s_ik * (sum(d) / K) / d_i`` (a node whose edges
@@ -57,18 +56,21 @@ compounded, which would drive cut edges to 0 geometrically): the dense ``W`` is 
 mode) the factor is 1 inside a cluster and ``exp(-1/gamma)`` across, i.e. only more inertia,
 which froze the labels at once in our tests; hard mode therefore rejects ``reweight_gamma``.
 
-**Defaults and their sources.** ``n_clusters=2``; ``init="kmeans"`` (the public
-reimplementation's default): greedy k-means++ then cosine Lloyd on the L2-normalised, centred
-node features; on sparse kNN graphs the features are first smoothed by 4 random-walk steps
-``(D^-1 W)^4 F`` (graph filtering as in SGC, Wu et al. 2019), which lowered the final NCut on 7
-of 8 image graphs at N=16384; without features, on a random-walk sketch ``(D^-1 W)^2 Omega``.
-``init="random"`` is offered but is a poor start for a local method. ``max_iter=30``
-(the reimplementation runs 15 soft iterations; hard mode normally stops earlier, when no label
-changes); ``tol=1e-4`` on the relative NCut decrease (hard) or the relative change of ``X``
-(soft); ``temperature=0.01`` on the dimensionless scores (on dense image graphs at K=27, 0.1
-collapsed 27 clusters to 8-13 and 0.03 to 20-27; 0.01 kept all 27); ``reweight_gamma=None`` (the reimplementation uses
-0.5); ``beta``/``lam``: the graph is used as given unless ``beta`` is set (Falcon v1 uses
-``beta=10`` for SSD-1B features, a reimplementation 4.5; ``lam`` in {0, 0.1}).
+**Defaults and their sources.** ``n_clusters=2``. ``init="kmeans"`` (the default of a public
+third-party reimplementation): greedy k-means++ then cosine Lloyd on the L2-normalised, centred
+node features, ``n_init=3`` runs, keeping the one with the best NCut objective on the graph (one
+run merged two planted blocks in our tests); on sparse kNN graphs the features are first
+smoothed by 4 random-walk steps ``(D^-1 W)^4 F`` (graph filtering as in SGC, Wu et al. 2019),
+which lowered the final NCut on 7 of 8 image graphs at N=16384; without features, k-means runs
+on a random-walk sketch ``(D^-1 W)^2 Omega``. ``init="random"`` is offered but is a poor start
+for a local method. ``max_iter=30`` (the reimplementation runs 15 soft iterations; hard mode
+usually stops earlier, when no label changes). ``tol=1e-4`` on the relative gain of the
+objective (hard) or the relative change of ``X`` (soft). ``temperature=0.01`` on the
+dimensionless scores: on dense image graphs at K=27, 0.1 collapsed the 27 clusters to 8-13 and
+0.03 to 20-27, 0.01 kept all 27. ``reweight_gamma=None`` (the reimplementation uses 0.5).
+``beta=None``: the graph is used as given; set ``beta`` (DiffCut uses 10, the reimplementation
+4.5; Falcon v1's own value is not legible in our copy of the paper) and ``lam`` (try 0 or 0.1)
+to have the solver build the Falcon affinity from the features itself.
 
 Empty clusters are dropped and the labels renumbered (one :class:`EmptyClusterWarning` per fit).
 """
@@ -86,8 +88,9 @@ from deepcut.graphs.affinity import falcon_graph, knn_graph
 from deepcut.graphs.graph import Graph
 from deepcut.seeding import torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
+from deepcut.solvers.spectral import _to_csr
 
-__all__ = ["FalconCut", "falcon_cut", "EmptyClusterWarning"]
+__all__ = ["EmptyClusterWarning", "FalconCut", "falcon_cut"]
 
 _EPS = 1e-12
 _RHO_MIN = 1.0 / 16  # first non-zero inertia tried when plain argmax increases the NCut
@@ -286,7 +289,7 @@ class FalconCut(BaseSolver):
         return best
 
     # ---------------------------------------------------------------------------------------
-    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "FalconCut":
+    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
         self._validate(graph, self.n_clusters)
         if self.reweight_gamma is not None and self.mode == "hard":
@@ -301,7 +304,7 @@ class FalconCut(BaseSolver):
             sparse = g.is_sparse
             W = g.W.float()
             if sparse:
-                W = W.to_sparse_csr() if W.layout != torch.sparse_csr else W
+                W = _to_csr(W)
             else:
                 W = W.contiguous()
             d = g.degree.float().to(self.device)
@@ -442,8 +445,8 @@ class FalconCut(BaseSolver):
                 if sparse:
                     cos = (Xn[ei[0]] * Xn[ei[1]]).sum(1)
                     vals = ev * torch.exp(-(1 - cos).pow(2) / self.reweight_gamma)
-                    Wt = torch.sparse_coo_tensor(ei, vals, W_coo.shape,
-                                                 check_invariants=False).to_sparse_csr()
+                    Wt = _to_csr(torch.sparse_coo_tensor(ei, vals, W_coo.shape,
+                                                         check_invariants=False))
                     dt = torch.zeros_like(d).index_add_(0, ei[0], vals)
                 else:
                     E = torch.exp(-(1 - Xn @ Xn.T).pow(2) / self.reweight_gamma)

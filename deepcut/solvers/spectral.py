@@ -14,9 +14,9 @@ Three discretisations (``mode``):
   gives the same points as row-normalising ``u_i``; the first column ``u_1 ~ sqrt(d)`` is then
   not trivial: it is needed so that K ideal blocks map to K orthogonal points. (Dropping it, as
   DeepSpectral and TokenCut do for *un-normalised* vectors, would put K points in K-1 dimensions
-  and make the row normalisation ill-posed.) ``n_init=4`` k-means restarts: sklearn's "auto"
-  (one k-means++ run) is measurably less stable at K=27 while 4 restarts on an (N, K) embedding
-  cost a few ms (``benchmarks/solvers.py``).
+  and make the row normalisation ill-posed.) ``n_init=4`` seeded k-means++ restarts
+  (scikit-learn's ``"auto"`` would run one): on an ``(N, K)`` embedding they cost a few ms up to
+  N=4761 and 0.1-0.5 s at N=16384, K=27.
 * ``"fiedler"`` -- 2-way TokenCut-style: threshold the Fiedler vector ``v_2`` at its mean; the side
   that holds ``argmax |v_2|`` is cluster 1 (deterministic whatever the eigensolver's sign).
 * ``"recursive"`` -- 2-way cuts, DiffCut-style: on each segment's own subgraph, scan
@@ -51,6 +51,7 @@ from __future__ import annotations
 import heapq
 import warnings
 from numbers import Integral, Real
+
 import numpy as np
 import torch
 
@@ -59,12 +60,21 @@ from deepcut.graphs.graph import Graph
 from deepcut.seeding import numpy_rng, torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
 
-__all__ = ["SpectralNCut", "spectral_ncut", "spectral_embedding", "eigengap", "EIGEN_SOLVERS"]
+__all__ = ["EIGEN_SOLVERS", "SpectralNCut", "eigengap", "spectral_embedding", "spectral_ncut"]
 
 EIGEN_SOLVERS = ("auto", "dense", "randomized", "arpack", "lobpcg")
 # Up to this many nodes the exact subset eigensolver costs < 10 ms here; above it the
 # randomized block solver is faster on dense graphs (benchmarks/solvers.py).
 _DENSE_EXACT_MAX_NODES = 512
+
+
+def _to_csr(W: torch.Tensor) -> torch.Tensor:
+    """Sparse CSR copy of a sparse ``W`` (torch's "CSR support is in beta" warning silenced)."""
+    if W.layout == torch.sparse_csr:
+        return W
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return W.to_sparse_csr()
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +88,7 @@ class _NormalizedAffinity:
         self.sparse = g.is_sparse
         W = g.W
         if self.sparse:
-            W = W.to_sparse_csr() if W.layout != torch.sparse_csr else W
+            W = _to_csr(W)
         self.W = W.float() if W.dtype != torch.float32 else W
         d = g.degree.to(self.W.device).float()
         self.d = d
@@ -461,7 +471,7 @@ class SpectralNCut(BaseSolver):
         if auto and self.mode == "kway":
             check_n_clusters(N, self.k_max + 1, type(self).__name__ + " (k_max + 1)")
 
-    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "SpectralNCut":
+    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> SpectralNCut:
         """Solve on ``graph`` (``features`` are ignored) and set the fitted attributes."""
         self._check(graph)
         self.timings_ = {}

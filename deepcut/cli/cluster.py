@@ -1,0 +1,168 @@
+"""``python cluster.py INPUT... [--out labels.csv]``: k-less clustering of images or a feature matrix.
+
+INPUT is either one ``.npy`` file holding an ``(n_samples, n_features)`` matrix, or image files
+and/or folders of images (each image becomes one sample: the backbone's CLS token when it has one,
+else its mean patch feature). The number of clusters is found from the data: by DeepCut's
+correlation-clustering GNN (``--method cc``, default) or by the eigengap spectral baseline
+(``--method eigengap``; DeepCut Table 5).
+
+Writes, atomically: ``--out`` (CSV with header ``item,label``; ``item`` is the file name or the
+row index) and a JSON beside it (``<out>.json``: method, K found, parameters, inputs). Prints
+``K=<n>`` on stdout. A bad image is reported on one line and skipped; the exit status is 1 if any
+image failed, 2 on a fatal error.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from deepcut.cli.common import drop_none, fail, quiet_warnings
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from deepcut.backbones import list_backbones
+
+    p = argparse.ArgumentParser(
+        prog="cluster.py",
+        description="k-less clustering (the number of clusters is found from the data) of a set "
+                    "of images or of a feature matrix.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", help="one .npy matrix (n_samples, n_features), or image "
+                                             "files and/or folders of images")
+    p.add_argument("--out", default="clusters.csv", help="labels CSV (a JSON summary is written "
+                                                         "beside it)")
+    p.add_argument("--quiet", action="store_true", help="print only the K line")
+
+    g = p.add_argument_group("clustering")
+    g.add_argument("--method", choices=["cc", "eigengap"], default="cc",
+                   help="cc = DeepCut's GNN with the correlation-clustering loss; eigengap = the "
+                        "spectral baseline")
+    g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
+    g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
+                                               "clusters (default: 3, the paper's)")
+    g.add_argument("--metric", choices=["cosine", "dot"],
+                   help="sample similarity; dot reproduces the paper (default: cosine)")
+    g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
+                                             "not settled (default: 100)")
+    g.add_argument("--lr", type=float, help="cc: GNN learning rate (default: 1e-2)")
+    g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 1, "
+                                              "eigengap 4 k-means runs)")
+    g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
+
+    g = p.add_argument_group("features (image inputs)")
+    g.add_argument("--backbone", choices=["auto", *list_backbones()], default="auto",
+                   help="feature extractor; 'auto' = DINO ViT-S/8 if its weights can be had, "
+                        "else the weight-free 'classic'")
+    g.add_argument("--weights", help="local backbone checkpoint")
+    g.add_argument("--size", type=int, default=224, help="short side of the network input in px")
+    g.add_argument("--device", default="cpu", help="cpu or cuda")
+    g.add_argument("--features", choices=["auto", "cls", "mean"], default="auto",
+                   help="per-image feature: the CLS token, or the mean patch feature "
+                        "(auto: CLS when the backbone has one)")
+    return p
+
+
+def _estimator(args: argparse.Namespace):
+    from deepcut.cluster import EigengapClustering, KLessClustering
+
+    common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed})
+    if args.method == "cc":
+        return KLessClustering(args.k_max, **common, **drop_none(
+            {"alpha": args.alpha, "steps": args.steps, "lr": args.lr}))
+    return EigengapClustering(args.k_max, **common)
+
+
+def _image_features(args: argparse.Namespace) -> tuple[list[str], "object", list[str]]:
+    """``(names, X (n, D) tensor, failed)`` from image files/folders."""
+    import torch
+
+    from deepcut.backbones import resolve_backbone
+    from deepcut.errors import DeepCutError
+    from deepcut.io.images import list_images, load_image
+
+    files: list[Path] = []
+    for item in args.inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise DeepCutError(f"{p}: folder holds no image files")
+            files.extend(found)
+        else:
+            files.append(p)
+    bb = resolve_backbone(args.backbone, weights=args.weights, size=args.size, device=args.device)
+    names, rows, failed = [], [], []
+    for f in files:
+        try:
+            pf = bb(load_image(f))
+        except DeepCutError as e:
+            failed.append(str(f))
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        use_cls = args.features == "cls" or (args.features == "auto" and pf.cls is not None)
+        if use_cls and pf.cls is None:
+            raise DeepCutError(f"backbone {bb.name!r} has no CLS token; use --features mean")
+        rows.append(pf.cls if use_cls else pf.flat.mean(0))
+        names.append(f.name)
+    if len(rows) < 2:
+        raise DeepCutError(f"need at least 2 readable images to cluster; got {len(rows)}")
+    return names, torch.stack(rows), failed
+
+
+def _load_matrix(path: Path):
+    import numpy as np
+
+    from deepcut.errors import DeepCutError
+
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DeepCutError(f"{path}: not a readable .npy matrix ({e})") from None
+    if X.ndim != 2:
+        raise DeepCutError(f"{path}: expected a 2-D (n_samples, n_features) matrix; "
+                           f"got shape {X.shape}")
+    return [str(i) for i in range(X.shape[0])], X
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_warnings()
+    args = build_parser().parse_args(argv)
+    from deepcut.errors import DeepCutError
+    from deepcut.io.writers import atomic_path, save_json
+
+    failed: list[str] = []
+    try:
+        npy = len(args.inputs) == 1 and args.inputs[0].lower().endswith(".npy")
+        if npy:
+            names, X = _load_matrix(Path(args.inputs[0]))
+        else:
+            names, X, failed = _image_features(args)
+        est = _estimator(args)
+        labels = est.fit_predict(X)
+    except (DeepCutError, ValueError) as e:
+        return fail(str(e))
+    out = Path(args.out)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["item", "label"])
+    w.writerows(zip(names, labels.tolist()))
+    with atomic_path(out) as tmp:
+        tmp.write_text(buf.getvalue())
+    save_json({"method": args.method, "k_found": est.n_clusters_, "k_max": args.k_max,
+               "n_samples": len(names), "params": est.get_params(), "inputs": args.inputs,
+               "failed": failed, "labels_csv": out.name}, out.with_suffix(".json"))
+    print(f"K={est.n_clusters_}")
+    if not args.quiet:
+        print(f"{len(names)} samples, method={args.method} -> {out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

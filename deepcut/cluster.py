@@ -1,0 +1,194 @@
+r"""Image-level k-less clustering of a feature matrix (DeepCut section 7, Table 5).
+
+Two estimators with the scikit-learn contract (``fit(X)`` returns self, ``fit_predict(X)`` the
+labels, fitted attributes end in ``_``), both on a graph whose nodes are the samples:
+
+* :class:`KLessClustering` -- DeepCut's method: the GNN head trained with the correlation-
+  clustering loss (Eq. 10) on the signed CC graph (Eq. 7)
+  :math:`W = S - \max(S)/\alpha` with ``S`` the pairwise similarity of the samples. ``k_max`` is
+  only an upper bound: clusters left empty are dropped and the labels renumbered, so
+  ``n_clusters_`` is found from the data. ``alpha`` (default 3, the paper's value) is the
+  k-sensitivity: lower alpha, more repulsion, more clusters. CC is NP-hard and the GNN finds a
+  local optimum; ``n_init > 1`` restarts from different seeds and keeps the lowest loss (the
+  paper uses one run, ``n_init=1``).
+* :class:`EigengapClustering` -- the spectral baseline of Table 5: NCut graph (Eq. 6) on the
+  samples, K by the largest eigengap of the normalised Laplacian over ``[2, k_max]``, then k-means
+  on the first K eigenvectors (:class:`~deepcut.solvers.SpectralNCut` with ``n_clusters="auto"``).
+
+Similarity: ``metric="cosine"`` by default. (DeepCut clusters raw DINO CLS tokens with the dot
+product; the cosine makes the CC threshold ``max/alpha = 1/alpha`` independent of the feature
+scale, so one alpha works for any feature matrix. ``metric="dot"`` reproduces the paper.)
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(30, 8)) + 6 * np.eye(8)[i] for i in range(3)])
+    >>> KLessClustering(k_max=10, steps=100, lr=1e-2).fit(X).n_clusters_
+    3
+"""
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepcut._validation import Interval, Options, validate_params
+from deepcut.graphs import cc_graph, ncut_graph
+
+__all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix"]
+
+
+def as_feature_matrix(X: Any) -> torch.Tensor:
+    """``(n_samples, n_features)`` float32 tensor from an array-like; one clear error otherwise."""
+    X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    if X.dim() != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+        raise ValueError(f"X must be a 2-D (n_samples >= 2, n_features >= 1) matrix. "
+                         f"Got shape {tuple(X.shape)} instead.")
+    if not torch.isfinite(X).all():
+        raise ValueError("X holds NaN or infinite values.")
+    return X
+
+
+class _ClusteringMixin:
+    _parameter_constraints: dict[str, list] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._parameter_constraints}
+
+    def set_params(self, **params: Any):
+        for k, v in params.items():
+            if k not in self._parameter_constraints:
+                raise ValueError(f"Invalid parameter {k!r} for {type(self).__name__}; "
+                                 f"valid: {sorted(self._parameter_constraints)}.")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
+
+    def _check(self, X: Any) -> torch.Tensor:
+        validate_params(self.get_params(), self._parameter_constraints, type(self).__name__)
+        X = as_feature_matrix(X)
+        if X.shape[0] <= self.k_max:
+            raise ValueError(f"n_samples={X.shape[0]} should be > k_max={self.k_max} "
+                             f"({type(self).__name__}).")
+        return X
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit and return ``labels_: (n_samples,)``."""
+        return self.fit(X).labels_
+
+
+class KLessClustering(_ClusteringMixin):
+    """DeepCut k-less clustering: GNN + correlation-clustering loss, K found from the data.
+
+    Args:
+        k_max: upper bound on the number of clusters (the GNN's output width; DeepCut: 10).
+        alpha: CC k-sensitivity (Eq. 7), ``>= 1``; the paper uses 3.
+        metric: sample similarity, ``cosine`` (default) or ``dot`` (the paper).
+        steps: optimiser steps.
+        lr: AdamW learning rate.
+        n_init: restarts with seeds ``seed, seed+1, ...``; the lowest final loss wins.
+        seed: seed of the GNN init and dropout.
+        device: torch device.
+        solver_params: extra :class:`~deepcut.solvers.GNNSolver` parameters (hidden sizes ...).
+
+    Fitted attributes:
+        labels_: ``(n_samples,)`` int64 labels in ``0..n_clusters_-1``.
+        n_clusters_: the number of clusters found.
+        assignment_: ``(n_samples, k_max)`` soft assignment of the winning run.
+        loss_: final CC loss of the winning run (lower is better).
+        solver_: the fitted :class:`~deepcut.solvers.GNNSolver`.
+    """
+
+    _parameter_constraints = {
+        "k_max": [Interval(Integral, 2, None, closed="left")],
+        "alpha": [Interval(Real, 1, None, closed="left")],
+        "metric": [Options({"cosine", "dot"})],
+        "steps": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "seed": ["random_state"],
+        "device": [str],
+        "solver_params": [dict, None],
+    }
+
+    def __init__(self, k_max: int = 10, *, alpha: float = 3.0, metric: str = "cosine",
+                 steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
+                 device: str = "cpu", solver_params: dict | None = None) -> None:
+        self.k_max = k_max
+        self.alpha = alpha
+        self.metric = metric
+        self.steps = steps
+        self.lr = lr
+        self.n_init = n_init
+        self.seed = seed
+        self.device = device
+        self.solver_params = solver_params
+
+    def fit(self, X: Any, y: Any = None) -> "KLessClustering":
+        """Cluster the rows of ``X: (n_samples, n_features)``."""
+        from deepcut.solvers import GNNSolver
+
+        X = self._check(X)
+        graph = cc_graph(X, alpha=self.alpha, metric=self.metric)
+        base = 0 if self.seed is None else int(self.seed)
+        best = None
+        for r in range(self.n_init):  # restarts, not a loop over samples
+            s = GNNSolver(self.k_max, loss="cc", steps=self.steps, lr=self.lr, seed=base + r,
+                          drop_empty=True, device=self.device, **(self.solver_params or {}))
+            s.fit(graph, X)
+            if best is None or s.loss_history_[-1] < best.loss_history_[-1]:
+                best = s
+        self.solver_ = best
+        self.labels_ = best.labels_.numpy().astype(np.int64)
+        self.n_clusters_ = int(best.n_clusters_)
+        self.assignment_ = best.assignment_.numpy()
+        self.loss_ = float(best.loss_history_[-1])
+        return self
+
+
+class EigengapClustering(_ClusteringMixin):
+    """Spectral baseline of DeepCut Table 5: K by the eigengap, then k-means on eigenvectors.
+
+    Args:
+        k_max: the largest K considered (eigengap over ``[2, k_max]``).
+        metric: sample similarity of the NCut graph, ``cosine`` (default) or ``dot``.
+        n_init: k-means restarts.
+        seed: seed of the eigensolver start and k-means.
+
+    Fitted attributes:
+        labels_: ``(n_samples,)`` int64 labels; n_clusters_: the K chosen;
+        eigenvalues_: ``(k_max + 1,)`` ascending normalised-Laplacian eigenvalues;
+        solver_: the fitted :class:`~deepcut.solvers.SpectralNCut`.
+    """
+
+    _parameter_constraints = {
+        "k_max": [Interval(Integral, 2, None, closed="left")],
+        "metric": [Options({"cosine", "dot"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "seed": ["random_state"],
+    }
+
+    def __init__(self, k_max: int = 10, *, metric: str = "cosine", n_init: int = 4,
+                 seed: int | None = 0) -> None:
+        self.k_max = k_max
+        self.metric = metric
+        self.n_init = n_init
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any = None) -> "EigengapClustering":
+        """Cluster the rows of ``X: (n_samples, n_features)``."""
+        from deepcut.solvers import SpectralNCut
+
+        X = self._check(X)
+        s = SpectralNCut("auto", k_max=self.k_max, n_init=self.n_init, random_state=self.seed)
+        s.fit(ncut_graph(X, metric=self.metric))
+        self.solver_ = s
+        self.labels_ = s.labels_.numpy().astype(np.int64)
+        self.n_clusters_ = int(s.n_clusters_)
+        self.eigenvalues_ = s.eigenvalues_.numpy()
+        return self
