@@ -22,15 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from deepcut.backbones.base import Backbone, PatchFeatures
 from deepcut.config import SegmenterConfig, default_graph_kind
 from deepcut.errors import ConfigError, DeepCutError
 from deepcut.pipeline import Prediction, Segmenter
-from deepcut.tasks.base import TaskOutput, register_task, solve
-from deepcut.tasks.foreground import background_cluster
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_TASKS", "CheckpointError", "CheckpointSegmenter",
            "HeadCheckpoint", "inference_spec", "load_checkpoint", "load_segmenter"]
@@ -290,26 +287,3 @@ def load_segmenter(path: str | Path, *, finetune_steps: int = 0,
                    **overrides: Any) -> CheckpointSegmenter:
     """:func:`load_checkpoint` then :class:`CheckpointSegmenter`."""
     return CheckpointSegmenter(load_checkpoint(path), finetune_steps=finetune_steps, **overrides)
-
-
-@register_task("clusters")
-def cluster_labels(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
-    """K-way cluster labels as the solver numbers them (no background merging, no box).
-
-    With a dataset-level head (``CheckpointSegmenter``) ids are not renumbered, so cluster ``k``
-    is the same learnt concept in every image (DeepCut's "implicit classification"). The
-    background cluster by the border rule is reported in ``extra``.
-    """
-    k = cfg.n_clusters or 2
-    h, w = pf.grid
-    solver, _ = solve(pf.flat, cfg, k, grid=(h, w))
-    labels = solver.labels_.numpy().reshape(h, w)
-    ids = sorted(int(i) for i in np.unique(labels))
-    return TaskOutput(
-        patch_labels=labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.int64),
-        label_names={i: f"cluster_{i}" for i in ids},
-        solver=solver.summary(),
-        box=None,
-        assignment=solver.assignment_,
-        extra={"background_cluster": background_cluster(labels), "clusters": ids},
-    )

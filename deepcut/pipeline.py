@@ -76,12 +76,16 @@ class Segmenter:
 
     Args:
         config: a :class:`SegmenterConfig`; keyword overrides are applied on top of it.
-        backbone: an already built :class:`Backbone` (skips ``config.backbone`` resolution).
+        backbone: an already built :class:`Backbone` (skips ``config.backbone`` resolution), or
+            a backbone name (then the same as ``config.backbone``).
     """
 
     def __init__(self, config: SegmenterConfig | None = None, *, backbone: Backbone | None = None,
                  **overrides: Any) -> None:
         cfg = config or SegmenterConfig()
+        if isinstance(backbone, str):  # a name is a config value, not a built backbone
+            overrides["backbone"] = backbone
+            backbone = None
         if overrides:
             cfg = SegmenterConfig.from_dict({**cfg.to_dict(), **overrides})
         self.config = cfg.validate()

@@ -77,20 +77,26 @@ def test_part_labels_never_mark_a_background_node(object_with_parts, solver):
 
 
 def test_split_background_label_bookkeeping(object_with_parts):
+    # two background regions (left/right halves) and two object parts; a shared component per
+    # side (object vs background) makes stage 1's K=2 cut separate object from background
     r = object_with_parts.copy()
-    r[:, :2] = 3  # a distinct background region on the left
-    F = orthogonal_grid(r)
-    cfg = SegmenterConfig(backbone="classic", task="parts", solver="gnn", n_clusters=3,
-                          task_params={"parts": 3, "split_background": 2, "parts_steps": 60,
+    r[(r == 0) & (np.arange(16)[None, :] >= 8)] = 3
+    g = torch.Generator().manual_seed(0)
+    q = torch.linalg.qr(torch.randn(16, 16, generator=g))[0]
+    side = torch.as_tensor((r == 1) | (r == 2)).long().reshape(-1)  # 1 = object
+    lab = torch.as_tensor(r).reshape(-1)
+    F = 6 * q[side] + 4 * q[2 + lab] + 0.5 * torch.randn(r.size, 16, generator=g)
+    cfg = SegmenterConfig(backbone="classic", task="parts", solver="gnn",
+                          task_params={"parts": 2, "split_background": 2, "parts_steps": 60,
                                        "background_steps": 60}, **FAST)
-    out = Segmenter(cfg).predict_features(_pf(F))
+    out = Segmenter(cfg).predict_features(_pf(F.reshape(12, 16, 16)))
     lab = out.patch_labels
     fg = object_with_parts > 0
-    assert out.label_names == {1: "part 1", 2: "part 2", 3: "part 3",
-                               4: "background 1", 5: "background 2"}
+    assert out.label_names == {1: "part 1", 2: "part 2", 3: "background 1", 4: "background 2"}
     assert 0 not in lab  # with split_background every node gets a region
-    assert np.all((lab[fg] >= 1) & (lab[fg] <= 3))
-    assert np.all((lab[~fg] >= 4) & (lab[~fg] <= 5))
+    assert np.all((lab[fg] >= 1) & (lab[fg] <= 2))  # parts only on the object
+    assert np.all((lab[~fg] >= 3) & (lab[~fg] <= 4))  # regions numbered after the parts
+    assert adjusted_rand_score(r[fg], lab[fg]) == 1.0
     assert adjusted_rand_score(r[~fg], lab[~fg]) == 1.0  # the two background regions
     assert set(out.task_output.solver["stages"]) == {"fgbg", "parts", "background"}
     assert json.dumps(out.record())  # JSON-able record

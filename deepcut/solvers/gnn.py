@@ -114,12 +114,18 @@ class GNNSolver(BaseSolver):
                              "(graph kind 'cc', Eq. 7); got kind %r." % graph.kind)
         self.timings_ = {}
         self.loss_history_ = []
+        head = self.make_head(X.shape[1])
         with self._timer("precompute"):
-            AX = gcn_propagate(graph, X)  # fixed during the optimisation: computed once
+            if self.steps:
+                AX = gcn_propagate(graph, X)  # fixed during the optimisation: computed once
+            else:
+                # Pure inference: A_hat (X Theta) costs N^2 x hidden instead of N^2 x D.
+                with torch.no_grad():
+                    AX = None
+                    AXT = gcn_propagate(graph, head.conv.lin(X))
             # NCut losses use the positive graph; CC uses the signed one.
             Wl = graph.W if self.loss == "cc" else graph.positive().W
             dl = graph.degree
-        head = self.make_head(X.shape[1])
         with self._timer("train"), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0 if self.seed is None else self.seed)  # dropout masks
             if self.steps:
@@ -135,7 +141,11 @@ class GNNSolver(BaseSolver):
                     self.loss_history_.append(float(loss.detach()))
         with self._timer("predict"), torch.no_grad():
             head.eval()
-            S = torch.softmax(head(AX), dim=-1)
+            if AX is not None:
+                S = torch.softmax(head(AX), dim=-1)
+            else:
+                h = AXT + head.conv.bias if head.conv.bias is not None else AXT
+                S = torch.softmax(head.mlp(h), dim=-1)
         labels = S.argmax(dim=-1)
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
         if drop:

@@ -209,14 +209,23 @@ def _eig_arpack(op: _NormalizedAffinity, m: int, tol: float, max_iter: int,
     order = np.argsort(-sizes, kind="stable")  # largest components first (deterministic)
     members = np.split(np.argsort(comp, kind="stable"), np.cumsum(sizes)[:-1])
     vals, cols = [], []
-    # Each component contributes eigenvalue 1 (its sqrt(d) indicator) and smaller ones; once m
-    # components are in, later ones can only tie at 1, so they are not needed.
-    for c in order[:m]:
+    # Each component contributes eigenvalue 1 (its sqrt(d) indicator) and smaller ones. The top m
+    # of the union are the c = min(n_comp, m) indicators of the largest components plus the top
+    # m - c of the rest, so each of those components needs at most m - c + 1 pairs, and just its
+    # known indicator when that is 1 (later components could only tie at 1).
+    c_used = min(n_comp, m)
+    sqrt_d = np.sqrt(op.d.cpu().numpy().astype(np.float64))
+    for c in order[:c_used]:
         idx = members[c]
-        k = min(m, len(idx))
-        mu, Uc = _eigsh(A[idx][:, idx], k, tol, max_iter, seed)
+        k = min(m - c_used + 1, len(idx))
         U = np.zeros((op.N, k), dtype=np.float32)
-        U[idx] = Uc
+        if k == 1:
+            u = sqrt_d[idx]
+            U[idx, 0] = u / max(np.linalg.norm(u), 1e-30)
+            mu = np.array([1.0 if u.any() else 0.0])
+        else:
+            mu, Uc = _eigsh(A[idx][:, idx], k, tol, max_iter, seed)
+            U[idx] = Uc
         vals.append(mu)
         cols.append(U)
     mu = np.concatenate(vals)

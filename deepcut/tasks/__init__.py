@@ -25,3 +25,4 @@ __all__ = [
 from deepcut.tasks import parts as _parts  # noqa: F401,E402  (registers "parts")
 from deepcut.tasks import kless as _kless  # noqa: F401,E402  (registers "kless")
 from deepcut.tasks import hierarchy as _hierarchy  # noqa: F401,E402  (registers "hierarchy")
+from deepcut.tasks import clusters as _clusters  # noqa: F401,E402  (registers "clusters")
