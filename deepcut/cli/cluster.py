@@ -98,6 +98,10 @@ def _image_features(args: argparse.Namespace) -> tuple[list[str], "object", list
         else:
             files.append(p)
     bb = resolve_backbone(args.backbone, weights=args.weights, size=args.size, device=args.device)
+    if bb.name == "classic":
+        print("warning: the 'classic' backbone standardises every image's statistics, so its "
+              "pooled features hardly tell images apart; use a ViT backbone (--backbone "
+              "dino_vits16 --weights FILE) for image-level clustering", file=sys.stderr)
     names, rows, failed = [], [], []
     for f in files:
         try:

@@ -1,0 +1,134 @@
+"""k-less clustering: the CC GNN finds the true K on planted data (3 to 6 groups), the eigengap
+baseline beside it, the kless task and the cluster.py CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from deepcut.cluster import EigengapClustering, KLessClustering
+from deepcut.config import SegmenterConfig
+from deepcut.pipeline import Segmenter
+
+from test_parts import _pf, _solver_param, orthogonal_grid
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny graphs: torch's intra-op threads only add overhead (20-50x on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def planted(k: int, n_per: int = 25, dim: int = 16, sep: float = 6.0, seed: int = 0):
+    """``(k * n_per, dim)`` samples around ``k`` orthogonal means of norm ``sep``; their labels."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0][:k] * sep
+    y = torch.arange(k).repeat_interleave(n_per)
+    perm = torch.randperm(len(y), generator=g)  # no order to lean on
+    return (means[y] + torch.randn(len(y), dim, generator=g))[perm].numpy(), y[perm].numpy()
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_cc_recovers_the_true_k(k):
+    X, y = planted(k, seed=k)
+    est = KLessClustering(k_max=10, seed=0).fit(X)
+    assert est.n_clusters_ == k
+    assert adjusted_rand_score(y, est.labels_) == 1.0
+    assert sorted(np.unique(est.labels_)) == list(range(k))  # renumbered, no gaps
+    assert est.assignment_.shape == (len(y), 10)
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_eigengap_baseline_beside_it(k):
+    X, y = planted(k, seed=k)
+    est = EigengapClustering(k_max=10).fit(X)
+    assert est.n_clusters_ == k and adjusted_rand_score(y, est.labels_) == 1.0
+    assert est.eigenvalues_.shape == (11,)
+
+
+def test_same_seed_same_labels_and_restarts():
+    X, _ = planted(4, seed=1)
+    a = KLessClustering(seed=3).fit_predict(X)
+    b = KLessClustering(seed=3).fit_predict(X)
+    assert np.array_equal(a, b)
+    best = KLessClustering(seed=3, n_init=2).fit(X)
+    assert best.loss_ <= KLessClustering(seed=3).fit(X).loss_ + 1e-7
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"k_max": 1}, r"The 'k_max' parameter of KLessClustering must be an int in the range "
+                   r"\[2, inf\). Got 1 instead."),
+    ({"alpha": 0.5}, r"'alpha' parameter of KLessClustering must be a float in the range \[1"),
+    ({"metric": "l2"}, r"'metric' parameter of KLessClustering must be one of"),
+])
+def test_params_validated_at_fit(params, match):
+    X, _ = planted(3)
+    with pytest.raises(ValueError, match=match):
+        KLessClustering(**params).fit(X)
+
+
+def test_data_checks():
+    with pytest.raises(ValueError, match=r"n_samples=8 should be > k_max=10"):
+        KLessClustering().fit(np.ones((8, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        EigengapClustering().fit(np.ones(20))
+
+
+@pytest.mark.parametrize("solver", [_solver_param("gnn"), _solver_param("spectral")])
+def test_kless_task_finds_k_on_a_planted_image(solver):
+    r = np.zeros((12, 16), dtype=np.int64)
+    r[2:7, 2:8] = 1
+    r[6:11, 9:15] = 2
+    r[:, 14:] = 3
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2,
+                          task_params={"k_max": 8})
+    # sep 10: with DeepCut's raw dot product, W = FF^T - max/3 keeps every within-region pair
+    # attractive and every cross-region pair repulsive
+    out = Segmenter(cfg).predict_features(_pf(orthogonal_grid(r, sep=10.0)))
+    assert out.n_clusters == 4 and out.extra["k_found"] == 4
+    assert out.extra["k_rule"] == ("cc" if solver == "gnn" else "eigengap")
+    assert adjusted_rand_score(r.reshape(-1), out.patch_labels.reshape(-1)) == 1.0
+    assert set(np.unique(out.patch_labels)) == set(range(4)) == set(out.label_names)
+    assert out.record()["n_clusters"] == 4  # the JSON reports K
+
+
+def test_cluster_cli_npy(tmp_path, capsys):
+    from deepcut.cli.cluster import main
+
+    X, y = planted(3, seed=2)
+    np.save(tmp_path / "X.npy", X)
+    for method in ("cc", "eigengap"):
+        out = tmp_path / f"{method}.csv"
+        assert main([str(tmp_path / "X.npy"), "--out", str(out), "--method", method,
+                     "--quiet"]) == 0
+        assert capsys.readouterr().out.strip() == "K=3"
+        rows = out.read_text().splitlines()
+        assert rows[0] == "item,label" and len(rows) == len(y) + 1
+        labels = np.array([int(r.split(",")[1]) for r in rows[1:]])
+        assert adjusted_rand_score(y, labels) == 1.0
+        rec = json.loads(out.with_suffix(".json").read_text())
+        assert rec["k_found"] == 3 and rec["method"] == method
+    assert main([str(tmp_path / "missing.npy"), "--out", str(tmp_path / "m.csv")]) == 2
+
+
+def test_cluster_cli_images_goes_on_after_a_bad_file(tmp_path, capsys):
+    from PIL import Image
+
+    from deepcut.cli.cluster import main
+
+    for i in range(6):
+        Image.new("RGB", (32, 32), (40 * i, 30, 30)).save(tmp_path / f"im{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    rc = main([str(tmp_path), "--out", str(tmp_path / "c.csv"), "--backbone", "classic",
+               "--size", "32", "--k-max", "3", "--method", "eigengap", "--quiet"])
+    assert rc == 1  # one unreadable file, the rest clustered
+    captured = capsys.readouterr()
+    assert captured.out.strip().startswith("K=")
+    assert "skipped:" in captured.err and "bad.png" in captured.err
+    assert "classic" in captured.err  # warned: its per-image standardised features
+    rows = (tmp_path / "c.csv").read_text().splitlines()[1:]
+    assert sorted(r.split(",")[0] for r in rows) == [f"im{i}.png" for i in range(6)]
