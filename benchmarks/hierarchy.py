@@ -22,14 +22,14 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
+from threadpoolctl import threadpool_limits
 
-from deepcut.backbones import create_backbone  # noqa: E402
-from deepcut.io import load_image  # noqa: E402
-from deepcut.tasks.hierarchy import HierarchyPredictor, parse_levels  # noqa: E402
+from deepcut.backbones import create_backbone
+from deepcut.io import load_image
+from deepcut.tasks.hierarchy import HierarchyPredictor, parse_levels
 
 
 def generated_image(size: int = 280, seed: int = 0) -> Image.Image:

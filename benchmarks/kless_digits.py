@@ -33,15 +33,15 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy.sparse.csgraph import connected_components  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.metrics import adjusted_rand_score  # noqa: E402
+import numpy as np
+import torch
+from scipy.sparse.csgraph import connected_components
+from sklearn.datasets import load_digits
+from sklearn.metrics import adjusted_rand_score
 
-from deepcut.cluster import EigengapClustering, KLessClustering  # noqa: E402
-from deepcut.graphs import cc_graph  # noqa: E402
-from deepcut.metrics.clustering import purity  # noqa: E402
+from deepcut.cluster import EigengapClustering, KLessClustering
+from deepcut.graphs import cc_graph
+from deepcut.metrics.clustering import purity
 
 #: DeepCut Table 5 (Fashion Product Images, purity %, mean +- std over 10 experiments).
 PAPER = {

@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def as_feature_matrix(X: Any) -> torch.Tensor:
 
 
 class _ClusteringMixin:
-    _parameter_constraints: dict[str, list] = {}
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._parameter_constraints}
@@ -104,7 +104,7 @@ class KLessClustering(_ClusteringMixin):
         solver_: the fitted :class:`~deepcut.solvers.GNNSolver`.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "alpha": [Interval(Real, 1, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
@@ -129,7 +129,7 @@ class KLessClustering(_ClusteringMixin):
         self.device = device
         self.solver_params = solver_params
 
-    def fit(self, X: Any, y: Any = None) -> "KLessClustering":
+    def fit(self, X: Any, y: Any = None) -> KLessClustering:
         """Cluster the rows of ``X: (n_samples, n_features)``."""
         from deepcut.solvers import GNNSolver
 
@@ -166,7 +166,7 @@ class EigengapClustering(_ClusteringMixin):
         solver_: the fitted :class:`~deepcut.solvers.SpectralNCut`.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -180,7 +180,7 @@ class EigengapClustering(_ClusteringMixin):
         self.n_init = n_init
         self.seed = seed
 
-    def fit(self, X: Any, y: Any = None) -> "EigengapClustering":
+    def fit(self, X: Any, y: Any = None) -> EigengapClustering:
         """Cluster the rows of ``X: (n_samples, n_features)``."""
         from deepcut.solvers import SpectralNCut
 

@@ -1,4 +1,5 @@
 """Hierarchy: eigenvectors once, nested levels, exact borders in the summary, preview, Nystrom."""
+import itertools
 import json
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score
+from test_parts import _pf, orthogonal_grid
 
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
@@ -24,7 +26,6 @@ from deepcut.tasks.hierarchy import (
 from deepcut.tasks.nystrom import NCutKernel, ncut_eigenvectors
 from deepcut.viz.overlay import boundaries
 
-from test_parts import _pf, orthogonal_grid
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -142,13 +143,13 @@ def test_preview_and_nesting_through_the_predictor(regions, joint):
     p = _predictor(regions, nested=True, joint=joint)
     for i in range(2):
         segs = [p.segments(k)[i] for k in LEVELS]
-        for a, b in zip(segs, segs[1:]):
+        for a, b in itertools.pairwise(segs):
             assert _nested(b, a)
     masks = p.preview((70, 20), image_index=1)
     assert list(masks) == list(LEVELS)
     for k in LEVELS:
         assert masks[k][20, 70] and masks[k].shape == p.features_[1].image_size
-    for coarse, fine in zip(LEVELS, LEVELS[1:]):
+    for coarse, fine in itertools.pairwise(LEVELS):
         assert not (masks[fine] & ~masks[coarse]).any()  # fine segment inside the coarse one
     with pytest.raises(ValueError, match="outside"):
         p.preview((10_000, 0))

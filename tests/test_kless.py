@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
+from test_parts import _pf, _solver_param, orthogonal_grid
 
 from deepcut.cluster import EigengapClustering, KLessClustering
 from deepcut.config import SegmenterConfig
 from deepcut.pipeline import Segmenter
-
-from test_parts import _pf, _solver_param, orthogonal_grid
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -60,8 +59,8 @@ def test_same_seed_same_labels_and_restarts():
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"k_max": 1}, r"The 'k_max' parameter of KLessClustering must be an int in the range "
-                   r"\[2, inf\). Got 1 instead."),
+    ({"k_max": 1}, (r"The 'k_max' parameter of KLessClustering must be an int in the range "
+                    r"\[2, inf\). Got 1 instead.")),
     ({"alpha": 0.5}, r"'alpha' parameter of KLessClustering must be a float in the range \[1"),
     ({"metric": "l2"}, r"'metric' parameter of KLessClustering must be one of"),
 ])

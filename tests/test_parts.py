@@ -49,7 +49,7 @@ def object_with_parts() -> np.ndarray:
     return r
 
 
-FAST = dict(steps=40, lr=1e-2)
+FAST = {"steps": 40, "lr": 1e-2}
 
 
 def _solver_param(name: str):

@@ -17,8 +17,8 @@ import argparse
 import csv
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from deepcut.cli.common import drop_none, fail, quiet_warnings
 
@@ -79,7 +79,7 @@ def _estimator(args: argparse.Namespace):
     return EigengapClustering(args.k_max, **common)
 
 
-def _image_features(args: argparse.Namespace) -> tuple[list[str], "object", list[str]]:
+def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[str]]:
     """``(names, X (n, D) tensor, failed)`` from image files/folders."""
     import torch
 

@@ -59,12 +59,14 @@ which froze the labels at once in our tests; hard mode therefore rejects ``rewei
 **Defaults and their sources.** ``n_clusters=2``. ``init="kmeans"`` (the default of a public
 third-party reimplementation): greedy k-means++ then cosine Lloyd on the L2-normalised, centred
 node features, ``n_init=3`` runs, keeping the one with the best NCut objective on the graph (one
-run merged two planted blocks in our tests). The runs use features smoothed along the graph by
+run merged two planted blocks in our tests). The runs may use features smoothed along the graph by
 ``t`` random-walk steps, ``(D^-1 W)^t F`` (graph filtering as in SGC, Wu et al. 2019; features
-wider than 32 are first randomly projected to 32 dimensions): ``t = 0, 1, 3`` on dense graphs
-(plain k-means found the balanced 2-way split, a poor local optimum, on 3 of 4 images where
-``t = 3`` found the lower NCut of the unbalanced one) and ``t = 4`` on sparse kNN graphs (lower
-final NCut on 7 of 8 image graphs at N=16384). Without features, k-means runs on a random-walk
+wider than 32, e.g. ViT keys, are first randomly projected to 32 dimensions, so each step is one
+pass over ``W``): on sparse kNN graphs ``t = 4`` (lower final NCut on 7 of 8 image graphs at
+N=16384); on dense graphs ``t = 0, 1, 3`` for K <= 3 (plain k-means found the balanced 2-way
+split, a poor local optimum, on 3 of 4 images where ``t = 3`` found the lower NCut of the
+unbalanced one) and ``t = 0`` for larger K (smoothing did not lower the NCut there and costs
+a pass over ``W`` per step). Without features, k-means runs on a random-walk
 sketch ``(D^-1 W)^2 Omega``. ``init="random"`` is offered but is a poor start
 for a local method. ``max_iter=30`` (the reimplementation runs 15 soft iterations; hard mode
 usually stops earlier, when no label changes). ``tol=1e-4`` on the relative gain of the
@@ -91,7 +93,7 @@ from deepcut.graphs.affinity import falcon_graph, knn_graph
 from deepcut.graphs.graph import Graph
 from deepcut.seeding import torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
-from deepcut.solvers.spectral import _to_csr
+from deepcut.solvers.spectral import _sym_mm, _to_csr
 
 __all__ = ["EmptyClusterWarning", "FalconCut", "falcon_cut"]
 
@@ -157,7 +159,7 @@ def _smooth(W: torch.Tensor, d: torch.Tensor, Y: torch.Tensor, steps: int, spars
     """``(D^-1 W)^steps Y``: graph-filtered node signals (SGC, Wu et al. 2019), centred."""
     dinv = 1.0 / d.clamp(min=_EPS)
     for _ in range(steps):
-        Y = dinv[:, None] * (torch.sparse.mm(W, Y) if sparse else W @ Y)
+        Y = dinv[:, None] * (torch.sparse.mm(W, Y) if sparse else _sym_mm(W, Y))
     return Y - Y.mean(0) if centre else Y
 
 
@@ -191,7 +193,7 @@ class FalconCut(BaseSolver):
             the best NCut objective on the graph is kept.
         smooth_steps: random-walk smoothing steps ``t`` (``(D^-1 W)^t F``) before the k-means
             initialisation: an int, or a tuple cycled over the ``n_init`` runs; ``None``:
-            ``(0, 1, 3)`` on dense graphs, ``(4,)`` on sparse ones (module docstring).
+            ``(4,)`` on sparse graphs, on dense ones ``(0, 1, 3)`` for K <= 3 else ``(0,)``.
         random_state: seed of the initialisation.
         device: torch device.
 
@@ -285,15 +287,16 @@ class FalconCut(BaseSolver):
                                      self.kmeans_iter)
         X = Fn.normalize(features.reshape(N, -1).float().to(W.device), dim=1)
         if self.smooth_steps is None:
-            schedule = (4,) if sparse else (0, 1, 3)
+            schedule = (4,) if sparse else ((0, 1, 3) if K <= 3 else (0,))
         elif isinstance(self.smooth_steps, Integral):
             schedule = (int(self.smooth_steps),)
         else:
             schedule = tuple(int(t) for t in self.smooth_steps)
-        if max(schedule) > 0 and X.shape[1] > _SMOOTH_DIM:
-            # smooth a seeded Gaussian projection: W @ X then costs N^2 * 32, not N^2 * D
-            R = torch.randn(X.shape[1], _SMOOTH_DIM, generator=gen).to(X.device)
-            Xs = X @ R / math.sqrt(_SMOOTH_DIM)
+        r = _SMOOTH_DIM
+        if max(schedule) > 0 and X.shape[1] > r:
+            # smooth a seeded Gaussian projection: W @ X then costs N^2 r, not N^2 D
+            R = torch.randn(X.shape[1], r, generator=gen).to(X.device)
+            Xs = X @ R / math.sqrt(r)
         else:
             Xs = X
         smoothed, done, Y = {}, 0, Xs
@@ -308,9 +311,12 @@ class FalconCut(BaseSolver):
         for r in range(self.n_init):  # keep the run with the best NCut objective on the graph
             z = _spherical_kmeans(smoothed[schedule[r % len(schedule)]], K, gen,
                                   self.kmeans_iter).to(W.device)
-            obj = self._stats(self._product(W, z, K, sparse), z, d, K)[2] if self.n_init > 1 else 0
+            if self.n_init == 1:
+                return z
+            P = self._product(W, z, K, sparse)
+            obj = self._stats(P, z, d, K)[2]
             if best is None or obj > best_obj:
-                best, best_obj = z, obj
+                best, best_obj, self._init_product = z, obj, P
         return best
 
     # ---------------------------------------------------------------------------------------
@@ -333,6 +339,7 @@ class FalconCut(BaseSolver):
             else:
                 W = W.contiguous()
             d = g.degree.float().to(self.device)
+        self._init_product = None
         with self._timer("init"):
             z0 = self._initial_labels(g, W, d, sparse, features).to(self.device)
         self.init_labels_ = z0.cpu()
@@ -341,6 +348,7 @@ class FalconCut(BaseSolver):
                 z, X = self._hard(W, d, z0, sparse)
             else:
                 z, X = self._soft(W, d, z0, sparse)
+        self._init_product = None  # not a fitted attribute: free it
         with self._timer("finish"):
             used = torch.unique(z)
             if used.numel() < self.n_clusters:
@@ -384,7 +392,8 @@ class FalconCut(BaseSolver):
               ) -> tuple[torch.Tensor, torch.Tensor]:
         K, N = self.n_clusters, W.shape[0]
         ar = torch.arange(N, device=W.device)
-        P = self._product(W, z, K, sparse)
+        P = getattr(self, "_init_product", None)  # W @ onehot(z) of the chosen k-means run
+        P = self._product(W, z, K, sparse) if P is None else P
         vol, assoc, obj, ncut = self._stats(P, z, d, K)
         self.ncut_history_ = [ncut]
         rho0 = float(self.inertia)
@@ -456,7 +465,7 @@ class FalconCut(BaseSolver):
         self.converged_ = False
         it = 0
         for it in range(1, self.max_iter + 1):
-            P = torch.sparse.mm(Wt, X) if sparse else Wt @ X  # the one W @ X of the iteration
+            P = torch.sparse.mm(Wt, X) if sparse else _sym_mm(Wt, X)  # the one W @ X per iteration
             vol = (dt @ X).clamp(min=_EPS * float(dt.sum()))
             assoc = (X * P).sum(0)
             self.ncut_history_.append(float(K - (assoc / vol).sum()))

@@ -26,10 +26,11 @@ runs the same core on one image's features and writes one label map per level pl
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -155,11 +156,11 @@ class SpectralHierarchy:
     Example:
         >>> F = torch.cat([torch.randn(40, 8) + 4 * i for i in range(4)])
         >>> h = SpectralHierarchy((2, 4), nested=True).fit(F)
-        >>> sorted(h.levels_), h.levels_[4].max() + 1
+        >>> sorted(h.levels_), int(h.levels_[4].max()) + 1
         ([2, 4], 4)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "n_segments": [lambda v: _valid_levels(v)],
         "nested": ["boolean"],
         "metric": [Options({"dot", "cosine"})],
@@ -181,11 +182,11 @@ class SpectralHierarchy:
         self.n_init = n_init
         self.seed = seed
 
-    def fit(self, F: torch.Tensor) -> "SpectralHierarchy":
+    def fit(self, F: torch.Tensor) -> SpectralHierarchy:
         """Compute the eigenvectors once and every level from ``F: (N, D)`` (or ``(h, w, D)``)."""
         validate_params({k: getattr(self, k) for k in self._parameter_constraints},
                         self._parameter_constraints, type(self).__name__)
-        levels = sorted(set(int(k) for k in self.n_segments))
+        levels = sorted({int(k) for k in self.n_segments})
         X = F.reshape(-1, F.shape[-1]).float()
         kmax = levels[-1]
         check_n_clusters(X.shape[0], kmax, type(self).__name__)
@@ -373,7 +374,7 @@ class HierarchyPredictor:
         return self.backbone
 
     def set_images(self, images: Sequence[Image.Image | str | Path] | Image.Image | str | Path
-                   ) -> "HierarchyPredictor":
+                   ) -> HierarchyPredictor:
         """Run the backbone once per image, then the eigenvectors and every level.
 
         Args:
@@ -389,7 +390,7 @@ class HierarchyPredictor:
         return self.set_features([bb(im) for im in self.images_], self.images_)
 
     def set_features(self, features: Sequence[PatchFeatures],
-                     images: Sequence[Image.Image] | None = None) -> "HierarchyPredictor":
+                     images: Sequence[Image.Image] | None = None) -> HierarchyPredictor:
         """Like :meth:`set_images` on precomputed :class:`PatchFeatures` (no backbone run).
 
         Args:
@@ -400,8 +401,8 @@ class HierarchyPredictor:
         self.images_ = list(images) if images is not None else [
             Image.new("RGB", (pf.image_size[1], pf.image_size[0]), (128, 128, 128))
             for pf in self.features_]
-        est = dict(n_segments=self.n_segments, nested=self.nested, metric=self.metric,
-                   n_sample=self.n_sample, seed=self.seed)
+        est = {"n_segments": self.n_segments, "nested": self.nested, "metric": self.metric,
+               "n_sample": self.n_sample, "seed": self.seed}
         sizes = [pf.grid[0] * pf.grid[1] for pf in self.features_]
         if self.joint:
             F = torch.cat([pf.flat for pf in self.features_])

@@ -25,7 +25,7 @@ from deepcut.graphs import ncut_graph
 from deepcut.solvers.spectral import eigengap, spectral_embedding
 from deepcut.tasks.base import TaskOutput, register_task, solve
 
-__all__ = ["kless_task", "DEFAULT_K_MAX", "KLESS_STEPS"]
+__all__ = ["DEFAULT_K_MAX", "KLESS_STEPS", "kless_task"]
 
 DEFAULT_K_MAX = 10  # DeepCut's CC code uses K=10 as the maximum number of clusters
 KLESS_STEPS = 100
