@@ -68,7 +68,11 @@ def make_graph(F: torch.Tensor, cfg: SegmenterConfig, kind: str | None = None,
 def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
                 **overrides: Any) -> BaseSolver:
     """A solver from the config; GNN-only options are passed only to the GNN solver."""
-    params: dict[str, Any] = {"seed": cfg.seed}
+    from deepcut.solvers import SOLVERS
+
+    # sklearn-style solvers take ``random_state``; the GNN solver calls it ``seed``.
+    seed_key = "seed" if "seed" in SOLVERS[cfg.solver]._parameter_constraints else "random_state"
+    params: dict[str, Any] = {seed_key: cfg.seed}
     if cfg.solver == "gnn":
         params.update(loss=cfg.loss, steps=steps if steps is not None else cfg.steps, lr=cfg.lr,
                       device=cfg.device)

@@ -218,7 +218,9 @@ class SpectralHierarchy:
         if k in self.levels_:
             return self.levels_[k]
         kmax = self.eigenvectors_.shape[1]
-        if not 1 <= k <= kmax:
+        if k < 1:
+            raise ConfigError(f"k must be >= 1. Got {k!r} instead.")
+        if k > kmax:
             raise ConfigError(f"k={k} is above the largest level K={kmax} fitted; include it in "
                               "n_segments to compute enough eigenvectors.")
         if self.nested:

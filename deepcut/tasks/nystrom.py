@@ -160,7 +160,7 @@ def _top_eigh(M: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     if M.device.type == "cpu":
         import scipy.linalg as sla
 
-        mu, U = sla.eigh(M.double().numpy(), subset_by_index=[m - k, m - 1], driver="evr",
+        mu, U = sla.eigh(M.numpy(), subset_by_index=[m - k, m - 1], driver="evr",
                          check_finite=False)
         mu, U = torch.from_numpy(mu).to(M.dtype), torch.from_numpy(U).to(M.dtype)
     else:
