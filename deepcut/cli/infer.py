@@ -36,10 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="infer.py",
         description="Unsupervised segmentation of images with graph cuts on ViT patch features "
                     "(DeepCut GNN, spectral NCut or a Falcon-style cut).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
-    p.add_argument("--out", default="outputs", help="output folder (created if needed)")
+    p.add_argument("--out", default="outputs",
+                   help="output folder, created if needed (default: outputs)")
     p.add_argument("--config", help="YAML file of SegmenterConfig values; flags override it")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute images whose outputs already exist (default: skip them)")
@@ -121,12 +121,21 @@ def _add_task_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--k-max", type=int, help="kless task: upper bound on K (default: 10)")
     g.add_argument("--levels", help="hierarchy task: comma-separated K per level "
                                     "(default: 10,25,50,100)")
+    g.add_argument("--parts-steps", type=int,
+                   help="parts task: GNN steps of the part split (default: 100)")
+    g.add_argument("--background-steps", type=int,
+                   help="parts task: GNN steps of the background split (default: 10)")
+    g.add_argument("--n-sample", type=int,
+                   help="hierarchy task: Nystrom landmarks; fewer is faster on large images "
+                        "(default: exact up to 5000 nodes, then 2048)")
     g.add_argument("--nested", action="store_true", default=None,
                    help="hierarchy task: every fine segment inside one coarse segment")
 
 
 TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
-                    "k_max": "k_max", "levels": "levels", "nested": "nested"}
+                    "parts_steps": "parts_steps", "background_steps": "background_steps",
+                    "k_max": "k_max", "levels": "levels", "n_sample": "n_sample",
+                    "nested": "nested"}
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
                "background_rule", "refine")
