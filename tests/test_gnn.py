@@ -95,3 +95,14 @@ def test_sparse_graph_gives_same_labels_as_dense(three_regions):
     sparse = GNNSolver(3, steps=60, lr=1e-2).fit(build_graph(F, "ncut", knn=192), F)
     assert adjusted_rand_score(dense.labels_.numpy(), sparse.labels_.numpy()) == pytest.approx(1.0)
     assert np.isclose(dense.ncut_, sparse.ncut_, atol=1e-4)
+
+
+def test_fast_elu_matches_torch_elu_value_and_gradient():
+    from deepcut.nn.head import ELU
+
+    x = torch.linspace(-30, 5, 2001, requires_grad=True)
+    y = ELU()(x)
+    assert torch.allclose(y, torch.nn.functional.elu(x), atol=1e-6)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g2,) = torch.autograd.grad(torch.nn.functional.elu(x).sum(), x)
+    assert torch.allclose(g, g2, atol=1e-6)

