@@ -13,10 +13,13 @@ __version__ = "0.1.0"
 _warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
                          category=FutureWarning)
 
-__all__ = ["__version__", "Segmenter", "SegmenterConfig", "Prediction"]
+__all__ = ["__version__", "Segmenter", "SegmenterConfig", "Prediction", "HierarchyPredictor",
+           "KLessClustering", "EigengapClustering", "create_backbone", "create_solver"]
 
 _LAZY = {"Segmenter": "deepcut.pipeline", "Prediction": "deepcut.pipeline",
-         "SegmenterConfig": "deepcut.config"}
+         "SegmenterConfig": "deepcut.config", "HierarchyPredictor": "deepcut.tasks.hierarchy",
+         "KLessClustering": "deepcut.cluster", "EigengapClustering": "deepcut.cluster",
+         "create_backbone": "deepcut.backbones", "create_solver": "deepcut.solvers"}
 
 
 def __getattr__(name: str):

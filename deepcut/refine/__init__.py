@@ -1,4 +1,5 @@
 """Patch labels to pixel labels (upsampling, assignment by partition centres)."""
+from deepcut.refine.centres import assign_by_centres, partition_centres
 from deepcut.refine.upsample import patch_index, upsample_labels
 
-__all__ = ["patch_index", "upsample_labels"]
+__all__ = ["assign_by_centres", "partition_centres", "patch_index", "upsample_labels"]

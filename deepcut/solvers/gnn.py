@@ -11,6 +11,7 @@ Work that does not depend on the weights is done once per image: the normalised 
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -149,7 +150,9 @@ class GNNSolver(BaseSolver):
             # NCut losses use the positive graph; CC uses the signed one.
             Wl = graph.W if self.loss == "cc" else graph.positive().W
             if graph.is_sparse:
-                Wl = Wl.to_sparse_csr()  # CSR x dense is ~30x faster than COO on the CPU
+                with warnings.catch_warnings():  # "CSR support is in beta": it is used read-only
+                    warnings.simplefilter("ignore", UserWarning)
+                    Wl = Wl.to_sparse_csr()  # CSR x dense is ~30x faster than COO on the CPU
             dl = graph.degree
         with self._timer("train"), torch.random.fork_rng(devices=[]), \
                 _num_threads(self.step_threads if X.device.type == "cpu" else None):
