@@ -103,7 +103,7 @@ class BaseSolver:
         self.n_clusters_ = int(torch.unique(self.labels_).numel())
         with self._timer("ncut"):
             g = graph.positive()
-            self.ncut_ = discrete_ncut(self.labels_, g.W, g.degree)
+            self.ncut_ = discrete_ncut(self.labels_, g.W, g.degree, assume_nonnegative=True)
 
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "BaseSolver":
         raise NotImplementedError
