@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, Iterable, Mapping
 
 from deepcut.errors import ConfigError
 
-__all__ = ["Interval", "Options", "validate_params", "check_n_clusters"]
+__all__ = ["Interval", "Options", "validate_params", "check_n_clusters", "ParamsMixin"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,29 @@ def check_n_clusters(n_nodes: int, n_clusters: int, owner: str = "solver") -> No
             f"n_nodes={n_nodes} should be >= n_clusters={n_clusters} ({owner}). "
             "Use a larger image, a smaller stride, or fewer clusters."
         )
+
+
+class ParamsMixin:
+    """scikit-learn's parameter protocol for estimators that declare ``_parameter_constraints``:
+    ``get_params``, ``set_params`` (unknown names refused), a repr of the parameters, and
+    ``_validate_params`` to call when ``fit`` starts."""
+
+    _parameter_constraints: dict[str, list] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._parameter_constraints}
+
+    def set_params(self, **params: Any):
+        for k, v in params.items():
+            if k not in self._parameter_constraints:
+                raise ValueError(f"Invalid parameter {k!r} for {type(self).__name__}; "
+                                 f"valid: {sorted(self._parameter_constraints)}.")
+            setattr(self, k, v)
+        return self
+
+    def _validate_params(self) -> None:
+        validate_params(self.get_params(), self._parameter_constraints, type(self).__name__)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from deepcut._validation import Interval, Options, validate_params
+from deepcut._validation import Interval, Options, ParamsMixin
 from deepcut.graphs import cc_graph, ncut_graph
 
 __all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix"]
@@ -51,26 +51,11 @@ def as_feature_matrix(X: Any) -> torch.Tensor:
     return X
 
 
-class _ClusteringMixin:
+class _ClusteringMixin(ParamsMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._parameter_constraints}
-
-    def set_params(self, **params: Any):
-        for k, v in params.items():
-            if k not in self._parameter_constraints:
-                raise ValueError(f"Invalid parameter {k!r} for {type(self).__name__}; "
-                                 f"valid: {sorted(self._parameter_constraints)}.")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(
-            f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
-
     def _check(self, X: Any) -> torch.Tensor:
-        validate_params(self.get_params(), self._parameter_constraints, type(self).__name__)
+        self._validate_params()
         X = as_feature_matrix(X)
         if X.shape[0] <= self.k_max:
             raise ValueError(f"n_samples={X.shape[0]} should be > k_max={self.k_max} "

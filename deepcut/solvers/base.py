@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from deepcut._validation import check_n_clusters, validate_params
+from deepcut._validation import ParamsMixin, check_n_clusters
 from deepcut.graphs.graph import Graph
 from deepcut.losses import discrete_ncut
 
@@ -61,29 +61,14 @@ def relabel_consecutive(labels: torch.Tensor) -> torch.Tensor:
     return inv.reshape(labels.shape)
 
 
-class BaseSolver:
+class BaseSolver(ParamsMixin):
     """Base class: parameter handling, validation, timing and the NCut yardstick."""
 
     solver_name: ClassVar[str] = ""
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._parameter_constraints}
-
-    def set_params(self, **params: Any) -> "BaseSolver":
-        for k, v in params.items():
-            if k not in self._parameter_constraints:
-                raise ValueError(f"Invalid parameter {k!r} for {type(self).__name__}; "
-                                 f"valid: {sorted(self._parameter_constraints)}.")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def _validate(self, graph: Graph, n_clusters: int | None = None) -> None:
-        validate_params(self.get_params(), self._parameter_constraints, type(self).__name__)
+        self._validate_params()
         if not isinstance(graph, Graph):
             raise TypeError(f"{type(self).__name__}.fit expects a deepcut.graphs.Graph, "
                             f"got {type(graph).__name__}.")
