@@ -8,7 +8,19 @@ from typing import Any
 from deepcut._validation import Interval, Options, validate_params
 from deepcut.errors import ConfigError
 
-__all__ = ["SegmenterConfig", "default_graph_kind"]
+__all__ = ["SegmenterConfig", "default_graph_kind", "GRAPH_CONSTRAINTS"]
+
+
+#: Constraints of the graph options, shared by SegmenterConfig and the Lightning module.
+GRAPH_CONSTRAINTS: dict[str, list] = {
+    "graph": [Options({"ncut", "cc", "falcon"}), None],
+    "metric": [Options({"dot", "cosine"})],
+    "alpha": [Interval(Real, 1, None, closed="left")],
+    "beta": [Interval(Real, 0, None, closed="neither")],
+    "lam": [Interval(Real, 0, None, closed="left")],
+    "knn": [Interval(Integral, 1, None, closed="left"), None],
+    "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
+}
 
 
 def default_graph_kind(solver: str, loss: str) -> str:
@@ -83,13 +95,7 @@ class SegmenterConfig:
         "steps": [Interval(Integral, 0, 100000, closed="both"), None],
         "lr": [Interval(Real, 0, 10, closed="right")],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
-        "graph": [Options({"ncut", "cc", "falcon"}), None],
-        "metric": [Options({"dot", "cosine"})],
-        "alpha": [Interval(Real, 1, None, closed="left")],
-        "beta": [Interval(Real, 0, None, closed="neither")],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "knn": [Interval(Integral, 1, None, closed="left"), None],
-        "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
+        **GRAPH_CONSTRAINTS,
         "background_rule": [Options({"border", "corners"})],
         "refine": [Options({"nearest", "centres"})],
         "device": [str],

@@ -12,6 +12,15 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny graphs: torch's intra-op threads only add overhead (20-50x on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def planted_grid(h: int, w: int, regions: np.ndarray, dim: int = 32, noise: float = 1.0,
                  sep: float = 4.0, seed: int = 0) -> torch.Tensor:
     """``(h, w, dim)`` features: one Gaussian group per region id of ``regions: (h, w)``."""

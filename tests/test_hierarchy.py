@@ -27,13 +27,7 @@ from deepcut.tasks.nystrom import NCutKernel, ncut_eigenvectors
 from deepcut.viz.overlay import boundaries
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny graphs: torch's intra-op threads only add overhead (20-50x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 LEVELS = (3, 6, 12, 24)

@@ -13,13 +13,7 @@ from deepcut.config import SegmenterConfig
 from deepcut.pipeline import Segmenter
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny graphs: torch's intra-op threads only add overhead (20-50x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted(k: int, n_per: int = 25, dim: int = 16, sep: float = 6.0, seed: int = 0):

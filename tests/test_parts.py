@@ -14,13 +14,7 @@ from deepcut.tasks.parts import PartsReducedWarning, part_label_names
 from deepcut.tasks.segment import segment_object
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny graphs: torch's intra-op threads only add overhead (20-50x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def orthogonal_grid(regions: np.ndarray, dim: int = 16, sep: float = 6.0, noise: float = 1.0,

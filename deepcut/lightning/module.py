@@ -26,7 +26,7 @@ import lightning as L
 import torch
 
 from deepcut._validation import Interval, Options, validate_params
-from deepcut.config import SegmenterConfig, default_graph_kind
+from deepcut.config import GRAPH_CONSTRAINTS, SegmenterConfig, default_graph_kind
 from deepcut.errors import ConfigError
 from deepcut.lightning.graph_batch import GraphBatch, build_graph_batch
 from deepcut.losses import cc_loss, deepcut_ncut_loss, soft_ncut_loss
@@ -74,13 +74,7 @@ class DeepCutModule(L.LightningModule):
         "in_dim": [Interval(Integral, 1, None, closed="left")],
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
-        "graph": [Options({"ncut", "cc", "falcon"}), None],
-        "metric": [Options({"dot", "cosine"})],
-        "alpha": [Interval(Real, 1, None, closed="left")],
-        "beta": [Interval(Real, 0, None, closed="neither")],
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "knn": [Interval(Integral, 1, None, closed="left"), None],
-        "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
+        **GRAPH_CONSTRAINTS,
         "hidden": [Interval(Integral, 1, None, closed="left")],
         "mlp_hidden": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],

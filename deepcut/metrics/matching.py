@@ -300,9 +300,28 @@ def many_to_one_miou(
 
 
 class _ResizingMeter:
-    """Shared ``size`` handling: label maps resized nearest before scoring."""
+    """Shared parameters (see the subclasses) and ``size`` handling: label maps are resized
+    nearest before scoring. Subclasses define ``reset``."""
 
     size: tuple[int, int] | None
+
+    def __init__(
+        self,
+        method: str = "hungarian",
+        match_on: str = "iou",
+        background: int | None = None,
+        n_classes: int | None = None,
+        ignore_index: int | None = 255,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        _check_options(method, match_on, background)
+        self.method = method
+        self.match_on = match_on
+        self.background = background
+        self.n_classes = n_classes
+        self.ignore_index = ignore_index
+        self.size = size
+        self.reset()
 
     def _prepare(self, pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pred, gt = np.asarray(pred), np.asarray(gt)
@@ -330,24 +349,6 @@ class DatasetHungarianMeter(_ResizingMeter):
         >>> m.compute().miou
         1.0
     """
-
-    def __init__(
-        self,
-        method: str = "hungarian",
-        match_on: str = "iou",
-        background: int | None = None,
-        n_classes: int | None = None,
-        ignore_index: int | None = 255,
-        size: tuple[int, int] | None = None,
-    ) -> None:
-        _check_options(method, match_on, background)
-        self.method = method
-        self.match_on = match_on
-        self.background = background
-        self.n_classes = n_classes
-        self.ignore_index = ignore_index
-        self.size = size
-        self.reset()
 
     def reset(self) -> None:
         """Forget every image seen so far."""
@@ -417,24 +418,6 @@ class PerImageHungarianMeter(_ResizingMeter):
         ignore_index: ground-truth label excluded from scoring (None: none).
         size: ``(height, width)`` to score at (nearest resizing), or None for the original size.
     """
-
-    def __init__(
-        self,
-        method: str = "hungarian",
-        match_on: str = "iou",
-        background: int | None = None,
-        n_classes: int | None = None,
-        ignore_index: int | None = 255,
-        size: tuple[int, int] | None = None,
-    ) -> None:
-        _check_options(method, match_on, background)
-        self.method = method
-        self.match_on = match_on
-        self.background = background
-        self.n_classes = n_classes
-        self.ignore_index = ignore_index
-        self.size = size
-        self.reset()
 
     def reset(self) -> None:
         """Forget every image seen so far."""
