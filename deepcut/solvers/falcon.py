@@ -100,6 +100,8 @@ __all__ = ["EmptyClusterWarning", "FalconCut", "falcon_cut"]
 _EPS = 1e-12
 _RHO_MIN = 1.0 / 16  # first non-zero inertia tried when plain argmax increases the NCut
 _SMOOTH_DIM = 32  # features wider than this are randomly projected before graph smoothing
+_COARSE_MIN = 64  # nodes of the multilevel init's coarse graph (at least; 4 K when larger)
+_OVERSEG_ITER = 5  # Lloyd steps of its over-segmentation: the hard steps fix what they miss
 
 
 class EmptyClusterWarning(UserWarning):
@@ -109,16 +111,19 @@ class EmptyClusterWarning(UserWarning):
 # --------------------------------------------------------------------------------------------
 # Initialisation
 # --------------------------------------------------------------------------------------------
-def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int = 20
-                      ) -> torch.Tensor:
-    """Labels ``(N,)`` of cosine k-means, seeded by greedy k-means++.
+def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int = 20,
+                      plusplus: bool = True) -> torch.Tensor:
+    """Labels ``(N,)`` of cosine k-means, seeded by greedy k-means++ (or ``K`` random rows).
 
     Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's default): each new centre is
     the best of ``2 + log K`` candidates drawn with probability proportional to the squared
-    (chordal) distance to the nearest chosen centre.
+    (chordal) distance to the nearest chosen centre. Its ``K`` sequential draws cost more than
+    the Lloyd steps when ``K`` is large (an over-segmentation), hence ``plusplus=False``.
     """
     X = Fn.normalize(X.float(), dim=1)
     N, D = X.shape
+    if not plusplus:
+        return _lloyd(X, X[torch.randperm(N, generator=gen)[:K].to(X.device)], n_iter)
     n_trials = 2 + int(math.log(K))
     first = int(torch.randint(N, (1,), generator=gen))
     chosen = [first]
@@ -133,10 +138,15 @@ def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int
         j = int(torch.argmin(pot))
         chosen.append(int(cand[j]))
         best = torch.minimum(best, dist[j])
-    C = X[torch.tensor(chosen)]  # (K, D)
+    return _lloyd(X, X[torch.tensor(chosen, device=X.device)], n_iter)
+
+
+def _lloyd(X: torch.Tensor, C: torch.Tensor, n_iter: int) -> torch.Tensor:
+    """Cosine Lloyd iterations on unit rows ``X: (N, D)`` from centres ``C: (K, D)``."""
+    K, D = C.shape
     z = (X @ C.T).argmax(1)
     for _ in range(n_iter):
-        S = torch.zeros(K, D, dtype=X.dtype).index_add_(0, z, X)
+        S = torch.zeros(K, D, dtype=X.dtype, device=X.device).index_add_(0, z, X)
         keep = S.norm(dim=1) > 0
         C = torch.where(keep[:, None], Fn.normalize(S, dim=1), C)  # empty: keep old centre
         z_new = (X @ C.T).argmax(1)
@@ -161,6 +171,137 @@ def _smooth(W: torch.Tensor, d: torch.Tensor, Y: torch.Tensor, steps: int, spars
     for _ in range(steps):
         Y = dinv[:, None] * (torch.sparse.mm(W, Y) if sparse else _sym_mm(W, Y))
     return Y - Y.mean(0) if centre else Y
+
+
+# --------------------------------------------------------------------------------------------
+# Hard proximal steps (also used on the coarse graph of the multilevel initialisation)
+# --------------------------------------------------------------------------------------------
+def _product(W: torch.Tensor, z: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
+    """``W @ onehot(z)``: ``(N, K)``."""
+    if sparse:
+        return torch.sparse.mm(W, Fn.one_hot(z, K).to(W.dtype))
+    # W symmetric: (W X)^T = X^T W, a row index_add (O(N^2) whatever K)
+    return torch.zeros(K, W.shape[0], dtype=W.dtype, device=W.device
+                       ).index_add_(0, z, W).T.contiguous()
+
+
+def _stats(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, K: int
+           ) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """vol, assoc (float64), the objective ``sum_k assoc_k / vol_k`` (empty clusters count 0)
+    and the discrete NCut (K' non-empty clusters minus that sum) of labels ``z`` given
+    ``P = W onehot(z)``."""
+    own = P.gather(1, z[:, None]).squeeze(1).double()
+    vol = torch.zeros(K, dtype=torch.float64, device=P.device).index_add_(0, z, d.double())
+    assoc = torch.zeros(K, dtype=torch.float64, device=P.device).index_add_(0, z, own)
+    nonempty = vol > 0
+    ratio = torch.where(nonempty, assoc / vol.clamp(min=_EPS), torch.zeros_like(vol))
+    obj = float(ratio.sum())
+    return vol, assoc, obj, float(nonempty.sum()) - obj
+
+
+def _update(W: torch.Tensor, P: torch.Tensor, z: torch.Tensor, cand: torch.Tensor,
+            changed: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
+    """``W @ onehot(cand)`` from ``P = W @ onehot(z)``, touching only the changed rows."""
+    N = W.shape[0]
+    if sparse or changed.numel() * 8 > N:
+        return _product(W, cand, K, sparse)
+    delta = (Fn.one_hot(cand[changed], K) - Fn.one_hot(z[changed], K)).to(W.dtype)  # (c, K)
+    return P + W.index_select(0, changed).T @ delta  # W symmetric: W[:, c] = W[c]^T
+
+
+def _hard_steps(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int, sparse: bool, *,
+                P: torch.Tensor | None = None, inertia: float = 0.0, max_iter: int = 30,
+                max_backtrack: int = 6, tol: float = 1e-4):
+    """Monotone proximal hard steps from labels ``z: (N,)`` (module docstring, "Hard mode").
+
+    Returns ``(z, P, ncut_history, n_backtracks, converged, n_iter)`` with ``P = W onehot(z)``.
+    """
+    ar = torch.arange(W.shape[0], device=W.device)
+    P = _product(W, z, K, sparse) if P is None else P
+    vol, assoc, obj, ncut = _stats(P, z, d, K)
+    history = [ncut]
+    rho0 = float(inertia)
+    n_backtracks, converged, it = 0, False, 0
+    for it in range(1, max_iter + 1):
+        empty = vol <= 0
+        v = vol.to(W.dtype).clamp(min=_EPS)
+        S = 2.0 * P / v - d[:, None] * (assoc.to(W.dtype) / v.pow(2))
+        S[:, empty] = -float("inf")
+        accepted = False
+        rho = rho0
+        for _ in range(max_backtrack + 1):
+            if rho > 0:
+                Sr = S - rho * d[:, None] / v
+                Sr[ar, z] += 2.0 * rho * d / v[z]
+                Sr[:, empty] = -float("inf")
+            else:
+                Sr = S
+            cand = Sr.argmax(1)
+            changed = (cand != z).nonzero().squeeze(1)
+            if changed.numel() == 0:
+                break  # a fixed point at this inertia
+            Pc = _update(W, P, z, cand, changed, K, sparse)
+            vol_c, assoc_c, obj_c, ncut_c = _stats(Pc, cand, d, K)
+            # Accept on the fixed-K objective: it never rewards emptying a cluster, and as
+            # clusters are never refilled, obj_c >= obj also gives ncut_c <= ncut.
+            if obj_c >= obj and ncut_c <= ncut:
+                accepted = True
+                break
+            n_backtracks += 1
+            if rho >= 1.0:
+                break  # rejected even at rho = 1: a cluster would empty at a loss (or rounding)
+            rho = min(1.0, max(2.0 * rho, _RHO_MIN))
+        if not accepted:
+            converged = True
+            break
+        gain = obj_c - obj
+        z, P, vol, assoc, obj, ncut = cand, Pc, vol_c, assoc_c, obj_c, ncut_c
+        history.append(ncut)
+        rho0 = max(float(inertia), rho / 2)
+        if gain <= tol * max(abs(obj), _EPS):
+            converged = True
+            break
+    return z, P, history, n_backtracks, converged, it
+
+
+# --------------------------------------------------------------------------------------------
+# Multilevel initialisation
+# --------------------------------------------------------------------------------------------
+def _canonical(z: torch.Tensor, K: int) -> torch.Tensor:
+    """Labels renamed in order of first appearance (equal partitions become equal tensors)."""
+    n = z.numel()
+    first = torch.full((K,), n, dtype=torch.long, device=z.device).scatter_reduce_(
+        0, z, torch.arange(n, device=z.device), "amin")
+    rename = torch.empty(K, dtype=torch.long, device=z.device)
+    rename[first.argsort()] = torch.arange(K, device=z.device)
+    return rename[z]
+
+
+def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kmeans_iter: int,
+                hard: dict) -> tuple[torch.Tensor, float]:
+    """K-way labels ``(m,)`` of the small dense coarse graph ``Wc: (m, m)`` and their objective.
+
+    The coarse graph is small (``m`` in the tens to hundreds), so its K-way spectral embedding
+    is one exact ``eigh`` of an ``m x m`` matrix (microseconds, unlike the ``N x N`` problem);
+    ``n_init`` seeded k-means runs on the row-normalised embedding are each refined by the hard
+    steps on ``Wc`` and the best objective wins.
+    """
+    dc = Wc.sum(1)
+    di = dc.clamp(min=_EPS).rsqrt()
+    M = (di[:, None] * Wc * di[None, :]).double()
+    _mu, U = torch.linalg.eigh(0.5 * (M + M.T))
+    V = U[:, -K:].to(Wc.dtype) * di[:, None]  # generalised eigenvectors D^-1/2 u
+    best, best_obj, seen = None, -float("inf"), []
+    for _ in range(n_init):
+        c = _canonical(_spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device), K)
+        if any(torch.equal(c, s) for s in seen):
+            continue  # the same partition again: its refinement is known
+        seen.append(c)
+        c, P, *_ = _hard_steps(Wc, dc, c, K, False, **hard)
+        obj = _stats(P, c, dc, K)[2]
+        if obj > best_obj:
+            best, best_obj = c, obj
+    return best, best_obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +354,7 @@ class FalconCut(BaseSolver):
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "mode": [Options({"hard", "soft"})],
-        "init": [Options({"kmeans", "spectral", "random"}), torch.Tensor],
+        "init": [Options({"multilevel", "kmeans", "spectral", "random"}), torch.Tensor],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -225,17 +366,18 @@ class FalconCut(BaseSolver):
         "kmeans_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "smooth_steps": [Interval(Integral, 0, None, closed="left"), tuple, None],
+        "n_coarse": [Interval(Integral, 2, None, closed="left"), None],
         "random_state": ["random_state"],
         "device": [str, torch.device],
     }
 
-    def __init__(self, n_clusters: int = 2, *, mode: str = "hard", init="kmeans",
+    def __init__(self, n_clusters: int = 2, *, mode: str = "hard", init="multilevel",
                  max_iter: int = 30, tol: float = 1e-4, temperature: float = 0.01,
                  inertia: float = 0.0, max_backtrack: int = 6,
                  reweight_gamma: float | None = None, beta: float | None = None,
                  lam: float = 0.0, kmeans_iter: int = 20, n_init: int = 3,
                  smooth_steps: int | tuple[int, ...] | None = None,
-                 random_state: int | None = 0, device: str = "cpu") -> None:
+                 n_coarse: int | None = None, random_state: int | None = 0, device: str = "cpu") -> None:
         self.n_clusters = n_clusters
         self.mode = mode
         self.init = init
@@ -250,6 +392,7 @@ class FalconCut(BaseSolver):
         self.kmeans_iter = kmeans_iter
         self.n_init = n_init
         self.smooth_steps = smooth_steps
+        self.n_coarse = n_coarse
         self.random_state = random_state
         self.device = device
 
@@ -282,21 +425,51 @@ class FalconCut(BaseSolver):
             from deepcut.solvers.spectral import SpectralNCut
 
             return SpectralNCut(K, random_state=self.random_state).fit(graph).labels_
+        if self.init == "multilevel":
+            return self._multilevel_labels(W, d, sparse, features, gen)
         if features is None:
             return _spherical_kmeans(_sketch(W, d, K, gen, sparse).cpu(), K, gen,
                                      self.kmeans_iter)
-        X = Fn.normalize(features.reshape(N, -1).float().to(W.device), dim=1)
+        default = (4,) if sparse else ((0, 1, 3) if K <= 3 else (0,))
+        smoothed = self._smoothed_features(W, d, sparse, features, gen, default)
+        best, best_obj = None, -float("inf")
+        for r in range(self.n_init):  # keep the run with the best NCut objective on the graph
+            z = _spherical_kmeans(smoothed[r % len(smoothed)], K, gen,
+                                  self.kmeans_iter).to(W.device)
+            if self.n_init == 1:
+                return z
+            P = _product(W, z, K, sparse)
+            obj = _stats(P, z, d, K)[2]
+            if best is None or obj > best_obj:
+                best, best_obj, self._init_product = z, obj, P
+        return best
+
+    def _schedule(self, default: tuple[int, ...]) -> tuple[int, ...]:
         if self.smooth_steps is None:
-            schedule = (4,) if sparse else ((0, 1, 3) if K <= 3 else (0,))
-        elif isinstance(self.smooth_steps, Integral):
-            schedule = (int(self.smooth_steps),)
-        else:
-            schedule = tuple(int(t) for t in self.smooth_steps)
+            return default
+        if isinstance(self.smooth_steps, Integral):
+            return (int(self.smooth_steps),)
+        return tuple(int(t) for t in self.smooth_steps)
+
+    def _smoothed_features(self, W: torch.Tensor, d: torch.Tensor, sparse: bool,
+                           features: torch.Tensor, gen: torch.Generator,
+                           default: tuple[int, ...], project: bool = False
+                           ) -> list[torch.Tensor]:
+        """Centred ``(D^-1 W)^t F`` for each ``t`` of the smoothing schedule (cpu ``(N, r)``).
+
+        Features wider than ``_SMOOTH_DIM`` are first multiplied by a seeded Gaussian
+        projection when smoothing (each step then costs ``N^2 r``, not ``N^2 D``) or when
+        ``project`` (k-means into many clusters then costs ``N m r``).
+        """
+        N = W.shape[0]
+        schedule = self._schedule(default)
+        X = Fn.normalize(features.reshape(N, -1).float().to(W.device), dim=1)
         r = _SMOOTH_DIM
-        if max(schedule) > 0 and X.shape[1] > r:
-            # smooth a seeded Gaussian projection: W @ X then costs N^2 r, not N^2 D
+        if (project or max(schedule) > 0) and X.shape[1] > r:
             R = torch.randn(X.shape[1], r, generator=gen).to(X.device)
             Xs = X @ R / math.sqrt(r)
+            if project:
+                X = Xs
         else:
             Xs = X
         smoothed, done, Y = {}, 0, Xs
@@ -307,17 +480,34 @@ class FalconCut(BaseSolver):
             Y = _smooth(W, d, Y, t - done, sparse, centre=False)
             done = t
             smoothed[t] = (Y - Y.mean(0)).cpu()
-        best, best_obj = None, -float("inf")
-        for r in range(self.n_init):  # keep the run with the best NCut objective on the graph
-            z = _spherical_kmeans(smoothed[schedule[r % len(schedule)]], K, gen,
-                                  self.kmeans_iter).to(W.device)
-            if self.n_init == 1:
-                return z
-            P = self._product(W, z, K, sparse)
-            obj = self._stats(P, z, d, K)[2]
-            if best is None or obj > best_obj:
-                best, best_obj, self._init_product = z, obj, P
-        return best
+        return [smoothed[t] for t in schedule]
+
+    def _multilevel_labels(self, W: torch.Tensor, d: torch.Tensor, sparse: bool,
+                           features: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
+        """Over-segment, solve the coarse graph, lift (module docstring, "Multilevel")."""
+        N, K = W.shape[0], self.n_clusters
+        m = min(N, self.n_coarse if self.n_coarse is not None else max(_COARSE_MIN, 4 * K))
+        if m == N:
+            a = torch.arange(N, device=W.device)  # tiny graph: the coarse graph is the graph
+        else:
+            if features is None:
+                Y = _sketch(W, d, K, gen, sparse).cpu()
+            else:
+                Y = self._smoothed_features(W, d, sparse, features, gen,
+                                            (2,) if sparse else (0,), project=True)[0]
+            a = relabel_consecutive(_spherical_kmeans(Y, m, gen, min(self.kmeans_iter,
+                                                                     _OVERSEG_ITER),
+                                                      plusplus=False)).to(W.device)
+            m = int(a.max()) + 1
+        Pm = _product(W, a, m, sparse)  # W @ onehot(a): the one pass over W of the init
+        Wc = torch.zeros(m, m, dtype=Pm.dtype, device=Pm.device).index_add_(0, a, Pm)
+        hard = dict(inertia=self.inertia, max_iter=self.max_iter,
+                    max_backtrack=self.max_backtrack, tol=self.tol)
+        c, _ = _coarse_cut(0.5 * (Wc + Wc.T), K, gen, self.n_init, self.kmeans_iter, hard)
+        # W @ onehot(c[a]) = Pm @ onehot(c): the fine solve starts without another pass
+        self._init_product = torch.zeros(N, K, dtype=Pm.dtype, device=Pm.device
+                                         ).index_add_(1, c, Pm)
+        return c[a]
 
     # ---------------------------------------------------------------------------------------
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
@@ -363,93 +553,14 @@ class FalconCut(BaseSolver):
         self._finish(graph, X.cpu(), z.cpu())
         return self
 
-    # ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _product(W: torch.Tensor, z: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
-        """``W @ onehot(z)``: ``(N, K)``."""
-        if sparse:
-            X = Fn.one_hot(z, K).float()
-            return torch.sparse.mm(W, X)
-        # W symmetric: (W X)^T = X^T W, a row index_add (O(N^2) whatever K)
-        return torch.zeros(K, W.shape[0], dtype=W.dtype, device=W.device
-                           ).index_add_(0, z, W).T.contiguous()
-
-    @staticmethod
-    def _stats(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, K: int
-               ) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-        """vol, assoc (float64), the objective ``sum_k assoc_k / vol_k`` (empty clusters count
-        0) and the discrete NCut (K' non-empty clusters minus that sum) of labels ``z`` given
-        ``P = W onehot(z)``."""
-        own = P.gather(1, z[:, None]).squeeze(1).double()
-        vol = torch.zeros(K, dtype=torch.float64, device=P.device).index_add_(0, z, d.double())
-        assoc = torch.zeros(K, dtype=torch.float64, device=P.device).index_add_(0, z, own)
-        nonempty = vol > 0
-        ratio = torch.where(nonempty, assoc / vol.clamp(min=_EPS), torch.zeros_like(vol))
-        obj = float(ratio.sum())
-        return vol, assoc, obj, float(nonempty.sum()) - obj
-
     def _hard(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        K, N = self.n_clusters, W.shape[0]
-        ar = torch.arange(N, device=W.device)
-        P = getattr(self, "_init_product", None)  # W @ onehot(z) of the chosen k-means run
-        P = self._product(W, z, K, sparse) if P is None else P
-        vol, assoc, obj, ncut = self._stats(P, z, d, K)
-        self.ncut_history_ = [ncut]
-        rho0 = float(self.inertia)
-        self.n_backtracks_ = 0
-        self.converged_ = False
-        it = 0
-        for it in range(1, self.max_iter + 1):
-            empty = vol <= 0
-            v = vol.float().clamp(min=_EPS)
-            S = 2.0 * P / v - d[:, None] * (assoc.float() / v.pow(2))
-            S[:, empty] = -float("inf")
-            accepted = False
-            rho = rho0
-            for _ in range(self.max_backtrack + 1):
-                if rho > 0:
-                    Sr = S - rho * d[:, None] / v
-                    Sr[ar, z] += 2.0 * rho * d / v[z]
-                    Sr[:, empty] = -float("inf")
-                else:
-                    Sr = S
-                cand = Sr.argmax(1)
-                changed = (cand != z).nonzero().squeeze(1)
-                if changed.numel() == 0:
-                    break  # a fixed point at this inertia
-                Pc = self._update(W, P, z, cand, changed, K, sparse)
-                vol_c, assoc_c, obj_c, ncut_c = self._stats(Pc, cand, d, K)
-                # Accept on the fixed-K objective: it never rewards emptying a cluster, and as
-                # clusters are never refilled, obj_c >= obj also gives ncut_c <= ncut.
-                if obj_c >= obj and ncut_c <= ncut:
-                    accepted = True
-                    break
-                self.n_backtracks_ += 1
-                if rho >= 1.0:
-                    break  # rejected even at rho = 1: a cluster would empty at a loss (or rounding)
-                rho = min(1.0, max(2.0 * rho, _RHO_MIN))
-            if not accepted:
-                self.converged_ = True
-                break
-            gain = obj_c - obj
-            z, P, vol, assoc, obj, ncut = cand, Pc, vol_c, assoc_c, obj_c, ncut_c
-            self.ncut_history_.append(ncut)
-            rho0 = max(float(self.inertia), rho / 2)
-            if gain <= self.tol * max(abs(obj), _EPS):
-                self.converged_ = True
-                break
-        self.n_iter_ = it
+        K = self.n_clusters
+        P = getattr(self, "_init_product", None)  # W @ onehot(z), known from the init
+        z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = \
+            _hard_steps(W, d, z, K, sparse, P=P, inertia=self.inertia, max_iter=self.max_iter,
+                        max_backtrack=self.max_backtrack, tol=self.tol)
         return z, Fn.one_hot(z, K).float()
-
-    def _update(self, W: torch.Tensor, P: torch.Tensor, z: torch.Tensor, cand: torch.Tensor,
-                changed: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
-        """``W @ onehot(cand)`` from ``P = W @ onehot(z)``, touching only the changed rows."""
-        N = W.shape[0]
-        if sparse or changed.numel() * 8 > N:
-            return self._product(W, cand, K, sparse)
-        delta = (Fn.one_hot(cand[changed], K) - Fn.one_hot(z[changed], K)).to(W.dtype)  # (c, K)
-        return P + W.index_select(0, changed).T @ delta  # W symmetric: W[:, c] = W[c]^T
 
     # ---------------------------------------------------------------------------------------
     def _soft(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
