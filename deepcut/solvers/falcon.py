@@ -102,6 +102,7 @@ _RHO_MIN = 1.0 / 16  # first non-zero inertia tried when plain argmax increases 
 _SMOOTH_DIM = 32  # features wider than this are randomly projected before graph smoothing
 _COARSE_MIN = 64  # nodes of the multilevel init's coarse graph (at least; 4 K when larger)
 _OVERSEG_ITER = 5  # Lloyd steps of its over-segmentation: the hard steps fix what they miss
+_OVERSEG_SAMPLE = 4096  # nodes its centres are fitted on (all nodes are then assigned once)
 
 
 class EmptyClusterWarning(UserWarning):
@@ -123,7 +124,11 @@ def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int
     X = Fn.normalize(X.float(), dim=1)
     N, D = X.shape
     if not plusplus:
-        return _lloyd(X, X[torch.randperm(N, generator=gen)[:K].to(X.device)], n_iter)
+        # centres fitted on a seeded subsample, then one assignment of every row
+        perm = torch.randperm(N, generator=gen).to(X.device)
+        sub = X[perm[:_OVERSEG_SAMPLE]] if N > _OVERSEG_SAMPLE else X
+        C = _lloyd_centres(sub, X[perm[:K]], n_iter)
+        return (X @ C.T).argmax(1)
     n_trials = 2 + int(math.log(K))
     first = int(torch.randint(N, (1,), generator=gen))
     chosen = [first]
@@ -142,7 +147,12 @@ def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int
 
 
 def _lloyd(X: torch.Tensor, C: torch.Tensor, n_iter: int) -> torch.Tensor:
-    """Cosine Lloyd iterations on unit rows ``X: (N, D)`` from centres ``C: (K, D)``."""
+    """Labels ``(N,)`` after cosine Lloyd iterations on unit rows ``X: (N, D)`` from ``C: (K, D)``."""
+    return (X @ _lloyd_centres(X, C, n_iter).T).argmax(1)
+
+
+def _lloyd_centres(X: torch.Tensor, C: torch.Tensor, n_iter: int) -> torch.Tensor:
+    """Centres ``(K, D)`` after at most ``n_iter`` cosine Lloyd iterations from ``C``."""
     K, D = C.shape
     z = (X @ C.T).argmax(1)
     for _ in range(n_iter):
@@ -153,7 +163,7 @@ def _lloyd(X: torch.Tensor, C: torch.Tensor, n_iter: int) -> torch.Tensor:
         if torch.equal(z_new, z):
             break
         z = z_new
-    return z
+    return C
 
 
 def _sketch(W: torch.Tensor, d: torch.Tensor, K: int, gen: torch.Generator, sparse: bool
@@ -178,6 +188,13 @@ def _smooth(W: torch.Tensor, d: torch.Tensor, Y: torch.Tensor, steps: int, spars
 # --------------------------------------------------------------------------------------------
 def _product(W: torch.Tensor, z: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
     """``W @ onehot(z)``: ``(N, K)``."""
+    if sparse and K >= 32:
+        # one scatter-add per stored edge (nnz), where sparse.mm does nnz * K multiply-adds
+        N = W.shape[0]
+        crow, col = W.crow_indices(), W.col_indices()
+        row = torch.repeat_interleave(torch.arange(N, device=W.device), crow.diff())
+        return torch.zeros(N * K, dtype=W.dtype, device=W.device).index_add_(
+            0, row * K + z[col], W.values()).view(N, K)
     if sparse:
         return torch.sparse.mm(W, Fn.one_hot(z, K).to(W.dtype))
     # W symmetric: (W X)^T = X^T W, a row index_add (O(N^2) whatever K)
