@@ -216,6 +216,63 @@ def test_falcon_history_starts_at_init_ncut():
     assert est.ncut_history_[-1] < est.ncut_history_[0]
 
 
+@pytest.mark.parametrize("graph_kind", ["dense", "knn"])
+def test_multilevel_init_lifts_the_coarse_cut_exactly(graph_kind):
+    """N=480 nodes -> 64 groups: the fine solve starts from (W A) onehot(c), which must be
+    W onehot(c[a]); the recorded start is the NCut of the lifted labels, and the hard steps
+    only lower it."""
+    F, y = planted(6, per=80, sep=1.5, seed=13)
+    G = make_graph(graph_kind, F, y)
+    est = FalconCut(6, max_iter=100, tol=0).fit(G, F)
+    h = est.ncut_history_
+    assert h[0] == pytest.approx(discrete_ncut(est.init_labels_, G.W), abs=1e-4)
+    assert all(b <= a for a, b in pairwise(h))
+    assert ari(y, est.labels_) >= 0.95
+
+
+@pytest.mark.parametrize("n_coarse", [6, 20, 500])
+def test_multilevel_coarse_sizes(n_coarse):
+    """From as coarse as K groups to m >= N (the coarse graph is the graph itself)."""
+    F, y = planted(6, per=40, seed=14)
+    est = FalconCut(6, n_coarse=n_coarse).fit(block_graph(y), F)
+    assert ari(y, est.labels_) == 1.0
+    assert est.n_clusters_ == 6
+
+
+def test_multilevel_start_uses_the_graph_when_features_say_nothing():
+    """Four blocks in two pairs; the node features are pure noise. Started from k-means on the
+    features, the local hard steps empty one cluster (a local optimum); the multilevel start
+    cuts the coarse graph, finds the four blocks for every seed and matches spectral's NCut."""
+    g = torch.Generator().manual_seed(15)
+    y = torch.arange(4).repeat_interleave(50)
+    W = 0.3 * (y[:, None] // 2 == y[None, :] // 2).float() + 0.6 * (y[:, None] == y[None, :])
+    W = W + 0.02 * torch.rand(200, 200, generator=g)
+    W = 0.5 * (W + W.T)
+    G = Graph(W=W, degree=W.sum(1))
+    F = torch.randn(200, 8, generator=g)
+    spec = SpectralNCut(4).fit(G)
+    for seed in range(3):
+        est = FalconCut(4, random_state=seed).fit(G, F)
+        assert ari(y, est.labels_) == 1.0
+        assert est.ncut_ == pytest.approx(spec.ncut_, abs=1e-5)
+    with pytest.warns(EmptyClusterWarning):
+        assert FalconCut(4, init="kmeans", random_state=0).fit(G, F).n_clusters_ == 3
+
+
+def test_sparse_scatter_product_matches_dense():
+    from deepcut.solvers.falcon import _product
+    from deepcut.solvers.spectral import _to_csr
+
+    F, _y = planted(4, per=50, seed=16)
+    G = build_graph(F, "ncut", metric="cosine", knn=10)
+    z = torch.randint(40, (200,), generator=torch.Generator().manual_seed(0))
+    ref = G.W.to_dense() @ Fn.one_hot(z, 40).float()
+    for K in (40, 3):  # scatter path (K >= 32) and sparse.mm path
+        zz = z % K
+        ref = G.W.to_dense() @ Fn.one_hot(zz, K).float()
+        torch.testing.assert_close(_product(_to_csr(G.W.float()), zz, K, True), ref)
+
+
 def test_falcon_soft_mode_and_reweighting():
     F, y = planted(4, seed=8)
     for G in (build_graph(F, "falcon", beta=4.5), build_graph(F, "falcon", knn=10)):
@@ -231,7 +288,7 @@ def test_falcon_soft_mode_and_reweighting():
 def test_falcon_init_options_and_graph_sketch():
     _F, y = planted(3, seed=9)
     G = block_graph(y)
-    for init in ("kmeans", "spectral"):
+    for init in ("multilevel", "kmeans", "spectral"):
         assert ari(y, FalconCut(3, init=init).fit_predict(G)) == 1.0  # no features: sketch
     z = torch.as_tensor(y.numpy() % 3)
     assert ari(y, FalconCut(3, init=z).fit_predict(G)) == 1.0
@@ -308,6 +365,7 @@ def test_fiedler_sign_is_deterministic():
     (FalconCut, {"n_clusters": "auto"}, "'n_clusters' parameter of FalconCut"),
     (FalconCut, {"mode": "medium"}, "'mode' parameter of FalconCut must be one of"),
     (FalconCut, {"init": "kmeans++"}, "'init' parameter of FalconCut"),
+    (FalconCut, {"n_coarse": 1}, "'n_coarse' parameter of FalconCut must be an int"),
     (FalconCut, {"temperature": 0}, "'temperature' parameter of FalconCut"),
     (FalconCut, {"reweight_gamma": -1.0}, "'reweight_gamma' parameter of FalconCut"),
     (FalconCut, {"random_state": "x"}, "'random_state' parameter of FalconCut"),
