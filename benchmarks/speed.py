@@ -17,16 +17,16 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-from deepcut.backbones import create_backbone  # noqa: E402
-from deepcut.config import SegmenterConfig  # noqa: E402
-from deepcut.io import load_image  # noqa: E402
-from deepcut.io.outputs import write_outputs  # noqa: E402
-from deepcut.pipeline import Segmenter  # noqa: E402
-from deepcut.graphs import build_graph  # noqa: E402
-from deepcut.solvers import GNNSolver  # noqa: E402
+from deepcut.backbones import create_backbone
+from deepcut.config import SegmenterConfig
+from deepcut.graphs import build_graph
+from deepcut.io import load_image
+from deepcut.io.outputs import write_outputs
+from deepcut.pipeline import Segmenter
+from deepcut.solvers import GNNSolver
 
 
 def _median_ms(xs):

@@ -13,8 +13,17 @@ __version__ = "0.1.0"
 _warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
                          category=FutureWarning)
 
-__all__ = ["__version__", "Segmenter", "SegmenterConfig", "Prediction", "HierarchyPredictor",
-           "KLessClustering", "EigengapClustering", "create_backbone", "create_solver"]
+__all__ = [
+    "EigengapClustering",
+    "HierarchyPredictor",
+    "KLessClustering",
+    "Prediction",
+    "Segmenter",
+    "SegmenterConfig",
+    "__version__",
+    "create_backbone",
+    "create_solver",
+]
 
 _LAZY = {"Segmenter": "deepcut.pipeline", "Prediction": "deepcut.pipeline",
          "SegmenterConfig": "deepcut.config", "HierarchyPredictor": "deepcut.tasks.hierarchy",

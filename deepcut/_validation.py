@@ -10,13 +10,14 @@ We keep a small validator of our own instead of importing scikit-learn's private
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from deepcut.errors import ConfigError
 
-__all__ = ["Interval", "Options", "validate_params", "check_n_clusters", "ParamsMixin"]
+__all__ = ["Interval", "Options", "ParamsMixin", "check_n_clusters", "validate_params"]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 from deepcut._validation import Interval, Options, validate_params
 from deepcut.errors import ConfigError
 
-__all__ = ["SegmenterConfig", "default_graph_kind", "GRAPH_CONSTRAINTS"]
+__all__ = ["GRAPH_CONSTRAINTS", "SegmenterConfig", "default_graph_kind"]
 
 
 #: Constraints of the graph options, shared by SegmenterConfig and the Lightning module.
@@ -101,7 +101,7 @@ class SegmenterConfig:
         "device": [str],
     }
 
-    def validate(self) -> "SegmenterConfig":
+    def validate(self) -> SegmenterConfig:
         """Raise :class:`ConfigError` on the first invalid value; return self."""
         from deepcut.solvers import list_solvers
         from deepcut.tasks import list_tasks
@@ -132,7 +132,7 @@ class SegmenterConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SegmenterConfig":
+    def from_dict(cls, d: dict[str, Any]) -> SegmenterConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -1,7 +1,7 @@
 """Exceptions with messages meant for users (printed as one line by the CLIs)."""
 from __future__ import annotations
 
-__all__ = ["DeepCutError", "ImageReadError", "WeightsError", "ConfigError"]
+__all__ = ["ConfigError", "DeepCutError", "ImageReadError", "WeightsError"]
 
 
 class DeepCutError(Exception):

@@ -23,16 +23,16 @@ import math
 
 import torch
 
-from deepcut.graphs.graph import propagate
+from deepcut.graphs.graph import edge_list, propagate
 
 __all__ = [
+    "LOSSES",
+    "cc_loss",
+    "deepcut_ncut_loss",
+    "discrete_ncut",
     "mincut_loss",
     "ortho_loss",
-    "deepcut_ncut_loss",
     "soft_ncut_loss",
-    "cc_loss",
-    "discrete_ncut",
-    "LOSSES",
 ]
 
 _EPS = 1e-10
@@ -176,13 +176,7 @@ def discrete_ncut(
     vol = torch.zeros(K, dtype=d.dtype, device=d.device).index_add_(0, inv, d)
     if W.is_sparse or W.layout == torch.sparse_csr:
         # assoc_k sums the stored edges inside cluster k: O(nnz), no (N, K) product
-        if W.layout == torch.sparse_csr:
-            crow = W.crow_indices()
-            row = torch.repeat_interleave(torch.arange(W.shape[0], device=W.device), crow.diff())
-            col, val = W.col_indices(), W.values()
-        else:
-            W = W.coalesce()
-            (row, col), val = W.indices(), W.values()
+        row, col, val = edge_list(W)
         li = inv[row]
         assoc = torch.zeros(K, dtype=val.dtype, device=val.device).index_add_(
             0, li, torch.where(li == inv[col], val, 0.0))

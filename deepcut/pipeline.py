@@ -24,7 +24,7 @@ from deepcut.io.images import load_image
 from deepcut.refine.upsample import upsample_labels
 from deepcut.tasks.base import TASKS, TaskOutput
 
-__all__ = ["Segmenter", "Prediction"]
+__all__ = ["Prediction", "Segmenter"]
 
 
 @dataclass

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "torch_generator", "numpy_rng"]
+__all__ = ["numpy_rng", "seed_everything", "torch_generator"]
 
 
 def seed_everything(seed: int) -> None:

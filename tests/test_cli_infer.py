@@ -3,12 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
 from deepcut.cli.infer import main
 from deepcut.io import read_label_map
-
-from conftest import make_image
 
 FAST = ["--backbone", "classic", "--quiet", "--size", "64"]
 

@@ -2,13 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import planted_grid
 from sklearn.metrics import adjusted_rand_score
 
 from deepcut.graphs import build_graph, ncut_graph
 from deepcut.nn import GNNHead, gcn_propagate
 from deepcut.solvers import GNNSolver, create_solver
-
-from conftest import planted_grid
 
 
 def test_precomputed_propagation_equals_pyg_gcnconv():

@@ -20,12 +20,10 @@ from deepcut.tasks.hierarchy import (
     cut_merges,
     ncut_merge,
     parse_levels,
-    render_levels,
-    summary_grid,
 )
 from deepcut.tasks.nystrom import NCutKernel, ncut_eigenvectors
 from deepcut.viz.overlay import boundaries
-
+from deepcut.viz.summary import render_levels, summary_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

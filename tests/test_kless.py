@@ -12,7 +12,6 @@ from deepcut.cluster import EigengapClustering, KLessClustering
 from deepcut.config import SegmenterConfig
 from deepcut.pipeline import Segmenter
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -13,7 +13,6 @@ from deepcut.pipeline import Segmenter
 from deepcut.tasks.parts import PartsReducedWarning, part_label_names
 from deepcut.tasks.segment import segment_object
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -259,6 +259,33 @@ def test_multilevel_start_uses_the_graph_when_features_say_nothing():
         assert FalconCut(4, init="kmeans", random_state=0).fit(G, F).n_clusters_ == 3
 
 
+def test_fill_empty_moves_the_least_attached_node():
+    from deepcut.solvers.falcon import _fill_empty
+
+    # nodes 0-2 a tight triangle, node 3 hangs on node 2 by a weak edge; cluster 1 is empty
+    W = torch.zeros(4, 4)
+    for i, j, w in [(0, 1, 1.0), (1, 2, 1.0), (0, 2, 1.0), (2, 3, 0.1)]:
+        W[i, j] = W[j, i] = w
+    W += 0.5 * torch.eye(4)  # self-loops, as a coarse graph has
+    z = torch.zeros(4, dtype=torch.long)
+    filled = _fill_empty(W, W.sum(1), z, 2)
+    assert filled.tolist() == [0, 0, 0, 1]
+    assert torch.equal(z, torch.zeros(4, dtype=torch.long))  # input untouched
+    # a singleton cluster is never emptied to fill another
+    assert _fill_empty(W, W.sum(1), torch.tensor([0, 0, 0, 1]), 3).bincount(minlength=3).min() == 1
+    # on a random graph the chosen move is the best single move (brute force over all nodes)
+    g = torch.Generator().manual_seed(3)
+    A = torch.rand(9, 9, generator=g)
+    A = A + A.T
+    z = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
+
+    def objective(lab):  # sum_k assoc_k / vol_k over non-empty clusters
+        return lab.unique().numel() - discrete_ncut(lab, A)
+
+    best = max(objective(torch.where(torch.arange(9) == i, 2, z)) for i in range(9))
+    assert objective(_fill_empty(A, A.sum(1), z, 3)) == pytest.approx(best, abs=1e-6)
+
+
 def test_sparse_scatter_product_matches_dense():
     from deepcut.solvers.falcon import _product
     from deepcut.solvers.spectral import _to_csr

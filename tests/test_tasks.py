@@ -2,14 +2,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import planted_grid
 
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.pipeline import Segmenter
 from deepcut.refine import patch_index, upsample_labels
 from deepcut.tasks import background_cluster, corner_background, largest_component, object_box
-
-from conftest import planted_grid
 
 
 def test_background_is_border_cluster_k2_and_k4():

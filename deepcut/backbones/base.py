@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-__all__ = ["PatchFeatures", "Backbone"]
+__all__ = ["Backbone", "PatchFeatures"]
 
 
 @dataclass

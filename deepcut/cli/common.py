@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["quiet_warnings", "load_yaml", "fail", "drop_none"]
+__all__ = ["drop_none", "fail", "load_yaml", "quiet_warnings"]
 
 
 def quiet_warnings() -> None:

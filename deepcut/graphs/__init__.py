@@ -11,13 +11,13 @@ from deepcut.graphs.affinity import (
 from deepcut.graphs.graph import Graph, propagate
 
 __all__ = [
-    "Graph",
-    "propagate",
     "GRAPH_KINDS",
+    "Graph",
     "build_graph",
     "cc_graph",
     "falcon_graph",
     "knn_graph",
     "ncut_graph",
+    "propagate",
     "similarity",
 ]

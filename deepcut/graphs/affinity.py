@@ -18,13 +18,13 @@ import torch.nn.functional as Fn
 from deepcut.graphs.graph import Graph
 
 __all__ = [
-    "similarity",
-    "ncut_graph",
+    "GRAPH_KINDS",
+    "build_graph",
     "cc_graph",
     "falcon_graph",
     "knn_graph",
-    "build_graph",
-    "GRAPH_KINDS",
+    "ncut_graph",
+    "similarity",
 ]
 
 GRAPH_KINDS = ("ncut", "cc", "falcon")

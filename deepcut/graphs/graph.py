@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Graph", "propagate", "positive_part", "is_sparse"]
+__all__ = ["Graph", "edge_list", "is_sparse", "positive_part", "propagate"]
 
 
 def is_sparse(W: torch.Tensor) -> bool:
@@ -20,6 +20,16 @@ def positive_part(W: torch.Tensor) -> torch.Tensor:
         return torch.sparse_coo_tensor(W.indices(), W.values().clamp(min=0), W.shape,
                                        check_invariants=False).coalesce()
     return W.clamp(min=0)
+
+
+def edge_list(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(row, col, value)`` of the stored entries of a sparse CSR or COO ``W``, each ``(nnz,)``."""
+    if W.layout == torch.sparse_csr:
+        crow = W.crow_indices()
+        row = torch.repeat_interleave(torch.arange(W.shape[0], device=W.device), crow.diff())
+        return row, W.col_indices(), W.values()
+    W = W.coalesce()
+    return W.indices()[0], W.indices()[1], W.values()
 
 
 def propagate(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -68,7 +78,7 @@ class Graph:
         """``(N, N)`` dense copy of W (memory N^2: only for small graphs)."""
         return self.W.to_dense() if self.is_sparse else self.W
 
-    def positive(self) -> "Graph":
+    def positive(self) -> Graph:
         """The graph of the positive (attractive) weights only, as NCut needs."""
         if not self.signed:
             return self
@@ -77,7 +87,7 @@ class Graph:
                                                           device=W.device)).squeeze(1),
                      grid=self.grid, kind=self.kind + "+", params=dict(self.params))
 
-    def to(self, device: str | torch.device) -> "Graph":
+    def to(self, device: str | torch.device) -> Graph:
         return Graph(self.W.to(device), self.degree.to(device), self.grid, self.kind, self.params)
 
     def to_pyg(self):

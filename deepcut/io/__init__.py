@@ -5,12 +5,12 @@ from deepcut.io.writers import atomic_path, read_label_map, save_image, save_jso
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
+    "atomic_path",
     "list_images",
     "load_image",
-    "to_rgb",
-    "atomic_path",
     "read_label_map",
     "save_image",
     "save_json",
     "save_label_map",
+    "to_rgb",
 ]

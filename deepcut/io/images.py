@@ -9,7 +9,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepcut.errors import ImageReadError
 
-__all__ = ["load_image", "to_rgb", "list_images", "IMAGE_EXTENSIONS", "MAX_PIXELS"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "list_images", "load_image", "to_rgb"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
                     ".pgm")

@@ -17,7 +17,7 @@ from PIL import Image
 
 from deepcut.viz.palette import label_palette
 
-__all__ = ["atomic_path", "save_label_map", "save_image", "save_json", "read_label_map"]
+__all__ = ["atomic_path", "read_label_map", "save_image", "save_json", "save_label_map"]
 
 
 @contextmanager

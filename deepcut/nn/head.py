@@ -14,7 +14,7 @@ from torch_geometric.nn import GCNConv
 
 from deepcut.graphs.graph import Graph, positive_part, propagate
 
-__all__ = ["GNNHead", "gcn_propagate", "ELU"]
+__all__ = ["ELU", "GNNHead", "gcn_propagate"]
 
 
 class ELU(nn.Module):

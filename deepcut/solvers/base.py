@@ -24,10 +24,16 @@ from deepcut._validation import ParamsMixin, check_n_clusters
 from deepcut.graphs.graph import Graph
 from deepcut.losses import discrete_ncut
 
-__all__ = ["BaseSolver", "SOLVERS", "register_solver", "create_solver", "list_solvers",
-           "relabel_consecutive"]
+__all__ = [
+    "SOLVERS",
+    "BaseSolver",
+    "create_solver",
+    "list_solvers",
+    "register_solver",
+    "relabel_consecutive",
+]
 
-SOLVERS: dict[str, type["BaseSolver"]] = {}
+SOLVERS: dict[str, type[BaseSolver]] = {}
 
 
 def register_solver(name: str):
@@ -45,7 +51,7 @@ def list_solvers() -> list[str]:
     return sorted(SOLVERS)
 
 
-def create_solver(name: str, **params: Any) -> "BaseSolver":
+def create_solver(name: str, **params: Any) -> BaseSolver:
     """Build a registered solver by name; ``None`` values are dropped so defaults stay the source."""
     # Import the built-in solvers lazily so that registering them has no import cycle.
     import deepcut.solvers  # noqa: F401
@@ -90,7 +96,7 @@ class BaseSolver(ParamsMixin):
             g = graph.positive()
             self.ncut_ = discrete_ncut(self.labels_, g.W, g.degree, assume_nonnegative=True)
 
-    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "BaseSolver":
+    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> BaseSolver:
         raise NotImplementedError
 
     def fit_predict(self, graph: Graph, features: torch.Tensor | None = None) -> torch.Tensor:

@@ -110,7 +110,7 @@ import torch.nn.functional as Fn
 
 from deepcut._validation import Interval, Options
 from deepcut.graphs.affinity import falcon_graph, knn_graph
-from deepcut.graphs.graph import Graph
+from deepcut.graphs.graph import Graph, edge_list
 from deepcut.seeding import torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
 from deepcut.solvers.spectral import _sym_mm, _to_csr
@@ -142,7 +142,7 @@ def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int
     the Lloyd steps when ``K`` is large (an over-segmentation), hence ``plusplus=False``.
     """
     X = Fn.normalize(X.float(), dim=1)
-    N, D = X.shape
+    N = X.shape[0]
     if not plusplus:
         # centres fitted on a seeded subsample, then one assignment of every row
         perm = torch.randperm(N, generator=gen).to(X.device)
@@ -210,11 +210,9 @@ def _product(W: torch.Tensor, z: torch.Tensor, K: int, sparse: bool) -> torch.Te
     """``W @ onehot(z)``: ``(N, K)``."""
     if sparse and K >= 32:
         # one scatter-add per stored edge (nnz), where sparse.mm does nnz * K multiply-adds
-        N = W.shape[0]
-        crow, col = W.crow_indices(), W.col_indices()
-        row = torch.repeat_interleave(torch.arange(N, device=W.device), crow.diff())
-        return torch.zeros(N * K, dtype=W.dtype, device=W.device).index_add_(
-            0, row * K + z[col], W.values()).view(N, K)
+        row, col, val = edge_list(W)
+        return torch.zeros(W.shape[0] * K, dtype=W.dtype, device=W.device).index_add_(
+            0, row * K + z[col], val).view(-1, K)
     if sparse:
         return torch.sparse.mm(W, Fn.one_hot(z, K).to(W.dtype))
     # W symmetric: (W X)^T = X^T W, a row index_add (O(N^2) whatever K)
@@ -328,17 +326,44 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
     M = (di[:, None] * Wc * di[None, :]).double()
     _mu, U = torch.linalg.eigh(0.5 * (M + M.T))
     V = U[:, -K:].to(Wc.dtype) * di[:, None]  # generalised eigenvectors D^-1/2 u
-    best, best_obj, seen = None, -float("inf"), []
+    best, best_key, seen = None, None, []
     for _ in range(n_init):
-        c = _canonical(_spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device), K)
+        c = _spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device)
+        c = _canonical(_fill_empty(Wc, dc, c, K), K)
         if any(torch.equal(c, s) for s in seen):
             continue  # the same partition again: its refinement is known
         seen.append(c)
         c, P, *_ = _hard_steps(Wc, dc, c, K, False, **hard)
-        obj = _stats(P, c, dc, K)[2]
-        if obj > best_obj:
-            best, best_obj = c, obj
-    return best, best_obj
+        key = (int(torch.unique(c).numel()), _stats(P, c, dc, K)[2])  # all K used, then obj
+        if best_key is None or key > best_key:
+            best, best_key = c, key
+    return best, best_key[1]
+
+
+def _fill_empty(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int) -> torch.Tensor:
+    """Fill each empty cluster with the one node whose move there gains the most objective
+    ``sum_k assoc_k / vol_k`` (never emptying another cluster). Hard steps never refill an
+    empty cluster, so a start with fewer than K clusters would end with fewer than K.
+    ``W: (m, m)`` dense (the coarse graph, self-loops included)."""
+    counts = torch.bincount(z, minlength=K)
+    if bool((counts > 0).all()) or z.numel() < K:
+        return z
+    z = z.clone()
+    dd, diag = d.double().clamp(min=_EPS), W.diagonal().double()
+    for k in (counts == 0).nonzero().flatten().tolist():
+        P = _product(W, z, K, False)
+        vol, assoc, _, _ = _stats(P, z, d, K)
+        own = P.gather(1, z[:, None]).squeeze(1).double()
+        vc, ac = vol[z].clamp(min=_EPS), assoc[z]
+        rest_vol, rest_assoc = vc - dd, ac - 2.0 * own + diag  # node i's cluster without i
+        gain = diag / dd + torch.where(rest_vol > _EPS, rest_assoc / rest_vol.clamp(min=_EPS),
+                                       torch.zeros_like(vc)) - ac / vc
+        gain[counts[z] <= 1] = -float("inf")
+        i = int(gain.argmax())
+        counts[z[i]] -= 1
+        counts[k] += 1
+        z[i] = k
+    return z
 
 
 # --------------------------------------------------------------------------------------------

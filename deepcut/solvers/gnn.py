@@ -126,7 +126,7 @@ class GNNSolver(BaseSolver):
             return soft_ncut_loss(S, W, degree)
         return cc_loss(S, W)
 
-    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> "GNNSolver":
+    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> GNNSolver:
         """Train the head on ``graph`` with node ``features: (N, D)`` and set the fitted attributes."""
         self._validate(graph, self.n_clusters)
         if features is None:

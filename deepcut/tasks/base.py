@@ -1,8 +1,9 @@
 """Task registry and the shared helpers every task uses (graph + solver from the config)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,10 +13,17 @@ from deepcut.config import SegmenterConfig
 from deepcut.graphs import Graph, build_graph
 from deepcut.solvers import BaseSolver, create_solver
 
-__all__ = ["TaskOutput", "TASKS", "register_task", "list_tasks", "make_graph", "make_solver",
-           "solve"]
+__all__ = [
+    "TASKS",
+    "TaskOutput",
+    "list_tasks",
+    "make_graph",
+    "make_solver",
+    "register_task",
+    "solve",
+]
 
-TASKS: dict[str, Callable[[PatchFeatures, SegmenterConfig], "TaskOutput"]] = {}
+TASKS: dict[str, Callable[[PatchFeatures, SegmenterConfig], TaskOutput]] = {}
 
 
 def register_task(name: str):

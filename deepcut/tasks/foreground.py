@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["border_counts", "background_cluster", "foreground_mask", "corner_background"]
+__all__ = ["background_cluster", "border_counts", "corner_background", "foreground_mask"]
 
 
 def border_counts(labels: np.ndarray, n_clusters: int | None = None) -> np.ndarray:

@@ -43,8 +43,7 @@ from deepcut.errors import ConfigError
 from deepcut.refine.upsample import patch_index, upsample_labels
 from deepcut.tasks.base import TaskOutput, register_task
 from deepcut.tasks.nystrom import EXACT_MAX_NODES, NCutKernel
-from deepcut.viz.overlay import boundaries
-from deepcut.viz.palette import label_palette
+from deepcut.viz.summary import summary_grid
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -55,13 +54,10 @@ __all__ = [
     "kway_labels",
     "ncut_merge",
     "parse_levels",
-    "render_levels",
-    "summary_grid",
 ]
 
 #: Levels of the tutorial's ``summary(n_segments=[10, 25, 50, 100])``.
 DEFAULT_LEVELS = (10, 25, 50, 100)
-BORDER_COLOR = (0, 0, 0)  # black; the label palette below never gives a segment black
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,67 +260,6 @@ def parse_levels(levels: str | Iterable[int] | None) -> list[int]:
     if not ks or ks[0] < 2:
         raise ConfigError(f"levels must be integers >= 2. Got {levels!r} instead.")
     return ks
-
-
-# --------------------------------------------------------------------------------------------
-# Drawing
-# --------------------------------------------------------------------------------------------
-def render_levels(labels: np.ndarray, draw_border: bool = True) -> np.ndarray:
-    """``(H, W, 3)`` uint8: one palette colour per segment id, black exactly on segment borders.
-
-    Borders are :func:`deepcut.viz.boundaries`: a pixel whose right or lower neighbour has another
-    label. Segment ids are shifted by one so no segment gets the palette's black.
-    """
-    labels = np.asarray(labels).astype(np.int64)
-    pal = label_palette(256)
-    img = pal[labels % 255 + 1]
-    if draw_border:
-        img[boundaries(labels)] = BORDER_COLOR
-    return img
-
-
-def _fit_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(h, w) <= max_side:
-        return h, w
-    s = max_side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def summary_grid(images: Sequence[Image.Image], label_maps: Sequence[Sequence[np.ndarray]],
-                 draw_border: bool = True, max_side: int | None = 512,
-                 gap: int = 4) -> Image.Image:
-    """A grid: one row per image, the original then one coloured label map per level.
-
-    Args:
-        images: RGB PIL images.
-        label_maps: per image, the ``(H, W)`` label maps of each level (image size).
-        draw_border: draw segment borders (black) where neighbouring labels differ.
-        max_side: tiles are shrunk (labels by nearest neighbour, *then* borders drawn, so borders
-            stay exact) to at most this many pixels per side; None keeps full size.
-        gap: white pixels between tiles.
-    """
-    rows = []
-    for im, maps in zip(images, label_maps):
-        H, W = im.height, im.width
-        h, w = _fit_size(H, W, max_side)
-        ri = (np.arange(h) * H // h)[:, None]
-        ci = (np.arange(w) * W // w)[None, :]
-        tiles = [np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR))]
-        tiles += [render_levels(np.asarray(m)[ri, ci], draw_border) for m in maps]
-        rows.append(tiles)
-    n_cols = max(len(r) for r in rows)
-    col_w = [max((r[c].shape[1] for r in rows if c < len(r)), default=0) for c in range(n_cols)]
-    row_h = [max(t.shape[0] for t in r) for r in rows]
-    out = np.full((sum(row_h) + gap * (len(rows) - 1), sum(col_w) + gap * (n_cols - 1), 3), 255,
-                  dtype=np.uint8)
-    y = 0
-    for r, rh in zip(rows, row_h):
-        x = 0
-        for c, t in enumerate(r):
-            out[y:y + t.shape[0], x:x + t.shape[1]] = t
-            x += col_w[c] + gap
-        y += rh + gap
-    return Image.fromarray(out)
 
 
 # --------------------------------------------------------------------------------------------

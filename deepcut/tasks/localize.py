@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["largest_component", "patch_box_to_pixels", "object_box"]
+__all__ = ["largest_component", "object_box", "patch_box_to_pixels"]
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from PIL import Image
 
 from deepcut.viz.palette import label_palette
 
-__all__ = ["boundaries", "overlay", "colorize"]
+__all__ = ["boundaries", "colorize", "overlay"]
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
