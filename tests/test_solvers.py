@@ -286,6 +286,23 @@ def test_fill_empty_moves_the_least_attached_node():
     assert objective(_fill_empty(A, A.sum(1), z, 3)) == pytest.approx(best, abs=1e-6)
 
 
+def test_sweep_cut_is_the_best_threshold_split():
+    from deepcut.solvers.falcon import _sweep_cut
+
+    g = torch.Generator().manual_seed(4)
+    A = torch.rand(12, 12, generator=g)
+    A = A + A.T
+    v = torch.randn(12, generator=g)
+    z = _sweep_cut(A, A.sum(1), v)
+    order = v.argsort()
+    best = min(discrete_ncut((torch.zeros(12).index_fill(0, order[: j + 1], 1)).long(), A)
+               for j in range(11))
+    assert discrete_ncut(z, A) == pytest.approx(best, abs=1e-6)
+    # one side is a prefix of the order
+    side = z[order]
+    assert (side.diff() != 0).sum() == 1
+
+
 def test_sparse_scatter_product_matches_dense():
     from deepcut.solvers.falcon import _product
     from deepcut.solvers.spectral import _to_csr

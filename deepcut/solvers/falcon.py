@@ -65,8 +65,10 @@ steps ``(D^-1 W)^2 F``; features wider than 32 are randomly projected to 32 dime
 (2) coarsen: ``W_c = A^T W A`` with ``A`` the ``(N, m)`` group indicator, from the one product
 ``W A`` (one pass over ``W``; the only one of the initialisation); (3) cut the small coarse graph:
 its K-way spectral embedding is one exact ``m x m`` eigendecomposition, ``n_init`` seeded k-means
-runs on it are each refined by the hard steps on ``W_c``, and the best objective wins (assoc and
-vol add up over groups, so the coarse objective *is* the fine one of the lifted labels);
+runs on it (for K = 2 instead: the sweep cut, the best of the ``m - 1`` threshold splits of the
+second eigenvector) are each refined by the hard steps on ``W_c``, and the best objective wins
+(assoc and vol add up over groups, so the coarse objective *is* the fine one of the lifted labels;
+an empty cluster is first filled with the node whose move gains the most);
 (4) lift the labels to the nodes and refine with the hard steps on ``W``, starting from
 ``W onehot(z) = (W A) onehot(c)`` without another pass. No ``N x N`` eigenproblem is solved.
 Against the K-way spectral baseline on the same graphs (the graphs of ``benchmarks/solvers.py``
@@ -318,8 +320,9 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
 
     The coarse graph is small (``m`` in the tens to hundreds), so its K-way spectral embedding
     is one exact ``eigh`` of an ``m x m`` matrix (microseconds, unlike the ``N x N`` problem);
-    ``n_init`` seeded k-means runs on the row-normalised embedding are each refined by the hard
-    steps on ``Wc`` and the best objective wins.
+    ``n_init`` seeded k-means runs on the row-normalised embedding (for K = 2: the sweep cut of
+    the second eigenvector instead) are each refined by the hard steps on ``Wc`` and the best
+    objective wins.
     """
     dc = Wc.sum(1)
     di = dc.clamp(min=_EPS).rsqrt()
@@ -327,8 +330,11 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
     _mu, U = torch.linalg.eigh(0.5 * (M + M.T))
     V = U[:, -K:].to(Wc.dtype) * di[:, None]  # generalised eigenvectors D^-1/2 u
     best, best_key, seen = None, None, []
-    for _ in range(n_init):
-        c = _spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device)
+    for _ in range(1 if K == 2 else n_init):
+        if K == 2:
+            c = _sweep_cut(Wc, dc, V[:, 0])  # exact over the threshold cuts: no restarts
+        else:
+            c = _spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device)
         c = _canonical(_fill_empty(Wc, dc, c, K), K)
         if any(torch.equal(c, s) for s in seen):
             continue  # the same partition again: its refinement is known
@@ -338,6 +344,20 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
         if best_key is None or key > best_key:
             best, best_key = c, key
     return best, best_key[1]
+
+
+def _sweep_cut(W: torch.Tensor, d: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Labels ``(m,)`` of the lowest 2-way NCut among the ``m - 1`` splits of the nodes sorted
+    by ``v`` (the sweep cut of spectral partitioning; all evaluated in one ``W @ X``)."""
+    m = v.numel()
+    rank = torch.empty(m, dtype=torch.long, device=v.device)
+    rank[v.argsort()] = torch.arange(m, device=v.device)
+    X = (rank[:, None] <= torch.arange(m - 1, device=v.device)[None, :]).to(W.dtype)  # (m, m-1)
+    vol_a = d @ X
+    cut = (vol_a - (X * (W @ X)).sum(0)).clamp(min=0)
+    vol_b = d.sum() - vol_a
+    ncut = cut / vol_a.clamp(min=_EPS) + cut / vol_b.clamp(min=_EPS)
+    return X[:, int(ncut.argmin())].long()
 
 
 def _fill_empty(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int) -> torch.Tensor:
@@ -394,8 +414,8 @@ class FalconCut(BaseSolver):
         lam: ``lambda`` of the diagonal regulariser when ``beta`` is set.
         kmeans_iter: Lloyd iterations of the k-means initialisation.
         n_init: k-means runs of the initialisation (``multilevel``: on the coarse spectral
-            embedding; ``kmeans`` with features: on the node features); the one with the best
-            NCut objective on the graph is kept.
+            embedding, K > 2 only, as K = 2 takes the sweep cut; ``kmeans`` with features: on
+            the node features); the one with the best NCut objective on the graph is kept.
         smooth_steps: random-walk smoothing steps ``t`` (``(D^-1 W)^t F``) of the features
             before k-means: an int, or (``kmeans``) a tuple cycled over the ``n_init`` runs;
             ``None``: ``multilevel``: 2 on sparse graphs, 0 on dense ones; ``kmeans``: ``(4,)``
