@@ -105,3 +105,23 @@ def test_fast_elu_matches_torch_elu_value_and_gradient():
     (g,) = torch.autograd.grad(y.sum(), x)
     (g2,) = torch.autograd.grad(torch.nn.functional.elu(x).sum(), x)
     assert torch.allclose(g, g2, atol=1e-6)
+
+
+def test_fast_dropout_keeps_one_minus_p_scales_and_is_seeded():
+    from deepcut.nn.head import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.ones(256, 256, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.01  # 65536 draws: 4 sigma is 0.007
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.75))  # E[y] = x
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(g, y.detach())  # d y / d x = mask / (1 - p)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # torch's global seed drives the mask
+    drop.eval()
+    assert drop(x) is x or torch.equal(drop(x), x)
+    assert Dropout(0.0).train()(x) is x or torch.equal(Dropout(0.0)(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))

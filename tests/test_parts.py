@@ -42,7 +42,9 @@ def object_with_parts() -> np.ndarray:
     return r
 
 
-FAST = {"steps": 40, "lr": 1e-2}
+# GNN settings under which stage 1 recovers this small object exactly (8 of 10 seeds; 40 steps
+# at lr 1e-2 did for 1 or 2 of 12 seeds only: the ortho term prefers splitting the background)
+FAST = {"steps": 100, "lr": 3e-2}
 
 
 def _solver_param(name: str):
@@ -82,7 +84,8 @@ def test_part_labels_never_mark_a_background_node(object_with_parts, solver):
 
 def test_split_background_label_bookkeeping(object_with_parts):
     # two background regions (left/right halves) and two object parts; a shared component per
-    # side (object vs background) makes stage 1's K=2 cut separate object from background
+    # side (object vs background) makes stage 1's K=2 cut separate object from background.
+    # The spectral solver: this test is about the label bookkeeping, not a solver's accuracy
     r = object_with_parts.copy()
     r[(r == 0) & (np.arange(16)[None, :] >= 8)] = 3
     g = torch.Generator().manual_seed(0)
@@ -90,7 +93,7 @@ def test_split_background_label_bookkeeping(object_with_parts):
     side = torch.as_tensor((r == 1) | (r == 2)).long().reshape(-1)  # 1 = object
     lab = torch.as_tensor(r).reshape(-1)
     F = 6 * q[side] + 4 * q[2 + lab] + 0.5 * torch.randn(r.size, 16, generator=g)
-    cfg = SegmenterConfig(backbone="classic", task="parts", solver="gnn",
+    cfg = SegmenterConfig(backbone="classic", task="parts", solver="spectral",
                           task_params={"parts": 2, "split_background": 2, "parts_steps": 60,
                                        "background_steps": 60}, **FAST)
     out = Segmenter(cfg).predict_features(_pf(F.reshape(12, 16, 16)))
