@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from deepcut.backbones.base import Backbone, PatchFeatures
 from deepcut.config import SegmenterConfig, default_graph_kind
@@ -211,8 +212,8 @@ class CheckpointSegmenter(Segmenter):
             self._checked = True
         return bb
 
-    def predict_features(self, pf: PatchFeatures) -> Prediction:
-        pred = super().predict_features(pf)
+    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
+        pred = super().predict_features(pf, image=image)
         pred.meta["config"] = self.config_record()
         pred.meta["checkpoint"] = {**self.checkpoint.provenance(),
                                    "finetune_steps": self.finetune_steps}

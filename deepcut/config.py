@@ -58,7 +58,8 @@ class SegmenterConfig:
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
         dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
         background_rule: ``border`` (largest share of border patches) or ``corners``.
-        refine: pixel labels by ``nearest`` upsampling or by partition ``centres``.
+        refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
+            labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`).
         solver_params: extra keyword arguments for the solver.
         task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
     """
@@ -97,7 +98,7 @@ class SegmenterConfig:
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
         "background_rule": [Options({"border", "corners"})],
-        "refine": [Options({"nearest", "centres"})],
+        "refine": [Options({"nearest", "centres", "pamr"})],
         "device": [str],
     }
 

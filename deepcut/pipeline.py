@@ -19,7 +19,7 @@ from PIL import Image
 import deepcut
 from deepcut.backbones.base import Backbone, PatchFeatures
 from deepcut.config import SegmenterConfig
-from deepcut.errors import ImageReadError
+from deepcut.errors import ConfigError, ImageReadError
 from deepcut.io.images import load_image
 from deepcut.refine.upsample import upsample_labels
 from deepcut.tasks.base import TASKS, TaskOutput
@@ -126,14 +126,15 @@ class Segmenter:
         t0 = time.perf_counter()
         pf = self.features(image)
         t_bb = time.perf_counter() - t0
-        pred = self.predict_features(pf)
+        pred = self.predict_features(pf, image=image)
         pred.timings = {"load": t_load, "backbone": t_bb, **pred.timings}
         if name is not None:
             pred.meta["image"] = name
         return pred
 
-    def predict_features(self, pf: PatchFeatures) -> Prediction:
-        """Run graph, solver, task and upsampling on precomputed features."""
+    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
+        """Run graph, solver, task and upsampling on precomputed features (``image``: the RGB
+        image they come from, needed by ``refine="pamr"``)."""
         cfg = self.config
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
@@ -148,6 +149,15 @@ class Segmenter:
             from deepcut.refine.centres import assign_by_centres
 
             labels = assign_by_centres(pf.features, out.patch_labels, pf.image_size)
+        elif cfg.refine == "pamr":
+            from deepcut.refine.pamr import pamr_labels
+
+            if image is None:
+                raise ConfigError("refine='pamr' refines the labels along the image: pass "
+                                  "predict_features(pf, image=...) or call the Segmenter on "
+                                  "the image.")
+            labels = pamr_labels(image, np.asarray(out.patch_labels), pf.input_size,
+                                 pf.patch_size, pf.stride)
         else:
             labels = upsample_labels(out.patch_labels, pf.image_size, pf.input_size,
                                      pf.patch_size, pf.stride)

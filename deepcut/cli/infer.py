@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--background-rule", choices=["border", "corners"],
                    help="background = cluster owning most border patches, or DeepCut's corner "
                         "vote (default: border)")
-    g.add_argument("--refine", choices=["nearest", "centres"],
-                   help="patch to pixel labels: nearest upsampling or partition centres "
+    g.add_argument("--refine", choices=["nearest", "centres", "pamr"],
+                   help="patch to pixel labels: nearest upsampling, partition centres, or "
+                        "nearest labels refined along the image colours by PAMR "
                         "(default: nearest)")
     _add_task_options(g)
 

@@ -1,5 +1,7 @@
-"""Patch labels to pixel labels (upsampling, assignment by partition centres)."""
+"""Patch labels to pixel labels (upsampling, assignment by partition centres, PAMR)."""
 from deepcut.refine.centres import assign_by_centres, partition_centres
+from deepcut.refine.pamr import pamr, pamr_labels
 from deepcut.refine.upsample import patch_index, upsample_labels
 
-__all__ = ["assign_by_centres", "partition_centres", "patch_index", "upsample_labels"]
+__all__ = ["assign_by_centres", "pamr", "pamr_labels", "partition_centres", "patch_index",
+           "upsample_labels"]

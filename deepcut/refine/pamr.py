@@ -1,0 +1,104 @@
+r"""Pixel-adaptive mask refinement (PAMR; Araslanov & Roth, CVPR 2020, "Single-Stage Semantic
+Segmentation from Image Labels"), as DiffCut and the Falcon reimplementation apply it after
+upsampling.
+
+Each pixel ``i`` looks at its 8 neighbours at every dilation ``r`` (``P = 8 * len(dilations)``
+neighbours ``j``). Their affinity from the image ``I`` (``C`` channels) is
+
+.. math:: a_{ij} = \operatorname{softmax}_j\Big(-\frac{1}{C}\sum_c
+          \frac{|I_c(j) - I_c(i)|}{\epsilon + 0.1\,\sigma_c(i)}\Big),
+
+with ``sigma_c(i)`` the standard deviation of channel ``c`` over the pixel and its neighbours (so
+the affinity adapts to the local contrast), and the soft masks are propagated ``n_iter`` times,
+``m(i) <- sum_j a_ij m(j)``: labels spread along regions of similar colour and stop at edges.
+Borders are replicate-padded. Everything is a shifted view of the padded arrays: no convolution
+weights and no loop over pixels; memory is ``O(P * H * W * max(C, K))``.
+
+:func:`pamr_labels` is the refinement step of the pipeline (``refine="pamr"``): nearest patch
+labels at a working resolution (longer side at most ``max_side``), one-hot masks refined by PAMR,
+argmax, a 3 x 3 majority filter (DiffCut's median filter, which it equals for two labels), and
+nearest upsampling to the image size.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+from PIL import Image
+
+from deepcut.refine.upsample import upsample_labels
+
+__all__ = ["majority_filter", "neighbours", "pamr", "pamr_labels"]
+
+_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+def neighbours(x: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
+    """The 8 neighbours at each dilation: ``x: (C, H, W)`` -> ``(C, 8 * len(dilations), H, W)``."""
+    _, H, W = x.shape
+    out = []
+    for r in dilations:
+        xp = Fn.pad(x[None], (r, r, r, r), mode="replicate")[0]
+        out += [xp[:, r + dy * r:r + dy * r + H, r + dx * r:r + dx * r + W] for dy, dx in _OFFSETS]
+    return torch.stack(out, 1)
+
+
+def pamr(image: torch.Tensor, masks: torch.Tensor, n_iter: int = 10,
+         dilations: Sequence[int] = (1, 2, 4, 8)) -> torch.Tensor:
+    """Refine soft masks along the image.
+
+    Shapes:
+        image: ``(C, H, W)`` float (any scale: the affinity is contrast-normalised);
+        masks: ``(K, H, W)``; returns ``(K, H, W)`` (rows of a distribution stay one).
+    """
+    if image.shape[-2:] != masks.shape[-2:]:
+        raise ValueError(f"image {tuple(image.shape)} and masks {tuple(masks.shape)} must share "
+                         f"(H, W).")
+    image = image.float()
+    nb = neighbours(image, dilations)  # (C, P, H, W)
+    with_centre = torch.cat([nb, image[:, None]], 1)
+    sigma = with_centre.std(1, keepdim=True)  # (C, 1, H, W): local contrast
+    logits = -((nb - image[:, None]).abs() / (1e-8 + 0.1 * sigma)).mean(0)  # (P, H, W)
+    aff = torch.softmax(logits, 0)
+    m = masks.float()
+    for _ in range(n_iter):
+        m = (neighbours(m, dilations) * aff[None]).sum(1)
+    return m
+
+
+def majority_filter(labels: torch.Tensor, n_labels: int, size: int = 3) -> torch.Tensor:
+    """Each pixel takes the most frequent label of its ``size x size`` window (``(H, W)`` long).
+
+    Ties keep the lowest label id; windows are cut at the border (no padding votes).
+    """
+    onehot = Fn.one_hot(labels, n_labels).permute(2, 0, 1).float()[None]  # (1, K, H, W)
+    votes = Fn.avg_pool2d(onehot, size, stride=1, padding=size // 2, count_include_pad=False)
+    return votes[0].argmax(0)
+
+
+def pamr_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[int, int],
+                patch: int, stride: int, max_side: int = 320, n_iter: int = 10,
+                dilations: Sequence[int] = (1, 2, 4, 8)) -> np.ndarray:
+    """Pixel labels ``(H, W)`` of ``image`` from ``patch_labels: (h, w)`` refined by PAMR.
+
+    Args:
+        image: the RGB image the patches come from (its size is the output size).
+        patch_labels: labels of the patch grid, ids ``>= 0``.
+        input_size, patch, stride: the backbone geometry (as for ``upsample_labels``).
+        max_side: PAMR runs with the image shrunk to at most this longer side (DiffCut: 128).
+    """
+    W, H = image.size
+    s = min(1.0, max_side / max(H, W))
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    small = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32)
+    lab = torch.from_numpy(upsample_labels(patch_labels, (h, w), input_size, patch, stride)
+                           .astype(np.int64))
+    K = int(lab.max()) + 1
+    masks = Fn.one_hot(lab, K).permute(2, 0, 1).float()
+    refined = pamr(torch.from_numpy(small).permute(2, 0, 1), masks, n_iter, dilations)
+    lab = majority_filter(refined.argmax(0), K)
+    rows = np.minimum((np.arange(H) + 0.5) * h / H, h - 1).astype(np.int64)
+    cols = np.minimum((np.arange(W) + 0.5) * w / W, w - 1).astype(np.int64)
+    return lab.numpy()[rows[:, None], cols[None, :]]
