@@ -1,11 +1,13 @@
 """Per-stage timings of the per-image pipeline on the CPU (issue 2's speed table).
 
 Stages: backbone (ViT forward with the keys hook), graph (Eq. 6), solve (GNN: precompute
-A_hat X, 10 AdamW steps, eval-mode assignment, NCut yardstick), upsample+write (nearest
-upsampling to the image, label PNG + overlay + JSON, atomic). The ViT is DINO ViT-S/8 with
+A_hat X, 10 AdamW steps, eval-mode assignment, NCut yardstick), upsample+write (patch to pixel
+labels by ``--refine``: nearest upsampling by default, partition centres or PAMR; then label PNG +
+overlay + JSON, atomic). The ViT is DINO ViT-S/8 with
 random weights (this machine cannot download DINO; the cost is the same).
 
     python benchmarks/speed.py [--image examples/chelsea.png] [--repeats 7] [--threads 2]
+                               [--refine nearest|centres|pamr]
 """
 from __future__ import annotations
 
@@ -33,13 +35,14 @@ def _median_ms(xs):
     return 1000 * statistics.median(xs)
 
 
-def bench(image: Image.Image, size: int, stride: int, repeats: int, out: str) -> dict:
+def bench(image: Image.Image, size: int, stride: int, repeats: int, out: str,
+          refine: str = "nearest") -> dict:
     bb = create_backbone("dino_vits8", pretrained=False, size=size, stride=stride)
     # a square crop so that "280 px" means the 35 x 35 (stride 8) / 69 x 69 (stride 4) grid
     side = min(image.size)
     img = image.crop((0, 0, side, side))
-    seg = Segmenter(SegmenterConfig(backbone="dino_vits8", size=size, stride=stride),
-                    backbone=bb)
+    seg = Segmenter(SegmenterConfig(backbone="dino_vits8", size=size, stride=stride,
+                                    refine=refine), backbone=bb)
     t = {"backbone": [], "graph": [], "solve": [], "upsample+write": []}
     for r in range(repeats + 1):  # the first run warms up and is not counted
         t0 = time.perf_counter()
@@ -49,7 +52,7 @@ def bench(image: Image.Image, size: int, stride: int, repeats: int, out: str) ->
         t2 = time.perf_counter()
         s = GNNSolver(2, steps=10, seed=0).fit(g, pf.flat)
         t3 = time.perf_counter()
-        pred = seg.predict_features(pf)  # graph+solve again inside; only upsample is taken
+        pred = seg.predict_features(pf, image=img)  # graph+solve again; only upsample taken
         t4 = time.perf_counter()
         write_outputs(pred, img, out, f"r{r}")
         t5 = time.perf_counter()
@@ -69,6 +72,8 @@ def main() -> None:
     ap.add_argument("--image", default="examples/chelsea.png")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--refine", default="nearest", choices=["nearest", "centres", "pamr"],
+                    help="patch to pixel labels in the upsample+write column")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,9 +82,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for size in (224, 280):
             for stride in (8, 4):
-                rows.append(bench(image, size, stride, args.repeats, out))
+                rows.append(bench(image, size, stride, args.repeats, out, args.refine))
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} runs, ViT-S/8 (random init), K=2, 10 GNN steps; ms")
+          f"median of {args.repeats} runs, ViT-S/8 (random init), K=2, 10 GNN steps, "
+          f"refine={args.refine}; ms")
     cols = ["size", "stride", "grid", "N", "backbone", "graph", "solve", "graph+solve",
             "upsample+write", "solve/backbone"]
     print("| " + " | ".join(cols) + " |")
