@@ -2,12 +2,12 @@
 
 Stages: backbone (ViT forward with the keys hook), graph (Eq. 6), solve (GNN: precompute
 A_hat X, 10 AdamW steps, eval-mode assignment, NCut yardstick), upsample+write (patch to pixel
-labels by ``--refine``: nearest upsampling by default, partition centres or PAMR; then label PNG +
+labels by ``--refine``: nearest upsampling by default, partition centres, PAMR or the bilateral solver; then label PNG +
 overlay + JSON, atomic). The ViT is DINO ViT-S/8 with
 random weights (this machine cannot download DINO; the cost is the same).
 
     python benchmarks/speed.py [--image examples/chelsea.png] [--repeats 7] [--threads 2]
-                               [--refine nearest|centres|pamr]
+                               [--refine nearest|centres|pamr|bilateral]
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--image", default="examples/chelsea.png")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--refine", default="nearest", choices=["nearest", "centres", "pamr"],
+    ap.add_argument("--refine", default="nearest", choices=["nearest", "centres", "pamr", "bilateral"],
                     help="patch to pixel labels in the upsample+write column")
     args = ap.parse_args()
     if args.threads:

@@ -59,7 +59,8 @@ class SegmenterConfig:
         dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
         background_rule: ``border`` (largest share of border patches) or ``corners``.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
-            labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`).
+            labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`) or by the
+            fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`).
         solver_params: extra keyword arguments for the solver.
         task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
     """
@@ -98,7 +99,7 @@ class SegmenterConfig:
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
         "background_rule": [Options({"border", "corners"})],
-        "refine": [Options({"nearest", "centres", "pamr"})],
+        "refine": [Options({"nearest", "centres", "pamr", "bilateral"})],
         "device": [str],
     }
 

@@ -134,7 +134,7 @@ class Segmenter:
 
     def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
         """Run graph, solver, task and upsampling on precomputed features (``image``: the RGB
-        image they come from, needed by ``refine="pamr"``)."""
+        image they come from, needed by ``refine="pamr"`` and ``"bilateral"``)."""
         cfg = self.config
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
@@ -158,6 +158,15 @@ class Segmenter:
                                   "the image.")
             labels = pamr_labels(image, np.asarray(out.patch_labels), pf.input_size,
                                  pf.patch_size, pf.stride)
+        elif cfg.refine == "bilateral":
+            from deepcut.refine.bilateral import bilateral_labels
+
+            if image is None:
+                raise ConfigError("refine='bilateral' smooths the labels along the image: pass "
+                                  "predict_features(pf, image=...) or call the Segmenter on "
+                                  "the image.")
+            labels = bilateral_labels(image, np.asarray(out.patch_labels), pf.input_size,
+                                      pf.patch_size, pf.stride)
         else:
             labels = upsample_labels(out.patch_labels, pf.image_size, pf.input_size,
                                      pf.patch_size, pf.stride)

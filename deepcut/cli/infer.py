@@ -85,10 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--background-rule", choices=["border", "corners"],
                    help="background = cluster owning most border patches, or DeepCut's corner "
                         "vote (default: border)")
-    g.add_argument("--refine", choices=["nearest", "centres", "pamr"],
+    g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral"],
                    help="patch to pixel labels: nearest upsampling, partition centres, or "
-                        "nearest labels refined along the image colours by PAMR "
-                        "(default: nearest)")
+                        "nearest labels refined along the image colours by PAMR or by the fast "
+                        "bilateral solver (default: nearest)")
     _add_task_options(g)
 
     g = p.add_argument_group("dataset-level head (from train.py)")
