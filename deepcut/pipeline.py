@@ -149,24 +149,16 @@ class Segmenter:
             from deepcut.refine.centres import assign_by_centres
 
             labels = assign_by_centres(pf.features, out.patch_labels, pf.image_size)
-        elif cfg.refine == "pamr":
-            from deepcut.refine.pamr import pamr_labels
+        elif cfg.refine in ("pamr", "bilateral"):
+            from deepcut.refine import bilateral_labels, pamr_labels
 
             if image is None:
-                raise ConfigError("refine='pamr' refines the labels along the image: pass "
-                                  "predict_features(pf, image=...) or call the Segmenter on "
-                                  "the image.")
-            labels = pamr_labels(image, np.asarray(out.patch_labels), pf.input_size,
-                                 pf.patch_size, pf.stride)
-        elif cfg.refine == "bilateral":
-            from deepcut.refine.bilateral import bilateral_labels
-
-            if image is None:
-                raise ConfigError("refine='bilateral' smooths the labels along the image: pass "
-                                  "predict_features(pf, image=...) or call the Segmenter on "
-                                  "the image.")
-            labels = bilateral_labels(image, np.asarray(out.patch_labels), pf.input_size,
-                                      pf.patch_size, pf.stride)
+                raise ConfigError(f"refine={cfg.refine!r} refines the labels along the image: "
+                                  "pass predict_features(pf, image=...) or call the Segmenter "
+                                  "on the image.")
+            refine = pamr_labels if cfg.refine == "pamr" else bilateral_labels
+            labels = refine(image, np.asarray(out.patch_labels), pf.input_size, pf.patch_size,
+                            pf.stride)
         else:
             labels = upsample_labels(out.patch_labels, pf.image_size, pf.input_size,
                                      pf.patch_size, pf.stride)

@@ -79,3 +79,14 @@ def test_segmenter_refine_pamr_and_its_errors(tmp_path):
         seg.predict_features(seg.features(img))
     with pytest.raises(ConfigError, match="'refine' parameter"):
         SegmenterConfig(refine="crf").validate()
+
+
+def test_working_size_and_nearest_resize():
+    from deepcut.refine.upsample import nearest_resize, working_size
+
+    assert working_size((300, 451), 320) == (213, 320)
+    assert working_size((64, 96), 320) == (64, 96)  # never enlarged
+    lab = np.array([[0, 1], [2, 3]])
+    np.testing.assert_array_equal(nearest_resize(lab, (4, 6)),
+                                  np.repeat(np.repeat(lab, 2, 0), 3, 1))
+    np.testing.assert_array_equal(nearest_resize(nearest_resize(lab, (4, 6)), (2, 2)), lab)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from PIL import Image
 from scipy.sparse.linalg import cg
 
-from deepcut.refine.upsample import upsample_labels
+from deepcut.refine.upsample import nearest_resize, upsample_labels, working_size
 
 __all__ = ["BilateralGrid", "bilateral_labels", "bilateral_solve"]
 
@@ -128,13 +128,10 @@ def bilateral_labels(image: Image.Image, patch_labels: np.ndarray, input_size: t
     ``params`` go to :func:`bilateral_solve` (sigmas, ``lam``, CG settings).
     """
     W, H = image.size
-    s = min(1.0, max_side / max(H, W))
-    h, w = max(1, round(H * s)), max(1, round(W * s))
+    h, w = working_size((H, W), max_side)
     small = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR))
     lab = upsample_labels(patch_labels, (h, w), input_size, patch, stride).astype(np.int64)
     K = int(lab.max()) + 1
     onehot = np.eye(K, dtype=np.float64)[lab]  # (h, w, K)
     lab = bilateral_solve(small, onehot, **params).argmax(-1)
-    rows = np.minimum((np.arange(H) + 0.5) * h / H, h - 1).astype(np.int64)
-    cols = np.minimum((np.arange(W) + 0.5) * w / W, w - 1).astype(np.int64)
-    return lab[rows[:, None], cols[None, :]]
+    return nearest_resize(lab, (H, W))

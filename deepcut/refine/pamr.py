@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as Fn
 from PIL import Image
 
-from deepcut.refine.upsample import upsample_labels
+from deepcut.refine.upsample import nearest_resize, upsample_labels, working_size
 
 __all__ = ["majority_filter", "neighbours", "pamr", "pamr_labels"]
 
@@ -104,8 +104,7 @@ def pamr_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[
         max_side: PAMR runs with the image shrunk to at most this longer side (DiffCut: 128).
     """
     W, H = image.size
-    s = min(1.0, max_side / max(H, W))
-    h, w = max(1, round(H * s)), max(1, round(W * s))
+    h, w = working_size((H, W), max_side)
     small = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32)
     lab = torch.from_numpy(upsample_labels(patch_labels, (h, w), input_size, patch, stride)
                            .astype(np.int64))
@@ -113,6 +112,4 @@ def pamr_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[
     masks = Fn.one_hot(lab, K).permute(2, 0, 1).float()
     refined = pamr(torch.from_numpy(small).permute(2, 0, 1), masks, n_iter, dilations)
     lab = majority_filter(refined.argmax(0), K)
-    rows = np.minimum((np.arange(H) + 0.5) * h / H, h - 1).astype(np.int64)
-    cols = np.minimum((np.arange(W) + 0.5) * w / W, w - 1).astype(np.int64)
-    return lab.numpy()[rows[:, None], cols[None, :]]
+    return nearest_resize(lab.numpy(), (H, W))

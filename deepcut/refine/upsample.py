@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["patch_index", "upsample_labels"]
+__all__ = ["nearest_resize", "patch_index", "upsample_labels", "working_size"]
 
 
 def patch_index(n_pix: int, n_in: int, n_patches: int, patch: int, stride: int) -> np.ndarray:
@@ -30,3 +30,19 @@ def upsample_labels(patch_labels: np.ndarray, image_size: tuple[int, int],
     rows = patch_index(H, input_size[0], h, patch, stride)
     cols = patch_index(W, input_size[1], w, patch, stride)
     return np.asarray(patch_labels)[rows[:, None], cols[None, :]]
+
+
+def working_size(image_size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """``(h, w)``: ``image_size (H, W)`` shrunk (aspect kept) to a longer side of ``max_side``."""
+    H, W = image_size
+    s = min(1.0, max_side / max(H, W))
+    return max(1, round(H * s)), max(1, round(W * s))
+
+
+def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map ``(h, w)`` to ``size (H, W)`` (pixel centres)."""
+    h, w = labels.shape
+    H, W = size
+    rows = np.minimum((np.arange(H) + 0.5) * h / H, h - 1).astype(np.int64)
+    cols = np.minimum((np.arange(W) + 0.5) * w / W, w - 1).astype(np.int64)
+    return np.asarray(labels)[rows[:, None], cols[None, :]]
