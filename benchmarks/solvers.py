@@ -15,7 +15,7 @@ Gaussian groups in 32 dimensions, overlapping: separation 1.5 noise units).
 ncut-pytorch is installed into the running interpreter's environment when missing (a benchmark
 tool, never a deepcut dependency); if that fails its columns read "n/a".
 
-Run (about 15 min on 2 cores)::
+Run (about 8 min on one thread of a 2-core CPU)::
 
     HF_HUB_OFFLINE=1 python benchmarks/solvers.py --data-root ../shared/data/sod/images
 """
