@@ -73,10 +73,10 @@ an empty cluster is first filled with the node whose move gains the most);
 ``W onehot(z) = (W A) onehot(c)`` without another pass. No ``N x N`` eigenproblem is solved.
 Against the K-way spectral baseline on the same graphs (the graphs of ``benchmarks/solvers.py``
 for 12 SOD images, N = 1225, 3025, 4761 dense and 16384 sparse, K = 2, 8, 27) it reached an equal
-or lower NCut on 142 of 144 image graphs, the k-means start below on 121: both on all 108 dense
+or lower NCut on 141 of 144 image graphs, the k-means start below on 121: both on all 108 dense
 ones, but on the sparse 16k-node graphs the k-means start lost to spectral on 7, 9 and 7 of 12
-images at K = 2, 8, 27 (multilevel: 0, 1, 1), and it costs 3 passes over ``W`` on dense graphs
-for K <= 3.
+images at K = 2, 8, 27 (multilevel: 1, 1, 1, the worst by 1.4%), and it costs 3 passes over
+``W`` on dense graphs for K <= 3.
 
 **Defaults and their sources.** ``n_clusters=2``. ``init="multilevel"`` (above).
 ``init="kmeans"`` (the default of a public third-party reimplementation): greedy k-means++ then
