@@ -57,3 +57,10 @@ def make_image(path, size=(96, 64), mode="RGB", seed=0):
 @pytest.fixture
 def image_file(tmp_path):
     return make_image(tmp_path / "img.png")
+
+
+def two_tone(h: int = 64, w: int = 96, edge: int = 37, seed: int = 0) -> np.ndarray:
+    """``(h, w, 3)`` uint8: dark left of column ``edge``, bright right, mild noise."""
+    rng = np.random.default_rng(seed)
+    img = np.where(np.arange(w)[None, :, None] < edge, 40.0, 200.0) * np.ones((h, w, 3))
+    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)

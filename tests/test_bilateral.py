@@ -1,18 +1,13 @@
 """Fast bilateral solver: grid construction, edge-aware label smoothing, pipeline wiring."""
 import numpy as np
 import pytest
+from conftest import two_tone
 from PIL import Image
 
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
 from deepcut.pipeline import Segmenter
 from deepcut.refine.bilateral import BilateralGrid, bilateral_labels, bilateral_solve
-
-
-def two_tone(h: int = 64, w: int = 96, edge: int = 37, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.where(np.arange(w)[None, :, None] < edge, 40.0, 200.0) * np.ones((h, w, 3))
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 
 def test_grid_vertices_splat_and_blur():

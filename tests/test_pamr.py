@@ -3,19 +3,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as Fn
+from conftest import two_tone
 from PIL import Image
 
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
 from deepcut.pipeline import Segmenter
 from deepcut.refine.pamr import majority_filter, neighbours, pamr, pamr_labels
-
-
-def two_tone(h: int = 64, w: int = 96, edge: int = 37, seed: int = 0) -> np.ndarray:
-    """``(h, w, 3)`` uint8: dark left of column ``edge``, bright right, mild noise."""
-    rng = np.random.default_rng(seed)
-    img = np.where(np.arange(w)[None, :, None] < edge, 40.0, 200.0) * np.ones((h, w, 3))
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 
 def test_neighbours_are_shifted_copies_with_replicated_borders():

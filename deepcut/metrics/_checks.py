@@ -1,9 +1,10 @@
-"""Input checks shared by the metric modules (validate once, at the public boundary)."""
+"""Input checks and the label table shared by the metric modules (validate once, at the
+public boundary)."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_label_pair", "check_int_labels", "valid_pixels"]
+__all__ = ["as_label_pair", "check_int_labels", "label_table", "valid_pixels"]
 
 
 def as_label_pair(
@@ -44,3 +45,19 @@ def check_int_labels(x: np.ndarray, what: str) -> np.ndarray:
     if x.size and x.min() < 0:
         raise ValueError(f"{what} must hold non-negative labels. Got minimum {int(x.min())}.")
     return x
+
+
+def label_table(g: np.ndarray, p: np.ndarray, n_classes: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of (class, cluster) pairs of flat labels: ``(table (G, P), classes, clusters)``.
+
+    Rows are the classes present in ``g`` (sorted), or ``0..n_classes-1`` when given (``g`` then
+    already holds those ids); columns the sorted clusters of ``p``. One ``bincount``.
+    """
+    clusters, pi = np.unique(p, return_inverse=True)
+    if n_classes is None:
+        classes, gi = np.unique(g, return_inverse=True)
+    else:
+        classes, gi = np.arange(n_classes), g
+    table = np.bincount(gi * clusters.size + pi, minlength=classes.size * clusters.size)
+    return table.reshape(classes.size, clusters.size), classes, clusters

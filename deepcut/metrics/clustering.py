@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
 
-from deepcut.metrics._checks import as_label_pair, check_int_labels, valid_pixels
+from deepcut.metrics._checks import as_label_pair, check_int_labels, label_table, valid_pixels
 from deepcut.metrics.resolution import resize_labels, resolution_tag
 
 __all__ = [
@@ -95,10 +95,7 @@ def contingency_table(
         labels ``classes: (G,)`` and columns the sorted cluster labels ``clusters: (P,)``.
     """
     p, g = _valid_labels(pred, gt, ignore_index, mask, "contingency_table")
-    classes, gi = np.unique(g, return_inverse=True)
-    clusters, pi = np.unique(p, return_inverse=True)
-    table = np.bincount(gi * clusters.size + pi, minlength=classes.size * clusters.size)
-    return table.reshape(classes.size, clusters.size), classes, clusters
+    return label_table(g, p)
 
 
 def purity(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from deepcut.metrics._checks import as_label_pair, check_int_labels, valid_pixels
+from deepcut.metrics._checks import as_label_pair, check_int_labels, label_table, valid_pixels
 from deepcut.metrics.resolution import resize_labels, resolution_tag
 
 __all__ = [
@@ -228,18 +228,12 @@ def _image_confusion(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compact per-image confusion: rows are present classes (or ``0..n_classes-1``)."""
     p, g = _flat_valid(pred, gt, ignore_index, "hungarian_miou")
-    clusters, pi = np.unique(p, return_inverse=True)
-    if n_classes is None:
-        classes, gi = np.unique(g, return_inverse=True)
-    else:
-        if g.size and g.max() >= n_classes:
-            raise ValueError(
-                f"ground truth has label {int(g.max())} >= n_classes={n_classes}; "
-                "set ignore_index for void labels or raise n_classes."
-            )
-        classes, gi = np.arange(n_classes), g
-    conf = np.bincount(gi * clusters.size + pi, minlength=classes.size * clusters.size)
-    return conf.reshape(classes.size, clusters.size), classes, clusters
+    if n_classes is not None and g.size and g.max() >= n_classes:
+        raise ValueError(
+            f"ground truth has label {int(g.max())} >= n_classes={n_classes}; "
+            "set ignore_index for void labels or raise n_classes."
+        )
+    return label_table(g, p, n_classes)
 
 
 def hungarian_miou(

@@ -45,7 +45,8 @@ class BilateralGrid:
         sigma_spatial, sigma_luma, sigma_chroma: grid cell sizes (pixels, and 0-255 YUV units).
 
     Attributes:
-        S: ``(V, H*W)`` CSR splat matrix; blurs: one ``(V, V)`` CSR neighbour matrix per axis.
+        S: ``(V, H*W)`` CSR splat matrix; blurs: one ``(V, V)`` CSR neighbour matrix per axis;
+        B: their sum plus ``2 * 5`` times the identity (the grid's blur).
     """
 
     def __init__(self, image: np.ndarray, sigma_spatial: float = 24, sigma_luma: float = 4,
@@ -74,6 +75,8 @@ class BilateralGrid:
                 blur = blur + sp.csr_matrix((np.ones(hit.size), (hit, loc[hit])),
                                             shape=(self.n_vertices, self.n_vertices))
             self.blurs.append(blur)
+        # the whole blur, B = 2 * dims * I + sum of the per-axis neighbour matrices
+        self.B = (sum(self.blurs) + 2 * len(self.blurs) * sp.identity(self.n_vertices)).tocsr()
 
     def splat(self, x: np.ndarray) -> np.ndarray:
         return self.S @ x
@@ -82,10 +85,7 @@ class BilateralGrid:
         return self.S.T @ y
 
     def blur(self, x: np.ndarray) -> np.ndarray:
-        out = 2 * len(self.blurs) * x
-        for b in self.blurs:
-            out = out + b @ x
-        return out
+        return self.B @ x
 
 
 def _bistochastize(grid: BilateralGrid, n_iter: int = 10) -> tuple[sp.dia_matrix, sp.dia_matrix]:
@@ -108,9 +108,8 @@ def bilateral_solve(image: np.ndarray, target: np.ndarray, confidence: np.ndarra
     c = np.broadcast_to(np.asarray(confidence, dtype=np.float64), (H, W)).reshape(-1)
     grid = BilateralGrid(image, sigma_spatial, sigma_luma, sigma_chroma)
     Dn, Dm = _bistochastize(grid)
-    blur_op = sum(grid.blurs) + 2 * len(grid.blurs) * sp.identity(grid.n_vertices)
     c_splat = grid.splat(c)
-    A = (lam * (Dm - Dn @ blur_op @ Dn) + sp.diags(c_splat)).tocsr()
+    A = (lam * (Dm - Dn @ grid.B @ Dn) + sp.diags(c_splat)).tocsr()
     b = grid.splat(t * c[:, None])
     M = sp.diags(1.0 / np.maximum(A.diagonal(), 1e-5))
     y0 = b / np.maximum(c_splat, 1e-12)[:, None]

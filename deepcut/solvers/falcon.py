@@ -115,7 +115,7 @@ from deepcut.graphs.affinity import falcon_graph, knn_graph
 from deepcut.graphs.graph import Graph, edge_list
 from deepcut.seeding import torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
-from deepcut.solvers.spectral import _sym_mm, _to_csr
+from deepcut.solvers.spectral import _sym_mm, _to_csr, split_ncuts
 
 __all__ = ["EmptyClusterWarning", "FalconCut", "falcon_cut"]
 
@@ -315,8 +315,8 @@ def _canonical(z: torch.Tensor, K: int) -> torch.Tensor:
 
 
 def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kmeans_iter: int,
-                hard: dict) -> tuple[torch.Tensor, float]:
-    """K-way labels ``(m,)`` of the small dense coarse graph ``Wc: (m, m)`` and their objective.
+                hard: dict) -> torch.Tensor:
+    """K-way labels ``(m,)`` of the small dense coarse graph ``Wc: (m, m)``.
 
     The coarse graph is small (``m`` in the tens to hundreds), so its K-way spectral embedding
     is one exact ``eigh`` of an ``m x m`` matrix (microseconds, unlike the ``N x N`` problem);
@@ -343,7 +343,7 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
         key = (int(torch.unique(c).numel()), _stats(P, c, dc, K)[2])  # all K used, then obj
         if best_key is None or key > best_key:
             best, best_key = c, key
-    return best, best_key[1]
+    return best
 
 
 def _sweep_cut(W: torch.Tensor, d: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -353,11 +353,7 @@ def _sweep_cut(W: torch.Tensor, d: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     rank = torch.empty(m, dtype=torch.long, device=v.device)
     rank[v.argsort()] = torch.arange(m, device=v.device)
     X = (rank[:, None] <= torch.arange(m - 1, device=v.device)[None, :]).to(W.dtype)  # (m, m-1)
-    vol_a = d @ X
-    cut = (vol_a - (X * (W @ X)).sum(0)).clamp(min=0)
-    vol_b = d.sum() - vol_a
-    ncut = cut / vol_a.clamp(min=_EPS) + cut / vol_b.clamp(min=_EPS)
-    return X[:, int(ncut.argmin())].long()
+    return X[:, int(split_ncuts(W @ X, X, d).argmin())].long()
 
 
 def _fill_empty(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int) -> torch.Tensor:
@@ -588,9 +584,8 @@ class FalconCut(BaseSolver):
             m = int(a.max()) + 1
         Pm = _product(W, a, m, sparse)  # W @ onehot(a): the one pass over W of the init
         Wc = torch.zeros(m, m, dtype=Pm.dtype, device=Pm.device).index_add_(0, a, Pm)
-        hard = dict(inertia=self.inertia, max_iter=self.max_iter,
-                    max_backtrack=self.max_backtrack, tol=self.tol)
-        c, _ = _coarse_cut(0.5 * (Wc + Wc.T), K, gen, self.n_init, self.kmeans_iter, hard)
+        c = _coarse_cut(0.5 * (Wc + Wc.T), K, gen, self.n_init, self.kmeans_iter,
+                        self._hard_params())
         # W @ onehot(c[a]) = Pm @ onehot(c): the fine solve starts without another pass
         self._init_product = torch.zeros(N, K, dtype=Pm.dtype, device=Pm.device
                                          ).index_add_(1, c, Pm)
@@ -645,9 +640,12 @@ class FalconCut(BaseSolver):
         K = self.n_clusters
         P = getattr(self, "_init_product", None)  # W @ onehot(z), known from the init
         z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = \
-            _hard_steps(W, d, z, K, sparse, P=P, inertia=self.inertia, max_iter=self.max_iter,
-                        max_backtrack=self.max_backtrack, tol=self.tol)
+            _hard_steps(W, d, z, K, sparse, P=P, **self._hard_params())
         return z, Fn.one_hot(z, K).float()
+
+    def _hard_params(self) -> dict:
+        return {"inertia": self.inertia, "max_iter": self.max_iter,
+                "max_backtrack": self.max_backtrack, "tol": self.tol}
 
     # ---------------------------------------------------------------------------------------
     def _soft(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
@@ -656,8 +654,8 @@ class FalconCut(BaseSolver):
         X = Fn.one_hot(z, K).float()
         Wt, dt = W, d
         if sparse:
-            W_coo = W.to_sparse_coo().coalesce()
-            ei, ev = W_coo.indices(), W_coo.values()
+            row, col, ev = edge_list(W)
+            ei = torch.stack([row, col])
         self.ncut_history_ = []
         self.n_backtracks_ = 0
         self.converged_ = False
@@ -677,7 +675,7 @@ class FalconCut(BaseSolver):
                 if sparse:
                     cos = (Xn[ei[0]] * Xn[ei[1]]).sum(1)
                     vals = ev * torch.exp(-(1 - cos).pow(2) / self.reweight_gamma)
-                    Wt = _to_csr(torch.sparse_coo_tensor(ei, vals, W_coo.shape,
+                    Wt = _to_csr(torch.sparse_coo_tensor(ei, vals, W.shape,
                                                          check_invariants=False))
                     dt = torch.zeros_like(d).index_add_(0, ei[0], vals)
                 else:

@@ -397,17 +397,21 @@ def _best_threshold_split(sub: Graph, v: torch.Tensor, n_thresholds: int
         return float("inf"), None
     t = torch.linspace(lo, hi, n_thresholds + 2, dtype=v.dtype)[1:-1]  # strictly inside
     X = (v[:, None] > t[None, :]).float()  # (n, T): side A of each candidate
-    WX = sub.matmul(X)
-    d = sub.degree.float()
-    vol_a = d @ X
-    assoc_a = (X * WX).sum(0)
-    cut = (vol_a - assoc_a).clamp(min=0)
-    vol_b = d.sum() - vol_a
-    valid = (vol_a > 0) & (vol_b > 0)
-    ncut = torch.where(valid, cut / vol_a.clamp(min=1e-30) + cut / vol_b.clamp(min=1e-30),
-                       torch.full_like(cut, float("inf")))
+    ncut = split_ncuts(sub.matmul(X), X, sub.degree.float())
     j = int(torch.argmin(ncut))
     return float(ncut[j]), X[:, j].bool()
+
+
+def split_ncuts(WX: torch.Tensor, X: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """2-way NCut ``cut/vol_A + cut/vol_B`` of each candidate split ``X: (n, T)`` (column t is
+    the indicator of side A) given ``WX = W @ X`` and degrees ``d: (n,)``; ``inf`` where a side
+    has no volume. Returns ``(T,)``."""
+    vol_a = d @ X
+    cut = (vol_a - (X * WX).sum(0)).clamp(min=0)
+    vol_b = d.sum() - vol_a
+    valid = (vol_a > 0) & (vol_b > 0)
+    return torch.where(valid, cut / vol_a.clamp(min=1e-30) + cut / vol_b.clamp(min=1e-30),
+                       torch.full_like(cut, float("inf")))
 
 
 # --------------------------------------------------------------------------------------------
