@@ -233,8 +233,8 @@ def create_vit(
                 f"timm has no pretrained weights for {timm_name}; pass weights=PATH or "
                 "pretrained=False for a random init."
             )
-        if status == "offline":
-            why = "HF_HUB_OFFLINE is set and they are not in the local cache"
+        if status in ("offline", "unreachable"):
+            why = _weights.hub_unavailable_reason(status)
             msg = _weights.missing_weights_message(name, timm_name, checkpoint_hint, why)
             raise WeightsError(msg)
     # num_classes=0: no classifier head (features only). dynamic_img_size=True: timm resamples
