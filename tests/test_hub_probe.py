@@ -85,7 +85,7 @@ def test_reachable_hub_is_online(monkeypatch):
     import threading
 
     class Quiet(http.server.BaseHTTPRequestHandler):
-        def do_HEAD(self):  # noqa: N802 - the stdlib's name
+        def do_HEAD(self):
             self.send_response(404)
             self.end_headers()
 

@@ -21,9 +21,20 @@ from ._registry import (
 )
 from .base import Backbone, PatchFeatures
 from .classic import ClassicBackbone  # registers "classic"
+from .dino import _DINO_BACKBONES  # noqa: F401  (registers the DINO backbones, without timm)
 from .resize import grid_size_for, input_size_for, snap_to_grid
-from .vit import StridedPatchEmbed, ViTBackbone, create_vit  # registers the DINO backbones
 from .weights import file_weights_id, hub_weights_status, load_weights_file, read_checkpoint
+
+_VIT_NAMES = ("StridedPatchEmbed", "ViTBackbone", "create_vit")
+
+
+def __getattr__(name: str):
+    # The ViT classes need timm, whose import costs seconds (and pulls in wandb): load on use.
+    if name in _VIT_NAMES:
+        from . import vit
+
+        return getattr(vit, name)
+    raise AttributeError(f"module 'deepcut.backbones' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_BACKBONE",
