@@ -119,6 +119,9 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
+    from deepcut.tasks.hierarchy import check_hierarchy_solver
+
+    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
     return settings, cfg.validate()
 

@@ -188,6 +188,9 @@ def _config_from_args(args: argparse.Namespace):
     flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
+    from deepcut.tasks.hierarchy import check_hierarchy_solver
+
+    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
     return cfg.validate()
 
