@@ -146,6 +146,9 @@ def _load_matrix(path: Path):
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
     args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError

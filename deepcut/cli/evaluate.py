@@ -123,10 +123,15 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    return settings, cfg.validate()
+    from deepcut._threads import apply_step_threads
+
+    return settings, apply_step_threads(cfg.validate())  # one thread for the GNN steps
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
     args = build_parser(prog).parse_args(argv)
     import logging

@@ -192,7 +192,9 @@ def _config_from_args(args: argparse.Namespace):
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    return cfg.validate()
+    from deepcut._threads import apply_step_threads
+
+    return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)
 
 
 def _collect(inputs: Sequence[str]) -> list[Path]:
@@ -222,6 +224,9 @@ def _stems(files: list[Path]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
     args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError

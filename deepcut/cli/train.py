@@ -34,6 +34,9 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True, prog: str | No
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Console entry point: 0 on success, 2 with one ``error:`` line on a configuration error."""
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     one_line_warnings()
     # No quiet_warnings() here: its root logging handler would print every Lightning line twice.
     from deepcut.errors import DeepCutError
