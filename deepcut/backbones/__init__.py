@@ -19,7 +19,7 @@ from ._registry import (
     register_backbone,
     resolve_backbone,
 )
-from .base import Backbone, PatchFeatures
+from .base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from .classic import ClassicBackbone  # registers "classic"
 from .dino import _DINO_BACKBONES  # noqa: F401  (registers the DINO backbones, without timm)
 from .resize import grid_size_for, input_size_for, snap_to_grid
@@ -42,9 +42,11 @@ __all__ = [
     "BackboneFallbackWarning",
     "BackboneSpec",
     "ClassicBackbone",
+    "ImageLike",
     "PatchFeatures",
     "StridedPatchEmbed",
     "ViTBackbone",
+    "as_rgb_image",
     "create_backbone",
     "create_vit",
     "file_weights_id",
