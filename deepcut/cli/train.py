@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     prefer_passive_waits()  # before torch loads
     one_line_warnings()
+    from deepcut.lightning.cli import quiet_lightning
+
+    quiet_lightning()
     # No quiet_warnings() here: its root logging handler would print every Lightning line twice.
     from deepcut.errors import DeepCutError
 

@@ -46,7 +46,8 @@ def quiet_lightning() -> None:
     - the litlogger / litmodels tips (printed on every run);
     - "The number of training batches (N) is smaller than the logging interval": small folders
       have few batches per epoch, and the epoch metrics are logged anyway;
-    - a Lightning-internal ``LeafSpec`` deprecation.
+    - a Lightning-internal ``LeafSpec`` deprecation, torch_geometric's ``torch.jit.script``
+      deprecation, and LightningCLI's note on ``args`` given from Python.
     """
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         log = logging.getLogger(name)
@@ -54,6 +55,10 @@ def quiet_lightning() -> None:
             log.addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    # torch_geometric's import-time torch.jit.script deprecation (not actionable by a user), and
+    # LightningCLI's note when main(argv) is called from Python with a list != sys.argv.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated")
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
 
 
 def wandb_run_dir(lg) -> str:
