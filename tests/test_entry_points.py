@@ -6,10 +6,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import deepcut
 
@@ -22,7 +22,7 @@ SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scrip
 
 def run(args, cwd=REPO, **kw):
     return subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
-                          **kw)
+                          check=False, **kw)
 
 
 def console_script(tmp_path: Path, name: str) -> Path:
@@ -78,8 +78,8 @@ def test_python_m_deepcut_lists_commands_and_refuses_unknown():
     bad = run([sys.executable, "-m", "deepcut", "segment"])
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "python -m deepcut: error: unknown command 'segment'; choose from infer, train, eval, "
-        "cluster"]
+        ("python -m deepcut: error: unknown command 'segment'; choose from infer, train, eval, "
+         "cluster")]
 
 
 def test_scripts_keep_their_file_names():

@@ -152,7 +152,7 @@ def test_cluster_centres_raw_nonnegative_features(one_thread):
 
 
 def test_cluster_cli_checks_k_max_before_features(tmp_path, capsys, image_file, monkeypatch):
-    import deepcut.backbones as backbones
+    from deepcut import backbones
     from deepcut.cli.cluster import main
 
     def no_backbone(*a, **k):

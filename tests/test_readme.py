@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def python_snippets() -> list[str]:
     text = (REPO / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_readme_has_python_snippets():

@@ -37,8 +37,8 @@ def test_no_data_root_is_one_error_line(tmp_path, capfd):
     assert code == 2
     out, err = capfd.readouterr()
     assert err.strip().splitlines() == [
-        "error: no images: pass --data.root DIR (a folder of images, or the root of the dataset "
-        "named by --data.dataset)"]
+        ("error: no images: pass --data.root DIR (a folder of images, or the root of the dataset "
+         "named by --data.dataset)")]
     assert "Traceback" not in out + err
 
 

@@ -9,8 +9,16 @@ from __future__ import annotations
 import argparse
 import difflib
 
-__all__ = ["ANNOTATOR_RULES", "BACKBONES", "DATASETS", "MATCH_RULES", "SOLVERS", "TASKS",
-           "backbone_choice", "BACKBONE_METAVAR"]
+__all__ = [
+    "ANNOTATOR_RULES",
+    "BACKBONES",
+    "BACKBONE_METAVAR",
+    "DATASETS",
+    "MATCH_RULES",
+    "SOLVERS",
+    "TASKS",
+    "backbone_choice",
+]
 
 #: :func:`deepcut.backbones.list_backbones`
 BACKBONES = ("classic", "dino_vitb16", "dino_vitb8", "dino_vits16", "dino_vits8",
