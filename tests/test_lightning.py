@@ -334,6 +334,7 @@ with open(os.path.join(os.environ["DDP_OUT"], f"rank{{rank}}.json"), "w") as f:
 """
 
 
+@pytest.mark.slow  # two DDP processes, end to end
 def test_ddp_two_cpu_processes_train_and_shard_predict(image_dir, tmp_path):
     """2-process DDP on the CPU (gloo): training runs and sharded predict writes every image once."""
     script = tmp_path / "ddp_run.py"
