@@ -2,21 +2,13 @@
 """Train one DeepCut GNN head over a dataset: ``python train.py fit --config configs/segment_folder.yaml``.
 
 Subcommands: fit, validate, test, predict (``--help`` on each); see configs/*.yaml. Then segment
-with the checkpoint: ``python infer.py IMAGES --checkpoint CKPT``.
+with the checkpoint: ``python infer.py IMAGES --checkpoint CKPT``. Same as ``deepcut-train``.
 """
-import warnings
+import sys
 
-from deepcut.lightning.cli import DeepCutCLI, DeepCutSaveConfigCallback
-from deepcut.lightning.datamodule import DeepCutDataModule
-from deepcut.lightning.module import DeepCutModule
+from deepcut.cli.train import cli_main, main
 
-
-def cli_main(args=None, run=True):
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # Lightning-internal deprecation
-    return DeepCutCLI(DeepCutModule, DeepCutDataModule, seed_everything_default=0,
-                      save_config_callback=DeepCutSaveConfigCallback,
-                      save_config_kwargs={"overwrite": True}, args=args, run=run)
-
+__all__ = ["cli_main", "main"]
 
 if __name__ == "__main__":
-    cli_main()
+    sys.exit(main())

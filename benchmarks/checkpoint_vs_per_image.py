@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Images per second: checkpoint inference (one trained head) vs per-image DeepCut training.
 
-    python benchmarks/checkpoint_vs_per_image.py /work/shared/data/sod/images --n 30
+    python benchmarks/checkpoint_vs_per_image.py $DATA/sod/images --n 30
 
 Both modes run on the same images, the same backbone features (computed once per image and
 shared, so the backbone stage is identical by construction) and the same graph; they differ only
@@ -80,7 +80,7 @@ def time_modes(segs: dict, feats, repeats: int) -> dict[str, dict[str, list[floa
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", nargs="?", default="/work/shared/data/sod/images",
+    p.add_argument("folder",
                    help="folder of images (the first --n, sorted, are used)")
     p.add_argument("--n", type=int, default=30, help="number of images")
     p.add_argument("--backbone", default="classic", help="backbone for both modes")

@@ -9,7 +9,7 @@ every level from scratch would cost. Times are medians over ``--repeats`` runs.
     python benchmarks/hierarchy.py [IMAGE] [--levels 10,25,50,100] [--repeats 5] [--threads 1]
 
 IMAGE defaults to a generated 280 x 280 image; a BSDS500 image works too, e.g.
-``/work/shared/data/bsds500_test/images/100039.jpg``. Images are centre-cropped to a square and
+``$DATA/bsds500_test/images/100039.jpg``. Images are centre-cropped to a square and
 resized to 280 px, so the classic backbone (weight-free, patch 8, stride 8) gives the DeepCut
 grid of 35 x 35 = 1225 nodes.
 """

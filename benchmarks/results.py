@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/results.py --data-root ../shared/data            # writes docs/RESULTS.md
+    python benchmarks/results.py --data-root $DATA                     # writes docs/RESULTS.md
     python benchmarks/results.py --data-root DIR --size 224 --jobs 2 --solvers gnn,spectral
     python benchmarks/results.py --data-root DIR --backbone dino_vits8 --weights W.pth --size 280
 
@@ -14,7 +14,7 @@ recorded and printed, so every row can be reproduced by pasting it), times it, r
 tables, is left alone; the markers are per backbone). Each run's predictions and tables stay
 under ``--out``.
 
-Benchmarks (``--data-root`` holds the folders of ``shared/data``):
+Benchmarks (``--data-root`` holds one folder per dataset, see docs/DATA.md):
 
 * ``sod``: fg/bg segmentation, IoU / accuracy / max F-beta (200 images);
 * ``weizmann_sed/1obj`` and ``2obj``: fg/bg vs the consensus mask, plus IoU against each
@@ -275,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             "size": args.size, "load": load, "backbone": args.backbone,
             "weights": args.weights or "none"}
     table = render(runs, notes, meta)
+    # The table is read on other machines: the data folder is written as $DATA, not this
+    # machine's path (absolute, or relative as _shown gives it).
+    root = Path(args.data_root)
+    for shown in {_shown(root), str(root.resolve()), str(args.data_root).rstrip("/")}:
+        table = table.replace(shown, "$DATA")
     print(table)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps(

@@ -17,7 +17,7 @@ tool, never a deepcut dependency); if that fails its columns read "n/a".
 
 Run (about 8 min on one thread of a 2-core CPU)::
 
-    HF_HUB_OFFLINE=1 python benchmarks/solvers.py --data-root ../shared/data/sod/images
+    HF_HUB_OFFLINE=1 python benchmarks/solvers.py --data-root $DATA/sod/images
 """
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def fmt(x, spec):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", type=Path, default=None,
-                    help="folder of images (e.g. ../shared/data/sod/images); omit for planted "
+                    help="folder of images (e.g. $DATA/sod/images); omit for planted "
                          "features only")
     ap.add_argument("--n-images", type=int, default=2, help="images (and planted draws) per cell")
     ap.add_argument("--sides", type=int, nargs="+", default=[35, 55, 69, 128],

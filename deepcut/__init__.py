@@ -1,6 +1,6 @@
 """deepcut: unsupervised image segmentation with graph cuts on self-supervised ViT features.
 
-Data flow (design.md): ``backbones`` -> ``graphs`` -> ``solvers`` -> ``tasks`` -> ``refine`` ->
+Data flow: ``backbones`` -> ``graphs`` -> ``solvers`` -> ``tasks`` -> ``refine`` ->
 ``io``/``viz``; ``metrics``/``data`` evaluate, ``lightning`` trains dataset-level heads.
 The top-level names are imported lazily, so ``import deepcut.metrics`` does not load torch.
 """

@@ -15,6 +15,11 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
   samples, K by the largest eigengap of the normalised Laplacian over ``[2, k_max]``, then k-means
   on the first K eigenvectors (:class:`~deepcut.solvers.SpectralNCut` with ``n_clusters="auto"``).
 
+Centring: ``center=True`` (default) subtracts the mean sample before the similarity, as
+scikit-learn's PCA does. Raw non-negative features (pixel values, ReLU or pooled activations)
+otherwise have pairwise cosines all near 1, every pair attracts in the CC graph and K = 1 comes
+out whatever the data. ``center=False`` uses the features as given (the paper's raw CLS tokens).
+
 Similarity: ``metric="cosine"`` by default. (DeepCut clusters raw DINO CLS tokens with the dot
 product; the cosine makes the CC threshold ``max/alpha = 1/alpha`` independent of the feature
 scale, so one alpha works for any feature matrix. ``metric="dot"`` reproduces the paper.)
@@ -37,7 +42,7 @@ import torch
 from deepcut._validation import Interval, Options, ParamsMixin
 from deepcut.graphs import cc_graph, ncut_graph
 
-__all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix"]
+__all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max"]
 
 
 def as_feature_matrix(X: Any) -> torch.Tensor:
@@ -51,16 +56,23 @@ def as_feature_matrix(X: Any) -> torch.Tensor:
     return X
 
 
+def check_k_max(n_samples: int, k_max: int, who: str = "clustering") -> None:
+    """Refuse ``k_max >= n_samples`` (one line), before any feature is computed."""
+    if n_samples <= k_max:
+        raise ValueError(f"n_samples={n_samples} should be > k_max={k_max} ({who}); lower "
+                         "--k-max or give more samples.")
+
+
 class _ClusteringMixin(ParamsMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     def _check(self, X: Any) -> torch.Tensor:
         self._validate_params()
         X = as_feature_matrix(X)
-        if X.shape[0] <= self.k_max:
-            raise ValueError(f"n_samples={X.shape[0]} should be > k_max={self.k_max} "
-                             f"({type(self).__name__}).")
-        return X
+        check_k_max(X.shape[0], self.k_max, type(self).__name__)
+        # Centred (see the module docstring): the similarity then compares deviations from
+        # the mean sample, not the shared offset of non-negative features.
+        return X - X.mean(0, keepdim=True) if self.center else X
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit and return ``labels_: (n_samples,)``."""
@@ -74,6 +86,7 @@ class KLessClustering(_ClusteringMixin):
         k_max: upper bound on the number of clusters (the GNN's output width; DeepCut: 10).
         alpha: CC k-sensitivity (Eq. 7), ``>= 1``; the paper uses 3.
         metric: sample similarity, ``cosine`` (default) or ``dot`` (the paper).
+        center: subtract the mean sample first (default; see the module docstring).
         steps: optimiser steps.
         lr: AdamW learning rate.
         n_init: restarts with seeds ``seed, seed+1, ...``; the lowest final loss wins.
@@ -93,6 +106,7 @@ class KLessClustering(_ClusteringMixin):
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "alpha": [Interval(Real, 1, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
+        "center": ["boolean"],
         "steps": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -102,11 +116,13 @@ class KLessClustering(_ClusteringMixin):
     }
 
     def __init__(self, k_max: int = 10, *, alpha: float = 3.0, metric: str = "cosine",
-                 steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
-                 device: str = "cpu", solver_params: dict | None = None) -> None:
+                 center: bool = True, steps: int = 100, lr: float = 1e-2, n_init: int = 1,
+                 seed: int | None = 0, device: str = "cpu",
+                 solver_params: dict | None = None) -> None:
         self.k_max = k_max
         self.alpha = alpha
         self.metric = metric
+        self.center = center
         self.steps = steps
         self.lr = lr
         self.n_init = n_init
@@ -142,6 +158,7 @@ class EigengapClustering(_ClusteringMixin):
     Args:
         k_max: the largest K considered (eigengap over ``[2, k_max]``).
         metric: sample similarity of the NCut graph, ``cosine`` (default) or ``dot``.
+        center: subtract the mean sample first (default; see the module docstring).
         n_init: k-means restarts.
         seed: seed of the eigensolver start and k-means.
 
@@ -154,14 +171,16 @@ class EigengapClustering(_ClusteringMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
+        "center": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "seed": ["random_state"],
     }
 
-    def __init__(self, k_max: int = 10, *, metric: str = "cosine", n_init: int = 4,
-                 seed: int | None = 0) -> None:
+    def __init__(self, k_max: int = 10, *, metric: str = "cosine", center: bool = True,
+                 n_init: int = 4, seed: int | None = 0) -> None:
         self.k_max = k_max
         self.metric = metric
+        self.center = center
         self.n_init = n_init
         self.seed = seed
 

@@ -47,7 +47,7 @@ nearest-neighbour sampling first (DiffCut scores at 128x128). Every summary stat
 Example:
     >>> from deepcut.data import get_dataset
     >>> from deepcut.config import SegmenterConfig
-    >>> ds = get_dataset("sod", "../shared/data/sod")                      # doctest: +SKIP
+    >>> ds = get_dataset("sod", "datasets/sod")                          # doctest: +SKIP
     >>> res = evaluate(ds, SegmenterConfig(backbone="classic", size=224), "segment",
     ...                "runs/sod_gnn", limit=10)                            # doctest: +SKIP
     >>> res.metrics["iou"], res.summary["resolution"]                      # doctest: +SKIP

@@ -8,6 +8,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,9 @@ import numpy as np
 from PIL import Image
 
 import deepcut
-from deepcut.backbones.base import Backbone, PatchFeatures
+from deepcut.backbones.base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError, ImageReadError
-from deepcut.io.images import load_image
 from deepcut.refine.upsample import upsample_labels
 from deepcut.tasks.base import TASKS, TaskOutput
 
@@ -53,6 +53,22 @@ class Prediction:
     meta: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
     task_output: TaskOutput | None = None
+    image: Image.Image | None = field(default=None, repr=False)
+
+    def overlay(self, image: ImageLike | None = None, alpha: float = 0.5) -> Image.Image:
+        """The overlay ``infer.py`` writes: label colours, borders and the box over the image.
+
+        ``image`` defaults to the RGB image this prediction was made from (set when the
+        Segmenter was called on an image; pass it after ``predict_features``).
+        """
+        from deepcut.viz.overlay import overlay
+
+        im = self.image if image is None else as_rgb_image(image)
+        if im is None:
+            raise ConfigError("this prediction holds no image (made by predict_features): "
+                              "pass overlay(image)")
+        bg = 0 if self.label_names.get(0) == "background" else None
+        return overlay(im, self.labels, alpha=alpha, box=self.box, background=bg)
 
     def record(self) -> dict[str, Any]:
         """JSON-able summary (what ``infer.py`` writes next to the label map)."""
@@ -69,6 +85,11 @@ class Prediction:
             "extra": self.extra,
             "config": self.meta["config"],
         }
+
+
+def _nonnegative(x: float) -> float:
+    """NCut is >= 0; float error leaves ``-0.0`` or ``-1e-9`` on one-cluster cuts."""
+    return x if x > 0.0 or math.isnan(x) else 0.0  # NaN (no value) stays NaN
 
 
 class Segmenter:
@@ -102,8 +123,9 @@ class Segmenter:
                                               stride=c.stride, device=c.device)
         return self._backbone
 
-    def features(self, image: Image.Image) -> PatchFeatures:
-        """Patch features of an RGB image; refuses images smaller than one patch."""
+    def features(self, image: ImageLike) -> PatchFeatures:
+        """Patch features of an image; refuses images smaller than one patch."""
+        image = as_rgb_image(image)
         bb = self.backbone
         if min(image.size) < bb.patch_size:
             raise ImageReadError(
@@ -111,17 +133,12 @@ class Segmenter:
                 f"{bb.patch_size} px patch of backbone {bb.name!r}")
         return bb(image)
 
-    def __call__(self, image: Image.Image | str | Path) -> Prediction:
-        """Segment one image (a PIL image in any mode, or a path)."""
+    def __call__(self, image: ImageLike) -> Prediction:
+        """Segment one image: a PIL image (any mode), a path, a numpy ``(H, W, 3)`` uint8 array
+        or a ``(3, H, W)`` tensor (uint8, or float in 0..1)."""
         t0 = time.perf_counter()
-        name = None
-        if not isinstance(image, Image.Image):
-            name = str(image)
-            image = load_image(image)
-        else:
-            from deepcut.io.images import to_rgb
-
-            image = to_rgb(image)
+        name = str(image) if isinstance(image, (str, Path)) else None
+        image = as_rgb_image(image)
         t_load = time.perf_counter() - t0
         t0 = time.perf_counter()
         pf = self.features(image)
@@ -130,6 +147,7 @@ class Segmenter:
         pred.timings = {"load": t_load, "backbone": t_bb, **pred.timings}
         if name is not None:
             pred.meta["image"] = name
+        pred.image = image
         return pred
 
     def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
@@ -184,7 +202,8 @@ class Segmenter:
             label_names=out.label_names,
             box=out.box,
             n_clusters=int(out.solver.get("n_clusters", 0)),
-            ncut=float(out.solver.get("ncut", float("nan"))),
+            # max(., 0): a one-cluster cut is 0, not the -0.0000 of rounding error.
+            ncut=_nonnegative(float(out.solver.get("ncut", float("nan")))),
             timings={"graph": t_graph, "solve": max(t_task - t_graph, 0.0), "upsample": t_up},
             meta=meta,
             extra=out.extra,

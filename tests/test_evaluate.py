@@ -184,6 +184,7 @@ class _Interrupting:
         return self.seg(image)
 
 
+@pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_resume_after_interruption_equals_uninterrupted_run(sod_root, tmp_path):
     ds = get_dataset("sod", sod_root)
     full = evaluate(ds, SegmenterConfig(**CFG), None, tmp_path / "full", progress=False)
@@ -272,6 +273,7 @@ def test_cli_flags_and_yaml_config_give_the_same_table(sod_root, tmp_path, capsy
     assert "eval size must be" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_changed_config_never_mixes_with_old_predictions(sod_root, tmp_path):
     ds = get_dataset("sod", sod_root)
     evaluate(ds, SegmenterConfig(**CFG), None, tmp_path / "o", limit=1, progress=False)
@@ -374,6 +376,7 @@ def test_wandb_offline_logs_the_table(sod_root, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not ({"kless", "parts"} & set(list_tasks())),
                     reason="no multi-region task registered yet")
+@pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_real_multi_region_task_on_annotators(bsds_root, tmp_path):
     task = "kless" if "kless" in list_tasks() else "parts"
     res = evaluate(get_dataset("bsds500", bsds_root), SegmenterConfig(**{**CFG, "task": task}),

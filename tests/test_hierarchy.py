@@ -112,7 +112,7 @@ def _predictor(regions, nested, joint=True, n_images=2):
 
 def test_summary_draws_borders_exactly_where_neighbouring_labels_differ(regions):
     p = _predictor(regions, nested=False)
-    grid = np.asarray(p.summary(max_side=None))
+    grid = np.asarray(p.summary(max_side=None, captions=False))
     H, W = p.features_[0].image_size
     gap = 4
     assert grid.shape == (2 * H + gap, (1 + len(LEVELS)) * (W + gap) - gap, 3)
@@ -123,7 +123,7 @@ def test_summary_draws_borders_exactly_where_neighbouring_labels_differ(regions)
             tile = grid[y:y + H, x:x + W]
             assert np.array_equal((tile == 0).all(-1), boundaries(lab)), (i, k)
             assert np.array_equal(tile, render_levels(lab))
-    no_border = np.asarray(p.summary(max_side=None, draw_border=False))
+    no_border = np.asarray(p.summary(max_side=None, draw_border=False, captions=False))
     assert not (no_border[:H, W + gap:] == 0).all(-1).any()
     # shrunk tiles: labels resized first, borders drawn after, so still exact
     small = summary_grid([p.images_[0]], [[p.segments(6)[0]]], max_side=50)

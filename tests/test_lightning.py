@@ -217,6 +217,7 @@ def test_random_init_backbone_predicts_from_cache_but_cannot_be_rebuilt(image_di
         load_segmenter(ck.best_model_path).backbone  # noqa: B018
 
 
+@pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_kless_checkpoint_finds_k_below_k_max(image_dir, tmp_path):
     from deepcut.cli.infer import main
 
@@ -231,6 +232,7 @@ def test_kless_checkpoint_finds_k_below_k_max(image_dir, tmp_path):
     assert main([str(image_dir), "--checkpoint", str(ckpt), "--k-max", "7"]) == 2
 
 
+@pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_checkpoint_refuses_contradicting_options(image_dir, tmp_path, capsys):
     from deepcut.checkpoint import CheckpointError, load_checkpoint
     from deepcut.cli.infer import main
@@ -260,8 +262,9 @@ def test_train_cli_fit_validate_saves_config_and_checkpoint(image_dir, tmp_path)
     assert cli.model.hparams.in_dim == 22  # linked from data.feature_dim at instantiation
     log_dir = Path(cli.trainer.log_dir)
     assert (log_dir / "config.yaml").is_file()
-    ckpts = list(log_dir.glob("checkpoints/*.ckpt"))
-    assert len(ckpts) == 1
+    names = sorted(p.name for p in log_dir.glob("checkpoints/*.ckpt"))
+    assert names == ["epoch=1-step=2.ckpt", "last.ckpt"], names  # the latest epoch + last.ckpt
+    ckpts = [log_dir / "checkpoints" / "last.ckpt"]
     import yaml
 
     cfg = yaml.safe_load((log_dir / "config.yaml").read_text())
@@ -331,6 +334,7 @@ with open(os.path.join(os.environ["DDP_OUT"], f"rank{{rank}}.json"), "w") as f:
 """
 
 
+@pytest.mark.slow  # two DDP processes, end to end
 def test_ddp_two_cpu_processes_train_and_shard_predict(image_dir, tmp_path):
     """2-process DDP on the CPU (gloo): training runs and sharded predict writes every image once."""
     script = tmp_path / "ddp_run.py"

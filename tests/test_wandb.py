@@ -57,7 +57,7 @@ def test_train_logs_metrics_images_and_config_offline(image_dir, tmp_path, capsy
     # the module's hyper-parameters and the resolved CLI config are in the run config
     assert got["config"]["n_clusters"] == 2
     assert got["config"]["cli"]["data"]["root"] == str(image_dir)
-    assert "config.yaml" in got["files"]
+    assert "cli_config.yaml" in got["files"]  # a copy of this run's own config.yaml
 
 
 def test_infer_wandb_logs_every_image_offline(image_dir, tmp_path, capsys, monkeypatch):

@@ -19,11 +19,22 @@ from ._registry import (
     register_backbone,
     resolve_backbone,
 )
-from .base import Backbone, PatchFeatures
+from .base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from .classic import ClassicBackbone  # registers "classic"
+from .dino import _DINO_BACKBONES  # noqa: F401  (registers the DINO backbones, without timm)
 from .resize import grid_size_for, input_size_for, snap_to_grid
-from .vit import StridedPatchEmbed, ViTBackbone, create_vit  # registers the DINO backbones
 from .weights import file_weights_id, hub_weights_status, load_weights_file, read_checkpoint
+
+_VIT_NAMES = ("StridedPatchEmbed", "ViTBackbone", "create_vit")
+
+
+def __getattr__(name: str):
+    # The ViT classes need timm, whose import costs seconds (and pulls in wandb): load on use.
+    if name in _VIT_NAMES:
+        from . import vit
+
+        return getattr(vit, name)
+    raise AttributeError(f"module 'deepcut.backbones' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -31,9 +42,11 @@ __all__ = [
     "BackboneFallbackWarning",
     "BackboneSpec",
     "ClassicBackbone",
+    "ImageLike",
     "PatchFeatures",
     "StridedPatchEmbed",
     "ViTBackbone",
+    "as_rgb_image",
     "create_backbone",
     "create_vit",
     "file_weights_id",

@@ -211,7 +211,9 @@ def resolve_backbone(
     """Like :func:`create_backbone`, plus ``"auto"``: DINO ViT-S/8 if possible, else ``classic``.
 
     ``"auto"`` uses ``dino_vits8`` when its weights can be had: the file given by ``weights``,
-    the local Hugging Face/timm cache, or a download when online. Otherwise it emits exactly one
+    the local Hugging Face/timm cache, or a download when online. Offline (``HF_HUB_OFFLINE``)
+    or with the hub unreachable (one bounded probe, :func:`~.weights.hub_reachable`) it falls
+    back at once, without download retries. Otherwise it emits exactly one
     :class:`BackboneFallbackWarning` saying why and how to get DINO, and returns ``classic``.
     Any other name is built by :func:`create_backbone` and never falls back.
 
@@ -234,8 +236,8 @@ def resolve_backbone(
     spec = get_backbone_spec(DEFAULT_BACKBONE)
     assert spec.timm_name is not None  # registered with one in vit.py
     status = _weights.hub_weights_status(spec.timm_name)
-    if status == "offline":
-        why = "HF_HUB_OFFLINE is set and they are not in the local cache"
+    if status in ("offline", "unreachable"):
+        why = _weights.hub_unavailable_reason(status)
     else:
         try:
             return create_backbone(DEFAULT_BACKBONE, **kwargs)

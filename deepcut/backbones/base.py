@@ -1,13 +1,68 @@
 """The backbone contract: an RGB image in, a grid of patch features out."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
+import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Backbone", "PatchFeatures"]
+__all__ = ["Backbone", "ImageLike", "PatchFeatures", "as_rgb_image", "pil_to_tensor"]
+
+#: What a backbone or a Segmenter takes as an image.
+ImageLike = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, torch.Tensor]
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """``(C, H, W)`` uint8 tensor of a PIL image (torchvision's ``pil_to_tensor``, without
+    importing torchvision for one function)."""
+    a = np.asarray(image, dtype=np.uint8)
+    a = a[..., None] if a.ndim == 2 else a
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
+
+
+def as_rgb_image(image: ImageLike) -> Image.Image:
+    """An 8-bit RGB PIL image from a PIL image (any mode), a path, a numpy array or a tensor.
+
+    Arrays: numpy ``(H, W, 3)`` (or ``(H, W)`` grey) ``uint8``; torch ``(3, H, W)`` (or
+    ``(H, W)``) ``uint8`` in 0..255 or floating point in 0..1 (torchvision's conventions).
+
+    Raises:
+        ImageReadError: unreadable file, or an array of another shape or dtype (one line).
+    """
+    from deepcut.errors import ImageReadError
+    from deepcut.io.images import load_image, to_rgb
+
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.ndim == 3 and t.shape[0] in (1, 3):
+            t = t.permute(1, 2, 0)
+        elif t.ndim != 2:
+            raise ImageReadError(f"image tensor of shape {tuple(image.shape)}: expected "
+                                 "(3, H, W) or (H, W)")
+        if t.is_floating_point():
+            t = (t.clamp(0, 1) * 255).round()
+        elif t.dtype != torch.uint8:
+            raise ImageReadError(f"image tensor of dtype {image.dtype}: expected uint8 (0..255) "
+                                 "or float (0..1)")
+        image = t.to(torch.uint8).numpy()
+    if isinstance(image, np.ndarray):
+        a = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        if a.dtype != np.uint8:
+            raise ImageReadError(f"image array of dtype {image.dtype}: expected uint8 "
+                                 "(convert with (x * 255).astype(np.uint8) for 0..1 floats)")
+        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3)):
+            raise ImageReadError(f"image array of shape {image.shape}: expected (H, W, 3) RGB "
+                                 "or (H, W) grey")
+        return Image.fromarray(np.ascontiguousarray(a)).convert("RGB")
+    raise ImageReadError(f"cannot read an image from a {type(image).__name__}: pass a PIL "
+                         "image, a path, a numpy (H, W, 3) uint8 array or a (3, H, W) tensor")
 
 
 @dataclass
@@ -56,8 +111,8 @@ class PatchFeatures:
 class Backbone(torch.nn.Module):
     """Base class. Subclasses implement :meth:`extract` on a preprocessed batch.
 
-    Call a backbone on a PIL image (any mode, already converted to RGB by
-    :func:`deepcut.io.load_image`) to get :class:`PatchFeatures`.
+    Call a backbone on an image (a PIL image, a path, a numpy ``(H, W, 3)`` uint8 array or a
+    ``(3, H, W)`` tensor; see :func:`as_rgb_image`) to get :class:`PatchFeatures`.
     """
 
     name: str = ""
@@ -79,7 +134,8 @@ class Backbone(torch.nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def forward(self, image: Image.Image) -> PatchFeatures:
+    def forward(self, image: ImageLike) -> PatchFeatures:
+        image = as_rgb_image(image)
         x = self.preprocess(image)
         dev = next((p.device for p in self.parameters()), torch.device("cpu"))
         feats, cls = self.extract(x.to(dev))

@@ -29,11 +29,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import ConfigError
 from ._registry import register_backbone
-from .base import Backbone
+from .base import Backbone, pil_to_tensor
 from .resize import check_geometry, grid_size_for, input_size_for
 
 __all__ = ["GROUP_SHARES", "ClassicBackbone", "rgb_to_lab"]

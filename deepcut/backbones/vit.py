@@ -18,12 +18,10 @@ import torch
 from PIL import Image
 from timm.layers import PatchEmbed
 from timm.layers.format import Format, nchw_to
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import ConfigError, WeightsError
 from . import weights as _weights
-from ._registry import register_backbone
-from .base import Backbone
+from .base import Backbone, pil_to_tensor
 from .resize import check_geometry, grid_size_for, input_size_for
 
 __all__ = ["StridedPatchEmbed", "ViTBackbone", "create_vit"]
@@ -233,8 +231,8 @@ def create_vit(
                 f"timm has no pretrained weights for {timm_name}; pass weights=PATH or "
                 "pretrained=False for a random init."
             )
-        if status == "offline":
-            why = "HF_HUB_OFFLINE is set and they are not in the local cache"
+        if status in ("offline", "unreachable"):
+            why = _weights.hub_unavailable_reason(status)
             msg = _weights.missing_weights_message(name, timm_name, checkpoint_hint, why)
             raise WeightsError(msg)
     # num_classes=0: no classifier head (features only). dynamic_img_size=True: timm resamples
@@ -264,47 +262,3 @@ def create_vit(
         weights_id = _weights.hub_weights_id(timm_name) if use_hub else "random-init"
     backbone = ViTBackbone(model, name=name, weights_id=weights_id, size=size, max_size=max_size)
     return backbone.to(dev)
-
-
-# --------------------------------------------------------------------------------------------
-# Registered DINO backbones (the paper's Table 4 family): our name -> timm name with weights tag,
-# and the original checkpoint file that ``--weights`` accepts.
-
-_DINO_BACKBONES = (
-    (
-        "dino_vits8",
-        "vit_small_patch8_224.dino",
-        "dino_deitsmall8_pretrain.pth",
-        "DINO ViT-S/8 (default; DeepCut): D=384, 35x35 grid at 280 px",
-    ),
-    (
-        "dino_vits16",
-        "vit_small_patch16_224.dino",
-        "dino_deitsmall16_pretrain.pth",
-        "DINO ViT-S/16 (TokenCut): D=384",
-    ),
-    ("dino_vitb8", "vit_base_patch8_224.dino", "dino_vitbase8_pretrain.pth", "DINO ViT-B/8: D=768"),
-    (
-        "dino_vitb16",
-        "vit_base_patch16_224.dino",
-        "dino_vitbase16_pretrain.pth",
-        "DINO ViT-B/16: D=768",
-    ),
-    (
-        "dinov2_vits14",
-        "vit_small_patch14_dinov2.lvd142m",
-        "dinov2_vits14_pretrain.pth",
-        "DINOv2 ViT-S/14 (Oquab et al. 2023): D=384",
-    ),
-    (
-        "dinov2_vitb14",
-        "vit_base_patch14_dinov2.lvd142m",
-        "dinov2_vitb14_pretrain.pth",
-        "DINOv2 ViT-B/14: D=768",
-    ),
-)
-
-for _name, _timm_name, _hint, _doc in _DINO_BACKBONES:
-    register_backbone(_name, timm_name=_timm_name, checkpoint_hint=_hint, description=_doc)(
-        partial(create_vit, _name, _timm_name, checkpoint_hint=_hint)
-    )

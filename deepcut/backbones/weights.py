@@ -31,7 +31,10 @@ import torch
 from ..errors import WeightsError
 
 __all__ = [
+    "HUB_CHECK_TIMEOUT",
     "file_weights_id",
+    "hub_reachable",
+    "hub_unavailable_reason",
     "hub_weights_id",
     "hub_weights_status",
     "load_weights_file",
@@ -41,7 +44,12 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-HubStatus = Literal["cached", "online", "offline", "none"]
+HubStatus = Literal["cached", "online", "offline", "unreachable", "none"]
+
+#: Seconds the one hub probe may take (:func:`hub_reachable`); a connected machine answers in
+#: well under a second, an unplugged one fails at once or at this bound, never after retries.
+HUB_CHECK_TIMEOUT = 3.0
+_reachable: dict[str, bool] = {}  # endpoint -> answer, probed once per process
 
 # Files timm's hub loader looks for, in its order of preference.
 _HUB_FILES = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin")
@@ -62,17 +70,63 @@ def _hub_offline() -> bool:
     return offline or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
 
 
+def _probe(endpoint: str, timeout: float) -> bool:
+    from huggingface_hub import get_session
+
+    try:
+        # Any HTTP answer (even 4xx) means the hub can be reached; huggingface_hub's own session
+        # honours the user's proxies and certificates.
+        get_session().head(endpoint, timeout=timeout)
+    except Exception as err:  # noqa: BLE001 - DNS, refused, timeout, TLS: all "unreachable"
+        _logger.debug("hub probe %s failed: %s", endpoint, err)
+        return False
+    return True
+
+
+def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT) -> bool:
+    """Whether the Hugging Face hub answers one HEAD request within ``timeout`` seconds.
+
+    Probed once per process and endpoint (``HF_ENDPOINT``). The probe runs in a daemon thread
+    joined with a bound, because name resolution itself ignores socket timeouts. Without this
+    check an unplugged machine spends ~45 s in huggingface_hub's download retries before the
+    ``auto`` backbone can fall back.
+    """
+    import threading
+
+    from huggingface_hub import constants
+
+    endpoint = constants.ENDPOINT
+    if endpoint not in _reachable:
+        answer: list[bool] = []
+        t = threading.Thread(target=lambda: answer.append(_probe(endpoint, timeout)), daemon=True)
+        t.start()
+        t.join(timeout + 0.5)
+        _reachable[endpoint] = bool(answer and answer[0])
+    return _reachable[endpoint]
+
+
+def hub_unavailable_reason(status: str) -> str:
+    """Why weights with hub ``status`` ``"offline"``/``"unreachable"`` cannot be had (for messages)."""
+    if status == "unreachable":
+        from huggingface_hub import constants
+
+        return (f"the hub {constants.ENDPOINT} cannot be reached (checked once, "
+                f"{HUB_CHECK_TIMEOUT:g} s) and they are not in the local cache")
+    return "HF_HUB_OFFLINE is set and they are not in the local cache"
+
+
 def hub_weights_status(timm_name: str, cache_dir: str | None = None) -> HubStatus:
-    """Whether timm's pretrained weights for ``timm_name`` can be had, without network access.
+    """Whether timm's pretrained weights for ``timm_name`` can be had, without a download.
 
     Args:
         timm_name: timm model name, with or without a weights tag.
         cache_dir: Hugging Face cache folder; None uses the default.
 
     Returns:
-        ``"cached"`` (in the local cache), ``"online"`` (not cached, downloads allowed: may
-        still fail), ``"offline"`` (not cached, downloads disabled) or ``"none"`` (timm knows
-        no pretrained weights for this name).
+        ``"cached"`` (in the local cache), ``"online"`` (not cached, the hub answers: the
+        download may still fail), ``"offline"`` (not cached, ``HF_HUB_OFFLINE`` set),
+        ``"unreachable"`` (not cached, the hub does not answer :func:`hub_reachable`'s one
+        bounded probe) or ``"none"`` (timm knows no pretrained weights for this name).
     """
     import timm
     from huggingface_hub import try_to_load_from_cache
@@ -91,7 +145,9 @@ def hub_weights_status(timm_name: str, cache_dir: str | None = None) -> HubStatu
         cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url))
         if os.path.isfile(cached):
             return "cached"
-    return "offline" if _hub_offline() else "online"
+    if _hub_offline():
+        return "offline"
+    return "online" if hub_reachable() else "unreachable"
 
 
 def hub_weights_id(timm_name: str) -> str:

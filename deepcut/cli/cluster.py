@@ -20,25 +20,28 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcut.cli.common import drop_none, fail, quiet_warnings
+from deepcut.cli.common import DefaultsOnce, add_version, drop_none, fail, quiet_warnings
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from deepcut.backbones import list_backbones
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` defaults to how the program was started (``cluster.py``,
+    ``deepcut-cluster``). Built without importing torch, so ``--help`` is instant."""
+    from deepcut.cli._choices import BACKBONE_METAVAR, backbone_choice
 
     p = argparse.ArgumentParser(
-        prog="cluster.py",
+        prog=prog,
         description="k-less clustering (the number of clusters is found from the data) of a set "
                     "of images or of a feature matrix.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnce,
     )
     p.add_argument("inputs", nargs="+", help="one .npy matrix (n_samples, n_features), or image "
                                              "files and/or folders of images")
     p.add_argument("--out", default="clusters.csv", help="labels CSV (a JSON summary is written "
                                                          "beside it)")
     p.add_argument("--quiet", action="store_true", help="print only the K line")
+    add_version(p)
 
     g = p.add_argument_group("clustering")
     g.add_argument("--method", choices=["cc", "eigengap"], default="cc",
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
     g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
                                                "clusters (default: 3, the paper's)")
+    g.add_argument("--no-center", dest="center", action="store_false",
+                   help="use the features as given; by default the mean sample is subtracted "
+                        "first (raw non-negative features otherwise all look alike: K = 1)")
     g.add_argument("--metric", choices=["cosine", "dot"],
                    help="sample similarity; dot reproduces the paper (default: cosine)")
     g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
@@ -57,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
 
     g = p.add_argument_group("features (image inputs)")
-    g.add_argument("--backbone", choices=["auto", *list_backbones()], default="auto",
+    g.add_argument("--backbone", type=backbone_choice, metavar=BACKBONE_METAVAR, default="auto",
                    help="feature extractor; 'auto' = DINO ViT-S/8 if its weights can be had, "
                         "else the weight-free 'classic'")
     g.add_argument("--weights", help="local backbone checkpoint")
@@ -72,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _estimator(args: argparse.Namespace):
     from deepcut.cluster import EigengapClustering, KLessClustering
 
-    common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed})
+    common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed,
+                        "center": args.center})
     if args.method == "cc":
         return KLessClustering(args.k_max, **common, **drop_none(
             {"alpha": args.alpha, "steps": args.steps, "lr": args.lr}))
@@ -97,6 +104,9 @@ def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[s
             files.extend(found)
         else:
             files.append(p)
+    from deepcut.cluster import check_k_max
+
+    check_k_max(len(files), args.k_max, f"--method {args.method}")  # before any feature work
     bb = resolve_backbone(args.backbone, weights=args.weights, size=args.size, device=args.device)
     if bb.name == "classic":
         print("warning: the 'classic' backbone standardises every image's statistics, so its "
@@ -135,9 +145,12 @@ def _load_matrix(path: Path):
     return [str(i) for i in range(X.shape[0])], X
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError
     from deepcut.io.writers import atomic_path, save_json
 

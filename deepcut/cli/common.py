@@ -1,6 +1,7 @@
 """Helpers shared by the command-line tools: quiet imports, YAML configs, one-line errors."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -8,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["drop_none", "fail", "load_yaml", "quiet_warnings"]
+__all__ = ["DefaultsOnce", "add_version", "drop_none", "fail", "load_yaml", "one_line_warnings", "quiet_warnings", "version_string"]
 
 
 def quiet_warnings() -> None:
@@ -19,6 +20,36 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
     os.environ.setdefault("TQDM_MININTERVAL", "0.5")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+
+
+class DefaultsOnce(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help only where the help does not state its
+    default already and there is one to show (not None, not an on/off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default is None or isinstance(action.default, bool) \
+                or action.default == argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def version_string() -> str:
+    """``%(prog)s X.Y.Z``: what ``--version`` prints (argparse fills in the program name)."""
+    from deepcut import __version__
+
+    return f"%(prog)s {__version__}"
+
+
+def add_version(parser) -> None:
+    """Add ``--version`` to an argparse parser."""
+    parser.add_argument("--version", action="version", version=version_string(),
+                        help="print the program name and deepcut version, then exit")
+
+
+def one_line_warnings() -> None:
+    """Print warnings as one ``warning: message`` line (no source file and line)."""
+    warnings.showwarning = _one_line_warning
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

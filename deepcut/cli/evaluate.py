@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepcut.cli.common import drop_none, fail, load_yaml, quiet_warnings
+from deepcut.cli.common import add_version, drop_none, fail, load_yaml, quiet_warnings
 
 __all__ = ["EVAL_KEYS", "build_parser", "main"]
 
@@ -27,18 +27,20 @@ EVAL_KEYS = ("dataset", "root", "split", "dataset_options", "out", "limit", "eva
 _METHOD_GROUPS = ("backbone", "solver", "task")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` defaults to how the program was started (``eval.py``,
+    ``deepcut-eval``). Built without importing torch, so ``--help`` is instant."""
     from deepcut.cli import infer
-    from deepcut.data import DATASETS
-    from deepcut.evaluate import ANNOTATOR_RULES, MATCH_RULES
+    from deepcut.cli._choices import ANNOTATOR_RULES, DATASETS, MATCH_RULES
 
     p = argparse.ArgumentParser(
-        prog="eval.py",
+        prog=prog,
         description="Evaluate an unsupervised segmentation method on a benchmark dataset: "
                     "predictions, per-image scores (CSV) and a summary table (Markdown, JSON).",
     )
+    add_version(p)
     g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=sorted(DATASETS),
+    g.add_argument("--dataset", choices=DATASETS,
                    help="benchmark loader (its layout is in deepcut.data); required here or "
                         "in --config")
     g.add_argument("--root", help="dataset folder (never downloaded); required here or in "
@@ -117,13 +119,21 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
+    from deepcut.tasks.hierarchy import check_hierarchy_solver
+
+    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    return settings, cfg.validate()
+    from deepcut._threads import apply_step_threads
+
+    return settings, apply_step_threads(cfg.validate())  # one thread for the GNN steps
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     import logging
 
     from deepcut.data import get_dataset

@@ -21,19 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepcut.cli.common import drop_none, fail, load_yaml, quiet_warnings
+from deepcut.cli.common import add_version, drop_none, fail, load_yaml, quiet_warnings
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import deepcut.checkpoint  # noqa: F401  (registers the "clusters" task)
-    from deepcut.backbones import list_backbones
-    from deepcut.solvers import list_solvers
-    from deepcut.tasks import list_tasks
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` defaults to how the program was started (``infer.py``,
+    ``deepcut-infer``). Built without importing torch, so ``--help`` is instant."""
+    from deepcut.cli._choices import BACKBONE_METAVAR, SOLVERS, TASKS, backbone_choice
 
     p = argparse.ArgumentParser(
-        prog="infer.py",
+        prog=prog,
         description="Unsupervised segmentation of images with graph cuts on ViT patch features "
                     "(DeepCut GNN, spectral NCut or a Falcon-style cut).",
     )
@@ -44,11 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="recompute images whose outputs already exist (default: skip them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
+    add_version(p)
 
     g = p.add_argument_group("backbone")
-    g.add_argument("--backbone", choices=["auto", *list_backbones()],
+    g.add_argument("--backbone", type=backbone_choice, metavar=BACKBONE_METAVAR,
                    help="feature extractor; 'auto' = DINO ViT-S/8 if its weights can be had, "
-                        "else the weight-free 'classic' (with a warning). (default: auto)")
+                        "else the weight-free 'classic' (with a warning); timm:NAME = any timm "
+                        "ViT, e.g. timm:vit_small_patch16_224.dino (default: auto)")
     g.add_argument("--weights", help="local backbone checkpoint (timm or original DINO layout, "
                                      "full DINO checkpoints use the teacher)")
     g.add_argument("--size", type=int, help="short side of the network input in px; larger "
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="cpu or cuda (default: cpu)")
 
     g = p.add_argument_group("solver")
-    g.add_argument("--solver", choices=list_solvers(), help="graph-cut solver (default: gnn)")
+    g.add_argument("--solver", choices=SOLVERS, help="graph-cut solver (default: gnn)")
     g.add_argument("--k", "--n-clusters", dest="n_clusters", type=int,
                    help="number of clusters K (default: the task's, 2 for segment)")
     g.add_argument("--loss", choices=["ncut", "soft_ncut", "cc"],
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: dense up to 6000 nodes, then 32)")
 
     g = p.add_argument_group("task")
-    g.add_argument("--task", choices=list_tasks(), help="what to produce (default: segment)")
+    g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
     g.add_argument("--background-rule", choices=["border", "corners"],
                    help="background = cluster owning most border patches, or DeepCut's corner "
                         "vote (default: border)")
@@ -187,8 +188,13 @@ def _config_from_args(args: argparse.Namespace):
     flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
+    from deepcut.tasks.hierarchy import check_hierarchy_solver
+
+    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    return cfg.validate()
+    from deepcut._threads import apply_step_threads
+
+    return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)
 
 
 def _collect(inputs: Sequence[str]) -> list[Path]:
@@ -217,9 +223,12 @@ def _stems(files: list[Path]) -> list[str]:
             for f in files]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError
 
     try:

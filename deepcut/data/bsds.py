@@ -27,9 +27,9 @@ def load_bsds_mat(path: Path) -> list[np.ndarray]:
 
 
 class BSDS500(SegmentationDataset):
-    """Berkeley Segmentation Dataset 500, in the official or the flat (``shared/data``) layout.
+    """Berkeley Segmentation Dataset 500, in the official or a flat layout.
 
-    Flat layout (``shared/data/bsds500_test``)::
+    Flat layout (e.g. ``$DATA/bsds500_test``)::
 
         images/<id>.jpg
         groundTruth/<id>.mat             MATLAB cell array groundTruth{k}.Segmentation

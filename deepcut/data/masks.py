@@ -163,7 +163,7 @@ class DUTOMRON(MaskFolderDataset):
 
 class SOD(MaskFolderDataset):
     """SOD (300 BSDS images, Movahedi & Elder 2010): ``images/<id>.jpg`` + ``masks/<id>.png``
-    (0/255) + ``list.txt``, the layout of ``shared/data/sod``. See :class:`MaskFolderDataset`."""
+    (0/255) + ``list.txt``, the layout of ``$DATA/sod`` (docs/DATA.md). See :class:`MaskFolderDataset`."""
 
     name = "sod"
     image_dirs = ("images", "Imgs")

@@ -54,7 +54,7 @@ def parse_voc_xml(path: Path) -> dict:
 
 
 class VOCDataset(SegmentationDataset):
-    """PASCAL VOC, devkit layout or the flat layout of ``shared/data/voc2012_subset``.
+    """PASCAL VOC, devkit layout or a flat layout (e.g. ``$DATA/voc2012_subset``).
 
     Layout (``root`` is the ``VOC<year>`` folder, or a folder holding ``VOC<year>/`` or
     ``VOCdevkit/VOC<year>/``)::

@@ -18,7 +18,7 @@ class WeizmannSED(SegmentationDataset):
     """Weizmann SED with per-annotator label maps and a consensus foreground mask.
 
     Layout (``root`` holds ``1obj/`` and ``2obj/``, or is one of them), as converted in
-    ``shared/data/weizmann_sed`` from the colour-coded originals::
+    ``$DATA/weizmann_sed`` from the colour-coded originals::
 
         <n>obj/images/<id>.png                RGB image
         <n>obj/annotations/<id>_ann<k>.png    annotator k: 0 bg, 1 object (2obj: 1/2 two objects,

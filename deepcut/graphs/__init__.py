@@ -1,4 +1,4 @@
-"""Patch graphs: features to affinities (design.md, "Graphs")."""
+"""Patch graphs: features to affinities (DeepCut, Aflalo et al. 2023, section 3: Eq. 6 NCut graph, Eq. 7 CC graph)."""
 from deepcut.graphs.affinity import (
     GRAPH_KINDS,
     build_graph,

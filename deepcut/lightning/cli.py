@@ -9,10 +9,20 @@ What it adds to Lightning's CLI:
   imported only when chosen; offline runs print how to sync them).
 * ``--writer.output_dir`` / ``--writer.overwrite``: where ``predict`` writes label maps, overlays
   and JSON (the :class:`SegmentationWriter` callback, sharded across DDP ranks).
-* The resolved config is saved as ``config.yaml`` in the log dir (and into a W&B run).
+* The resolved config is saved as ``config.yaml`` in the log dir; with W&B, in the run's own
+  folder ``<save_dir>/<project>/<run id>/`` beside its checkpoints, and a copy in the W&B run
+  (``files/cli_config.yaml``), so a later run never rewrites an earlier run's record.
+* Checkpoints: the latest epoch and ``last.ckpt`` (a :class:`ModelCheckpoint` with
+  ``save_last=True`` unless the config brings its own).
+* :func:`quiet_lightning`: no advertising tips, no ``log_every_n_steps`` warning on small folders.
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shutil
+import warnings
 from typing import Literal
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -20,26 +30,74 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from deepcut.lightning.loggers import WandbOptions, build_logger, finish_wandb
 from deepcut.lightning.writer import SegmentationWriter
 
-__all__ = ["DeepCutCLI", "DeepCutSaveConfigCallback"]
+__all__ = ["DeepCutCLI", "DeepCutSaveConfigCallback", "quiet_lightning", "wandb_run_dir"]
+
+
+class _DropTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing litlogger/litmodels" advertising lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning messages that tell a deepcut user nothing actionable.
+
+    - the litlogger / litmodels tips (printed on every run);
+    - "The number of training batches (N) is smaller than the logging interval": small folders
+      have few batches per epoch, and the epoch metrics are logged anyway;
+    - a Lightning-internal ``LeafSpec`` deprecation, torch_geometric's ``torch.jit.script``
+      deprecation, and LightningCLI's note on ``args`` given from Python.
+    """
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in log.filters):
+            log.addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    # torch_geometric's import-time torch.jit.script deprecation (not actionable by a user), and
+    # LightningCLI's note when main(argv) is called from Python with a list != sys.argv.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated")
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+
+
+def wandb_run_dir(lg) -> str:
+    """``<save_dir>/<project>/<run id>``: a W&B run's own folder, where Lightning also puts its
+    ``checkpoints/`` (``trainer.log_dir`` is ``save_dir``, shared by every run)."""
+    return os.path.join(lg.save_dir or ".", str(lg.name), str(lg.version))
 
 
 class DeepCutSaveConfigCallback(SaveConfigCallback):
-    """Saves ``config.yaml`` to the log dir, and into the W&B run when W&B logs."""
+    """Saves ``config.yaml`` to the run's log dir, and into the W&B run when W&B logs."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+            # trainer.log_dir would be W&B's save_dir, shared by all runs: save_config writes
+            # the file into this run's own folder instead.
+            self.save_to_log_dir = False
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         from lightning.pytorch.loggers import WandbLogger
 
         for lg in trainer.loggers:
             if isinstance(lg, WandbLogger):
-                import os
-
+                run = lg.experiment
                 cfg = self.parser.dump(self.config, skip_none=False, format="json")
-                import json
-
-                lg.experiment.config.update({"cli": json.loads(cfg)}, allow_val_change=True)
-                path = os.path.join(trainer.log_dir or ".", self.config_filename)
-                if os.path.isfile(path):
-                    lg.experiment.save(path, base_path=os.path.dirname(path), policy="now")
+                run.config.update({"cli": json.loads(cfg)}, allow_val_change=True)
+                folder = wandb_run_dir(lg)
+                os.makedirs(folder, exist_ok=True)
+                path = os.path.join(folder, self.config_filename)
+                self.parser.save(self.config, path, skip_none=False, overwrite=True,
+                                 multifile=self.multifile)
+                if getattr(run, "dir", None):
+                    # A copy inside the run's files/ (wandb.save of an outside file would make
+                    # a symlink to it, and files/config.yaml is W&B's own run config).
+                    copy = os.path.join(run.dir, "cli_config.yaml")
+                    shutil.copyfile(path, copy)
+                    run.save(copy, base_path=run.dir, policy="now")
 
 
 class DeepCutCLI(LightningCLI):
@@ -57,7 +115,28 @@ class DeepCutCLI(LightningCLI):
                             help="Weights & Biases settings (used with --logger wandb)")
         parser.add_lightning_class_args(SegmentationWriter, "writer")
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Check the one required setting before seeding, backbones and trainers print anything.
+        from deepcut.errors import ConfigError
+
+        sub = self.config.get("subcommand")
+        cfg = self.config.get(sub) if sub else self.config
+        data = cfg.get("data") if cfg is not None else None
+        if data is not None and data.get("root") is None and data.get("predict_root") is None:
+            raise ConfigError("no images: pass --data.root DIR (a folder of images, or the root "
+                              "of the dataset named by --data.dataset)")
+
     def instantiate_trainer(self, **kwargs):
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        trainer_cfg = self._get(self.config_init, "trainer", {}) or {}
+        given = trainer_cfg.get("callbacks") or []
+        given = list(given) if isinstance(given, list) else [given]
+        if trainer_cfg.get("enable_checkpointing", True) is not False and \
+                not any(isinstance(c, ModelCheckpoint) for c in given):
+            # Lightning's default callback plus last.ckpt, the stable name README and infer use.
+            kwargs["callbacks"] = [*given, ModelCheckpoint(save_last=True)]
         kind = self._get(self.config_init, "logger")
         if kind is not None:
             root = self._get(self.config_init, "trainer", {}).get("default_root_dir") or "."

@@ -77,9 +77,14 @@ def build_logger(kind: str, save_dir: str | Path, wandb_options: WandbOptions | 
         from lightning.pytorch.loggers import WandbLogger
 
         o = wandb_options or WandbOptions()
-        return WandbLogger(project=o.project, entity=o.entity, name=o.name,
-                           tags=list(o.tags) or None, mode=o.resolved_mode(),
-                           save_dir=o.save_dir or save_dir)
+        folder = o.save_dir or save_dir
+        os.makedirs(folder, exist_ok=True)  # else W&B warns "git root ... does not exist"
+        lg = WandbLogger(project=o.project, entity=o.entity, name=o.name,
+                         tags=list(o.tags) or None, mode=o.resolved_mode(), save_dir=folder)
+        # Lightning always passes anonymous=None, on which recent wandb warns "The anonymous
+        # setting has no effect" on every run; the setting is not ours to pass.
+        getattr(lg, "_wandb_init", {}).pop("anonymous", None)
+        return lg
     raise ConfigError(f"Unknown logger {kind!r}; choose one of ['csv', 'tensorboard', 'wandb'].")
 
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics (design.md, "Evaluation"; references.md section 7, item 17).
+"""Evaluation metrics (the protocols of DeepCut section 5, Results, and of its baselines).
 
 Pure numpy functions plus streaming meters, with the ignore label (255) honoured everywhere:
 

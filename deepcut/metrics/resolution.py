@@ -1,6 +1,7 @@
 """Evaluation resolution: score at the original size, or at a fixed one (DiffCut scores at 128x128).
 
-Every score table must say which it used (references.md section 7, item 17), so the meters record
+Every score table must say which it used (papers differ: DiffCut, Couairon et al. 2024, scores at
+128x128; DeepCut at the original size), so the meters record
 :func:`resolution_tag` in their results.
 
 Nearest-neighbour sampling here takes the source pixel under each target pixel centre,

@@ -1,4 +1,4 @@
-"""Tasks: solver output to labelled patches (design.md, "Tasks")."""
+"""Tasks: solver output to labelled patches (localisation, object and part segmentation: DeepCut sections 3.2-3.4; k-less clustering: section 6)."""
 from deepcut.tasks import segment as _segment  # noqa: F401  (registers "segment")
 from deepcut.tasks.base import (
     TASKS,

@@ -371,12 +371,14 @@ class HierarchyPredictor:
                 for lab, pf in zip(self.patch_segments(k), self.features_)]
 
     def summary(self, n_segments: Sequence[int] | None = None, draw_border: bool = True,
-                max_side: int | None = 512) -> Image.Image:
-        """PIL grid: one row per image, the original then one coloured map per level."""
+                max_side: int | None = 512, captions: bool = True) -> Image.Image:
+        """PIL grid: one row per image, the original then one coloured map per level
+        (captioned ``K=<k>`` above each column unless ``captions=False``)."""
         ks = parse_levels(n_segments if n_segments is not None else self.n_segments)
         per_level = [self.segments(k) for k in ks]
         maps = [[lv[i] for lv in per_level] for i in range(len(self.images_))]
-        return summary_grid(self.images_, maps, draw_border=draw_border, max_side=max_side)
+        return summary_grid(self.images_, maps, draw_border=draw_border, max_side=max_side,
+                            captions=[f"K={k}" for k in ks] if captions else None)
 
     def preview(self, point: tuple[int, int], image_index: int = 0,
                 n_segments: Sequence[int] | None = None) -> dict[int, np.ndarray]:
@@ -404,6 +406,15 @@ class HierarchyPredictor:
 # --------------------------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------------------------
+def _level_captions(level_labels: dict[int, np.ndarray]) -> list[str]:
+    """``"K=10"`` per level, with the number of segments found where it differs."""
+    out = []
+    for k, lab in level_labels.items():
+        found = len(np.unique(lab))
+        out.append(f"K={k}" if found == k else f"K={k} ({found} found)")
+    return out
+
+
 @dataclass
 class HierarchyOutput(TaskOutput):
     """A :class:`TaskOutput` plus one pixel label map per level (written by ``write_outputs``)."""
@@ -414,18 +425,35 @@ class HierarchyOutput(TaskOutput):
         """Files beside the main outputs: ``_k<K>`` label maps and the ``_summary`` grid."""
         out: dict[str, np.ndarray | Image.Image] = {
             f"_k{k}": lab for k, lab in self.level_labels.items()}
-        out["_summary"] = summary_grid([image], [list(self.level_labels.values())])
+        out["_summary"] = summary_grid([image], [list(self.level_labels.values())],
+                                       captions=_level_captions(self.level_labels))
         return out
+
+
+def check_hierarchy_solver(settings: dict[str, Any]) -> None:
+    """Refuse a hierarchy with a solver other than spectral, chosen explicitly in ``settings``
+    (the keys a user gave: flags, YAML). The task computes NCut eigenvectors once and derives
+    every level from them; the GNN and Falcon solvers have no such multi-K form, and silently
+    printing spectral's result under their name would mislead."""
+    if settings.get("task") == "hierarchy" and settings.get("solver") not in (None, "spectral"):
+        raise ConfigError(
+            f"--task hierarchy is spectral only (NCut eigenvectors once, every level from them); "
+            f"solver {settings['solver']!r} has no hierarchy. Drop --solver or use --solver "
+            "spectral; for one K with that solver use --task clusters --k K.")
 
 
 @register_task("hierarchy")
 def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     """Segments at every level of ``task_params["levels"]`` (default 10,25,50,100).
 
-    Always spectral (eigenvectors once for the largest K; ``cfg.solver`` is not used). Task
-    params: ``levels``, ``nested`` (bool), ``n_sample`` (Nystrom landmarks). The main label map
-    is the finest level; ``extra`` records each level's K found and NCut.
+    Always spectral (eigenvectors once for the largest K). ``solver="falcon"`` is refused; the
+    default ``gnn`` cannot be told from an explicit one here, so the command lines refuse an
+    explicit ``--solver gnn`` (:func:`check_hierarchy_solver`). Task params: ``levels``,
+    ``nested`` (bool), ``n_sample`` (Nystrom landmarks). The main label map is the finest
+    level; ``extra`` records each level's K found and NCut.
     """
+    if cfg.solver == "falcon":
+        check_hierarchy_solver({"task": "hierarchy", "solver": cfg.solver})
     tp = cfg.task_params
     levels = parse_levels(tp.get("levels"))
     est = SpectralHierarchy(levels, nested=bool(tp.get("nested") or False), metric=cfg.metric,

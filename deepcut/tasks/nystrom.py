@@ -24,7 +24,7 @@ generalised eigenvectors ``v = D^{-1/2} u`` (trivial one first), each column's e
 This is the classical one-shot Nystrom extension for spectral grouping (Fowlkes, Belongie, Chung &
 Malik, PAMI 2004), written for the non-PSD clipped kernel: it never inverts ``W_SS``. ncut-pytorch
 instead samples by farthest-point sampling on a random projection and propagates by kNN in
-eigenvector space (``references.md`` 3.1); uniform sampling keeps this one-pass and seeded.
+eigenvector space (ncut-pytorch 3.1, ``ncuts/ncut_nystrom.py``); uniform sampling keeps this one-pass and seeded.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ __all__ = [
     "similarity_cols",
 ]
 
-#: Up to this many nodes the dense graph is built and solved exactly (design.md: dense N x N is
-#: fine up to a few thousand nodes; 5000^2 float32 is 100 MB).
+#: Up to this many nodes the dense graph is built and solved exactly (a dense N x N float32
+#: matrix is 100 MB at 5000 nodes).
 EXACT_MAX_NODES = 5000
 #: Landmarks used when Nystrom is chosen automatically (``n_sample=None`` and N above the limit).
 DEFAULT_N_SAMPLE = 2048

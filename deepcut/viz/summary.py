@@ -39,9 +39,23 @@ def _fit_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def _caption_strip(texts: Sequence[str], col_w: Sequence[int], gap: int) -> np.ndarray:
+    """A white strip with one black caption left-aligned above each column (PIL's own font)."""
+    from PIL import ImageDraw
+
+    height = 14
+    strip = Image.new("RGB", (sum(col_w) + gap * (len(col_w) - 1), height), "white")
+    draw = ImageDraw.Draw(strip)
+    x = 0
+    for text, w in zip(texts, col_w):
+        draw.text((x + 2, 1), text, fill=(0, 0, 0))
+        x += w + gap
+    return np.asarray(strip)
+
+
 def summary_grid(images: Sequence[Image.Image], label_maps: Sequence[Sequence[np.ndarray]],
                  draw_border: bool = True, max_side: int | None = 512,
-                 gap: int = 4) -> Image.Image:
+                 gap: int = 4, captions: Sequence[str] | None = None) -> Image.Image:
     """A grid: one row per image, the original then one coloured label map per level.
 
     Args:
@@ -51,6 +65,8 @@ def summary_grid(images: Sequence[Image.Image], label_maps: Sequence[Sequence[np
         max_side: tiles are shrunk (labels by nearest neighbour, *then* borders drawn, so borders
             stay exact) to at most this many pixels per side; None keeps full size.
         gap: white pixels between tiles.
+        captions: one text per level column (e.g. ``"K=10"``), drawn above the grid; the image
+            column is captioned ``"image"``. None draws no caption strip.
     """
     rows = []
     for im, maps in zip(images, label_maps):
@@ -73,4 +89,7 @@ def summary_grid(images: Sequence[Image.Image], label_maps: Sequence[Sequence[np
             out[y:y + t.shape[0], x:x + t.shape[1]] = t
             x += col_w[c] + gap
         y += rh + gap
+    if captions is not None:
+        strip = _caption_strip(["image", *captions], col_w, gap)
+        out = np.concatenate([strip, np.full((gap, out.shape[1], 3), 255, np.uint8), out])
     return Image.fromarray(out)

@@ -1,0 +1,81 @@
+"""Per-image time against the torch thread count, on an idle or a loaded CPU.
+
+    python benchmarks/threads.py [--load N] [--repeat 3] [--backbone classic|vit]
+
+Segments ``examples/chelsea.png`` (280 px, 35 x 44 patch grid for stride 8, N = 1540 nodes)
+with the default GNN solver (10 steps) under ``torch.set_num_threads(t)`` for each ``t`` and
+prints the median backbone, solve and total seconds. ``--load N`` starts N busy processes (pure
+Python loops, one core each) for the duration, to imitate a machine shared with other jobs; they
+are stopped at the end. ``--backbone vit`` uses a random-init ViT-S/8 (the DINO architecture,
+no download) so the backbone's share is realistic.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--load", type=int, default=0, help="busy processes to start (default 0)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
+    ap.add_argument("--backbone", choices=["classic", "vit"], default="classic")
+    ap.add_argument("--threads", default="1,2,4,default",
+                    help="comma-separated thread counts; 'default' = torch's own")
+    args = ap.parse_args()
+
+    import torch
+
+    from deepcut import Segmenter
+    from deepcut.backbones import create_backbone
+    from deepcut.io.images import load_image
+
+    default = torch.get_num_threads()
+    image = load_image(REPO / "examples" / "chelsea.png")
+    if args.backbone == "vit":
+        bb = create_backbone("timm:vit_small_patch8_224", pretrained=False, size=280)
+    else:
+        bb = create_backbone("classic", size=280)
+    seg = Segmenter(backbone=bb, solver="gnn", seed=0)
+    seg(image)  # warm-up: first-call allocations and lazy imports
+    procs = [mp.Process(target=_spin, daemon=True) for _ in range(args.load)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(0.5 if procs else 0)
+        print(f"cores={os.cpu_count()} torch default threads={default} extra busy "
+              f"processes={args.load} loadavg={os.getloadavg()[0]:.1f} backbone={args.backbone}")
+        print("| threads | backbone s | solve s | total s |")
+        print("|---|---|---|---|")
+        for t in args.threads.split(","):
+            n = default if t == "default" else int(t)
+            torch.set_num_threads(n)
+            rows = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                pred = seg(image)
+                total = time.perf_counter() - t0
+                rows.append((pred.timings["backbone"], pred.timings["graph"] +
+                             pred.timings["solve"], total))
+            med = [statistics.median(r[i] for r in rows) for i in range(3)]
+            print(f"| {t} ({n}) | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.3f} |")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
+        torch.set_num_threads(default)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""``train.py`` / ``deepcut-train`` as a user meets it: one error line without data, last.ckpt,
+each run's own config (W&B included), and no advertising or log-interval noise."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_image
+
+from deepcut.cli.train import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "configs" / "segment_folder.yaml")
+
+
+@pytest.fixture
+def image_dir(tmp_path) -> Path:
+    d = tmp_path / "images"
+    d.mkdir()
+    for i in range(2):
+        make_image(d / f"im{i}.png", size=(64, 48), seed=i)
+    return d
+
+
+def _fit(image_dir, tmp_path, *extra):
+    return main(["fit", "--config", CONFIG, "--data.root", str(image_dir),
+                 "--data.backbone", "classic", "--data.size", "64",
+                 "--data.cache_dir", str(tmp_path / "cache"),
+                 "--trainer.default_root_dir", str(tmp_path / "run"),
+                 "--trainer.enable_progress_bar", "false", *extra])
+
+
+def test_no_data_root_is_one_error_line(tmp_path, capfd):
+    code = main(["fit", "--config", CONFIG, "--trainer.default_root_dir", str(tmp_path)])
+    assert code == 2
+    out, err = capfd.readouterr()
+    assert err.strip().splitlines() == [
+        ("error: no images: pass --data.root DIR (a folder of images, or the root of the dataset "
+         "named by --data.dataset)")]
+    assert "Traceback" not in out + err
+
+
+def test_fit_writes_last_ckpt_quietly(image_dir, tmp_path, capfd):
+    assert _fit(image_dir, tmp_path, "--logger", "csv", "--trainer.max_epochs", "1") == 0
+    out, err = capfd.readouterr()
+    ckpts = sorted(p.name for p in (tmp_path / "run").rglob("*.ckpt"))
+    assert ckpts == ["epoch=0-step=1.ckpt", "last.ckpt"]
+    assert "last.ckpt" in out  # the printed path to segment with
+    text = out + err
+    assert "Tip:" not in text and "litlogger" not in text and "litmodels" not in text
+    assert "smaller than the logging interval" not in text  # 1 batch < log_every_n_steps 10
+
+
+@pytest.mark.slow  # two offline W&B runs
+def test_each_wandb_run_keeps_its_own_config(image_dir, tmp_path, capfd, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    save = tmp_path / "wb"
+    for epochs in (1, 2):
+        assert _fit(image_dir, tmp_path, "--logger", "wandb", "--wandb.mode", "offline",
+                    "--wandb.save_dir", str(save), "--trainer.max_epochs", str(epochs)) == 0
+    text = "".join(capfd.readouterr())
+    assert "anonymous setting" not in text and "Tip:" not in text
+    assert not (save / "config.yaml").exists()  # nothing shared by the runs
+    configs = sorted(save.glob("deepcut/*/config.yaml"))
+    assert len(configs) == 2
+    epochs = sorted(yaml.safe_load(p.read_text())["trainer"]["max_epochs"] for p in configs)
+    assert epochs == [1, 2]  # the second run did not rewrite the first run's record
+    for cfg in configs:
+        assert (cfg.parent / "checkpoints" / "last.ckpt").is_file()
+        run_id = cfg.parent.name
+        copy = next(save.glob(f"wandb/offline-run-*-{run_id}/files/cli_config.yaml"))
+        assert not os.path.islink(copy) and copy.read_text() == cfg.read_text()
