@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["drop_none", "fail", "load_yaml", "quiet_warnings"]
+__all__ = ["drop_none", "fail", "load_yaml", "one_line", "quiet_warnings"]
 
 
 def quiet_warnings() -> None:
@@ -23,7 +23,7 @@ def quiet_warnings() -> None:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # A CLI user needs the message, not the library line that raised it.
-    print(f"warning: {message}", file=file or sys.stderr)
+    print(f"warning: {one_line(str(message), escape=True)}", file=file or sys.stderr)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -49,7 +49,18 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def one_line(message: str, escape: bool = False) -> str:
+    """``message`` on one line: the line breaks of a multi-line library message become spaces,
+    other control characters are escaped; ``escape=True`` escapes line breaks too (a message
+    naming a file whose name holds one)."""
+    text = str(message)
+    if not escape:
+        text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def fail(msg: str, code: int = 2) -> int:
-    """Print ``error: msg`` on stderr and return ``code`` (for ``sys.exit(main())``)."""
-    print(f"error: {msg}", file=sys.stderr)
+    """Print ``error: msg`` on stderr (on one line) and return ``code`` (for
+    ``sys.exit(main())``)."""
+    print(f"error: {one_line(msg)}", file=sys.stderr)
     return code
