@@ -23,8 +23,8 @@ from pathlib import Path
 
 from deepcut.errors import OutputError
 
-__all__ = ["FATAL_WRITE_ERRNOS", "check_out_dir", "clean_stale_parts", "image_lock",
-           "mount_point", "output_error"]
+__all__ = ["FATAL_WRITE_ERRNOS", "check_out_dir", "check_out_file", "clean_stale_parts",
+           "image_lock", "mount_point", "output_error"]
 
 #: Write errors that no later image can escape (the run stops with exit status 2).
 FATAL_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -169,3 +169,18 @@ def image_lock(folder: str | Path, stem: str) -> Iterator[bool]:
         except OSError:
             pass
         lock.release()
+
+
+def check_out_file(path: str | Path) -> Path:
+    """Check that the output file ``path`` can be written: its folder is created and
+    test-written, and ``path`` itself is not a folder.
+
+    Raises:
+        OutputError: as :func:`check_out_dir`, or ``path`` is an existing folder.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"output file {path} is a folder; give a file name (e.g. "
+                          f"{path / 'clusters.csv'})")
+    check_out_dir(path.parent if str(path.parent) else Path("."))
+    return path
