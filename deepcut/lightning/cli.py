@@ -94,7 +94,7 @@ class DeepCutCLI(LightningCLI):
 
     def _ckpt_path(self) -> str:
         try:
-            return str(self.config[self.subcommand].get("ckpt_path"))
+            return str(self.config[self.config["subcommand"]]["ckpt_path"])
         except Exception:  # noqa: BLE001 - only for the message
             return "(--ckpt_path)"
 
