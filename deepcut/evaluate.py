@@ -421,8 +421,17 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             record = pred.record()
             record.update(id=item, image=str(sample.image_path),
                           seconds=round(time.perf_counter() - t0, 6))
-            save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
-            save_json(record, record_path)  # last: marks the item done
+            for w in (record.get("solver") or {}).get("warnings") or []:
+                logger.warning("%s: %s", sample.image_path, w)  # a degenerate result, one line
+            try:
+                save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
+                save_json(record, record_path)  # last: marks the item done
+            except OSError as e:  # the output disk, not the item: stop, naming the folder
+                from deepcut.io.folders import FATAL_WRITE_ERRNOS, output_error
+
+                if e.errno in FATAL_WRITE_ERRNOS:
+                    raise output_error(e, pred_dir) from None
+                raise
     return failures, n_cached
 
 

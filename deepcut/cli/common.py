@@ -18,12 +18,25 @@ def quiet_warnings() -> None:
     warnings.showwarning = _one_line_warning
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
     os.environ.setdefault("TQDM_MININTERVAL", "0.5")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with one line per record whatever the names
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record), escape=True)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # A CLI user needs the message, not the library line that raised it.
-    print(f"warning: {one_line(str(message), escape=True)}", file=file or sys.stderr)
+    # tqdm.write keeps the line whole while a progress bar is drawn.
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {one_line(str(message), escape=True)}", file=file or sys.stderr)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
