@@ -86,10 +86,10 @@ def make_corpus(folder: str | Path) -> dict[str, Case]:
         cases[name] = Case("bad", problem)
 
     # -- files that are not (whole) images
-    bad("zero_bytes.jpg", b"", "not a readable image")
+    bad("zero_bytes.jpg", b"", "empty file")
     bad("text.png", b"just some text, not pixels\n" * 4, "not a readable image")
     bad("truncated.jpg", _good_jpeg()[:400], "cannot read image")
-    bad("bad_crc.png", _bad_crc_png(), "cannot read image")
+    bad("bad_crc.png", _bad_crc_png(), "damaged PNG file")
     bad("bomb.png", bomb_png(), r"30000x30000 px .*above the .* MP limit")
     # -- images the method cannot use
     Image.new("RGB", (1, 1), (200, 10, 10)).save(folder / "one_px.png")

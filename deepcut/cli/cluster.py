@@ -144,6 +144,10 @@ def _load_matrix(path: Path):
         raise DeepCutError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DeepCutError(f"{path}: empty file (0 bytes), not a .npy matrix")
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise DeepCutError(f"{path}: not a readable .npy matrix (no NumPy header; save it "
+                               "with numpy.save)")
     try:
         X = np.load(path, allow_pickle=False)
     except ValueError as e:

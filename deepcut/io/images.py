@@ -99,6 +99,26 @@ def _link_problem(path: Path) -> str | None:
     return None
 
 
+def _unidentified(path: Path) -> str:
+    """Why Pillow could not open ``path``: empty, a damaged file of a known format, or no image."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(16)
+    except OSError as e:
+        return f"cannot read file ({e.strerror or e})"
+    if not prefix:
+        return "empty file (0 bytes), not a readable image"
+    Image.init()
+    for fmt in Image.ID:  # whose signature the file carries, although Pillow cannot open it
+        accept = Image.OPEN[fmt][1]
+        try:
+            if accept is not None and accept(prefix):
+                return f"not a readable image (a damaged {fmt} file: its header is broken)"
+        except Exception:  # noqa: BLE001 - a format's check that fails on a short prefix
+            continue
+    return "not a readable image (unknown format or not an image file)"
+
+
 def load_image(path: str | Path, max_pixels: int | None = None,
                draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Open ``path`` as an 8-bit RGB PIL image (EXIF-rotated).
@@ -146,10 +166,10 @@ def load_image(path: str | Path, max_pixels: int | None = None,
             return to_rgb(im)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        kind = "too large to decode safely" if isinstance(e, Image.DecompressionBombError) \
-            else "not a readable image (unknown format or not an image file)"
-        raise ImageReadError(f"{path}: {kind}") from None
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"{path}: too large to decode safely") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: {_unidentified(path)}") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
