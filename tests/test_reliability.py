@@ -246,3 +246,83 @@ def test_draft_decodes_a_big_jpeg_at_reduced_size(tmp_path):
     assert load_image(tmp_path / "b.jpg", draft_size=(100, 100)).size == (200, 150)
     Image.new("RGB", (800, 600)).save(tmp_path / "b.png")  # other formats: full size
     assert load_image(tmp_path / "b.png", draft_size=(100, 100)).size == (800, 600)
+
+
+def test_overlay_in_blocks_is_byte_identical(monkeypatch):
+    import importlib
+
+    ov = importlib.import_module("deepcut.viz.overlay")
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 5, (130, 70)).astype(np.uint8)
+    lab[:20] = 0
+    im = Image.fromarray(rng.integers(0, 255, (130, 70, 3), dtype=np.uint8))
+    monkeypatch.setattr(ov, "_BLOCK_ROWS", 7)  # many blocks, the last one short
+    blocks = np.asarray(ov.overlay(im, lab, box=(3, 4, 50, 90)))
+    monkeypatch.setattr(ov, "_BLOCK_ROWS", 10 ** 9)
+    whole = np.asarray(ov.overlay(im, lab, box=(3, 4, 50, 90)))
+    assert np.array_equal(blocks, whole)
+    # and the blend itself: background kept, label 1 half-way to its palette colour
+    from deepcut.viz.palette import label_palette
+
+    y, x = np.argwhere((lab == 1) & ~ov.boundaries(lab))[0]
+    want = (np.asarray(im)[y, x] * 0.5 + label_palette(5)[1] * 0.5).clip(0, 255).astype(np.uint8)
+    assert np.array_equal(whole[y, x], want)
+
+
+# -- the other commands: --out and refused files ---------------------------------------------------
+def test_cluster_out_unwritable_fails_before_work(tmp_path, capsys):
+    from deepcut.cli.cluster import main as cluster_main
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((12, 3)))
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    for out in (taken / "labels.csv", tmp_path):  # below a file; a folder
+        assert cluster_main([str(x), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and str(out.parent if out != tmp_path
+                                                                      else out) in err[0], err
+
+
+def test_eval_out_a_file_fails_before_work(tmp_path, capsys, monkeypatch):
+    from deepcut.cli.evaluate import main as eval_main
+
+    root = tmp_path / "sod"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    make_image(root / "images" / "a.jpg")
+    Image.new("L", (96, 64)).save(root / "masks" / "a.png")
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    import deepcut.pipeline
+
+    def never(*a, **k):
+        raise AssertionError("segmented although --out is a file")
+
+    monkeypatch.setattr(deepcut.pipeline.Segmenter, "__call__", never)
+    assert eval_main(["--dataset", "sod", "--root", str(root), "--out", str(taken), "--quiet",
+                      "--backbone", "classic", "--size", "32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(taken) in err[0] and "is a file" in err[0], err
+
+
+class _Payload:
+    """Stands for any pickled object: unpickling one can run code."""
+
+
+def test_pickled_checkpoint_is_refused_with_the_reason(tmp_path, capsys, image_file):
+    import torch
+
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"deepcut": {"format": 1}, "state_dict": {}, "x": _Payload()}, ckpt)
+    assert main([str(image_file), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(ckpt) in err[0] and "could run code" in err[0], err
+    assert "weights_only" not in err[0]  # torch's advice to load it unsafely is not repeated
+
+
+def test_k_larger_than_the_graph_names_the_file(tmp_path, capsys, image_file):
+    assert main([str(image_file), "--out", str(tmp_path / "o"), *FAST, "--k", "500"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"skipped: {image_file}: ") and "500" in err[0]
