@@ -38,7 +38,7 @@ def _run(args: list[str], cwd: Path, env_extra: dict | None = None) -> subproces
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO), **(env_extra or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 def _lines_naming(err: str, name: str) -> list[str]:
@@ -103,7 +103,7 @@ def _eval_root(folder: Path, cases: dict, root: Path) -> list[str]:
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     used = []
-    for name, case in cases.items():
+    for name in cases:
         src = folder / name
         if src.is_symlink() or "\n" in name:  # ids are file stems: keep them printable
             continue

@@ -119,7 +119,7 @@ def test_disk_full_mid_run_names_the_disk_not_the_image(tmp_path, capsys, monkey
     src.mkdir()
     for i in range(3):
         make_image(src / f"im{i}.png", seed=i)
-    import deepcut.io.outputs as outputs
+    from deepcut.io import outputs
 
     real = outputs.save_label_map
     calls = []

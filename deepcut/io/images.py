@@ -112,10 +112,11 @@ def _unidentified(path: Path) -> str:
     for fmt in Image.ID:  # whose signature the file carries, although Pillow cannot open it
         accept = Image.OPEN[fmt][1]
         try:
-            if accept is not None and accept(prefix):
-                return f"not a readable image (a damaged {fmt} file: its header is broken)"
+            known = accept is not None and bool(accept(prefix))
         except Exception:  # noqa: BLE001 - a format's check that fails on a short prefix
-            continue
+            known = False
+        if known:
+            return f"not a readable image (a damaged {fmt} file: its header is broken)"
     return "not a readable image (unknown format or not an image file)"
 
 

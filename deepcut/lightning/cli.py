@@ -30,7 +30,6 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from deepcut.cli.common import one_line
 from deepcut.errors import DeepCutError
-
 from deepcut.lightning.loggers import WandbOptions, build_logger, finish_wandb
 from deepcut.lightning.writer import SegmentationWriter
 
