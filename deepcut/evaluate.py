@@ -424,8 +424,10 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             record = pred.record()
             record.update(id=item, image=str(sample.image_path),
                           seconds=round(time.perf_counter() - t0, 6))
-            for w in (record.get("solver") or {}).get("warnings") or []:
-                logger.warning("%s: %s", sample.image_path, w)  # a degenerate result, one line
+            from deepcut.io.outputs import result_warnings
+
+            for w in result_warnings(pred):  # a degenerate result: one line naming the file
+                logger.warning("%s: %s", sample.image_path, w)
             try:
                 save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
                 save_json(record, record_path)  # last: marks the item done

@@ -326,3 +326,29 @@ def test_k_larger_than_the_graph_names_the_file(tmp_path, capsys, image_file):
     assert main([str(image_file), "--out", str(tmp_path / "o"), *FAST, "--k", "500"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"skipped: {image_file}: ") and "500" in err[0]
+
+
+def test_eval_logs_result_warnings_naming_the_file(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import deepcut.pipeline
+    from deepcut.cli.evaluate import main as eval_main
+
+    root = tmp_path / "sod"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    make_image(root / "images" / "a.jpg")
+    Image.new("L", (96, 64)).save(root / "masks" / "a.png")
+    real = deepcut.pipeline.Segmenter.predict_features
+
+    def degenerate(self, pf, image=None):
+        pred = real(self, pf, image=image)
+        pred.meta["solver"]["warnings"] = ["one cluster"]
+        return pred
+
+    monkeypatch.setattr(deepcut.pipeline.Segmenter, "predict_features", degenerate)
+    with caplog.at_level(logging.WARNING, logger="deepcut.evaluate"):
+        assert eval_main(["--dataset", "sod", "--root", str(root), "--out", str(tmp_path / "e"),
+                          "--quiet", "--backbone", "classic", "--size", "32"]) == 0
+    msgs = [r.getMessage() for r in caplog.records if r.name == "deepcut.evaluate"]
+    assert msgs == [f"{root / 'images' / 'a.jpg'}: one cluster"]

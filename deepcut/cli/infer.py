@@ -239,21 +239,6 @@ def _stems(files: list[Path]) -> list[str]:
     return output_stems(files)
 
 
-def result_warnings(pred) -> list[str]:
-    """The warnings a result carries (solver summary ``warnings`` and the record's own)."""
-    found: list[str] = []
-    try:
-        rec = pred.record()
-    except Exception:  # noqa: BLE001 - a record that cannot be built has no warnings to show
-        rec = {}
-    for src in (rec, rec.get("solver") if isinstance(rec.get("solver"), dict) else {},
-                pred.meta.get("solver") or {}):
-        for w in (src.get("warnings") or []):
-            if str(w) not in found:
-                found.append(str(w))
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_warnings()
     args = build_parser().parse_args(argv)
@@ -299,7 +284,13 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
         output_error,
     )
     from deepcut.io.images import load_image
-    from deepcut.io.outputs import outputs_exist, recorded_image, same_image, write_outputs
+    from deepcut.io.outputs import (
+        outputs_exist,
+        recorded_image,
+        result_warnings,
+        same_image,
+        write_outputs,
+    )
     from deepcut.pipeline import Segmenter
 
     def report(kind: str, message: str) -> None:

@@ -27,8 +27,8 @@ from PIL import Image
 from deepcut.io.writers import save_image, save_json, save_label_map
 from deepcut.viz.overlay import overlay
 
-__all__ = ["output_paths", "output_stems", "outputs_exist", "recorded_image", "same_image",
-           "write_outputs"]
+__all__ = ["output_paths", "output_stems", "outputs_exist", "recorded_image", "result_warnings",
+           "same_image", "write_outputs"]
 
 #: Longest output stem in bytes: leaves room for suffixes such as ``_overlay.png`` and the
 #: temporary ``.<name>.<pid>-<random>.part`` within the usual 255-byte file-name limit.
@@ -190,3 +190,18 @@ def _write_task_files(pred, image: Image.Image, out_dir: Path, stem: str,
         if written is not None:
             written.append(path)
     return done
+
+
+def result_warnings(pred) -> list[str]:
+    """The warnings a result carries (solver summary ``warnings`` and the record's own)."""
+    found: list[str] = []
+    try:
+        rec = pred.record()
+    except Exception:  # noqa: BLE001 - a record that cannot be built has no warnings to show
+        rec = {}
+    for src in (rec, rec.get("solver") if isinstance(rec.get("solver"), dict) else {},
+                pred.meta.get("solver") or {}):
+        for w in (src.get("warnings") or []):
+            if str(w) not in found:
+                found.append(str(w))
+    return found
