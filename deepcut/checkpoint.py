@@ -18,6 +18,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,12 @@ def load_checkpoint(path: str | Path) -> HeadCheckpoint:
         raise CheckpointError(f"checkpoint {p} does not exist")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's advice to retry unsafely is not repeated
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f" (a pickled {found.group(1)})" if found else ""
+        raise CheckpointError(f"{p}: refused: it holds Python objects{what} that loading could "
+                              "run code from; only plain checkpoints of tensors (as train.py "
+                              "writes) are read") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets one line
         raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None

@@ -1,7 +1,8 @@
 """Exceptions with messages meant for users (printed as one line by the CLIs)."""
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DeepCutError", "ImageReadError", "WeightsError"]
+__all__ = ["ConfigError", "DeepCutError", "ImageReadError", "OutputError", "WeightsError",
+           "name_file"]
 
 
 class DeepCutError(Exception):
@@ -18,3 +19,15 @@ class WeightsError(DeepCutError):
 
 class ConfigError(DeepCutError, ValueError):
     """A configuration value is invalid."""
+
+
+class OutputError(DeepCutError):
+    """The output folder or file cannot be created or written (a file in the way, read-only,
+    full disk). Fatal for a run: the CLIs exit with status 2 before (or instead of) more work."""
+
+
+def name_file(path, message: str) -> str:
+    """``message`` prefixed with ``path`` unless it already names it (every skip line names its
+    file)."""
+    p = str(path)
+    return message if p in message else f"{p}: {message}"

@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from deepcut.errors import ConfigError, DeepCutError
+from deepcut.errors import ConfigError, DeepCutError, name_file
 from deepcut.metrics import (
     FBETA_SQ,
     N_THRESHOLDS,
@@ -404,12 +404,15 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             record_path = pred_dir / f"{_file_stem(item)}.json"
             record_path.unlink(missing_ok=True)  # a stale record must not outlive a failure
             t0 = time.perf_counter()
+            sample = None
             try:
                 sample = dataset[index]
                 pred = seg(load_image(sample.image_path))
             except Exception as e:  # report the item and go on (Ctrl-C stops)
                 failures[item] = str(e) if isinstance(e, DeepCutError) else \
                     f"{type(e).__name__}: {e}"
+                if sample is not None:  # every skip line names its file
+                    failures[item] = name_file(sample.image_path, failures[item])
                 logger.warning("skipped %s: %s", item, failures[item])
                 unexpected = 0 if isinstance(e, DeepCutError) else unexpected + 1
                 if unexpected >= _MAX_FIRST_FAILURES and n_ok == 0:
@@ -421,8 +424,19 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             record = pred.record()
             record.update(id=item, image=str(sample.image_path),
                           seconds=round(time.perf_counter() - t0, 6))
-            save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
-            save_json(record, record_path)  # last: marks the item done
+            from deepcut.io.outputs import result_warnings
+
+            for w in result_warnings(pred):  # a degenerate result: one line naming the file
+                logger.warning("%s: %s", sample.image_path, w)
+            try:
+                save_label_map(pred.labels, pred_dir / f"{_file_stem(item)}.png")
+                save_json(record, record_path)  # last: marks the item done
+            except OSError as e:  # the output disk, not the item: stop, naming the folder
+                from deepcut.io.folders import FATAL_WRITE_ERRNOS, output_error
+
+                if e.errno in FATAL_WRITE_ERRNOS:
+                    raise output_error(e, pred_dir) from None
+                raise
     return failures, n_cached
 
 

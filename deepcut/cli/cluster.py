@@ -8,8 +8,12 @@ correlation-clustering GNN (``--method cc``, default) or by the eigengap spectra
 
 Writes, atomically: ``--out`` (CSV with header ``item,label``; ``item`` is the file name or the
 row index) and a JSON beside it (``<out>.json``: method, K found, parameters, inputs). Prints
-``K=<n>`` on stdout. A bad image is reported on one line and skipped; the exit status is 1 if any
-image failed, 2 on a fatal error.
+``K=<n>`` on stdout. The folder of ``--out`` is checked writable before any work. A bad image is
+reported on one line that names it, and skipped.
+
+Exit status: 0 every input clustered; 1 some images failed (each reported); 2 a fatal error (bad
+option, unreadable matrix, fewer than 2 readable images, ``--out`` not writable, missing
+weights).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcut.cli.common import DefaultsOnce, add_version, drop_none, fail, quiet_warnings
+from deepcut.cli.common import DefaultsOnce, add_version, drop_none, fail, one_line, quiet_warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +46,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                                          "beside it)")
     p.add_argument("--quiet", action="store_true", help="print only the K line")
     add_version(p)
+    p.add_argument("--max-pixels", type=int,
+                   help="refuse images with more pixels, read from the file header "
+                        "(default: $DEEPCUT_MAX_PIXELS, else 200000000)")
 
     g = p.add_argument_group("clustering")
     g.add_argument("--method", choices=["cc", "eigengap"], default="cc",
@@ -88,22 +95,16 @@ def _estimator(args: argparse.Namespace):
 
 def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[str]]:
     """``(names, X (n, D) tensor, failed)`` from image files/folders."""
+    from collections import Counter
+
     import torch
 
     from deepcut.backbones import resolve_backbone
-    from deepcut.errors import DeepCutError
-    from deepcut.io.images import list_images, load_image
+    from deepcut.cli.infer import _collect
+    from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.images import load_image
 
-    files: list[Path] = []
-    for item in args.inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                raise DeepCutError(f"{p}: folder holds no image files")
-            files.extend(found)
-        else:
-            files.append(p)
+    files = _collect(args.inputs)
     from deepcut.cluster import check_k_max
 
     check_k_max(len(files), args.k_max, f"--method {args.method}")  # before any feature work
@@ -112,21 +113,35 @@ def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[s
         print("warning: the 'classic' backbone standardises every image's statistics, so its "
               "pooled features hardly tell images apart; use a ViT backbone (--backbone "
               "dino_vits16 --weights FILE) for image-level clustering", file=sys.stderr)
-    names, rows, failed = [], [], []
+    names, rows, failed, kept = [], [], [], []
     for f in files:
         try:
-            pf = bb(load_image(f))
+            # Image-level features need no more than the network input: a huge JPEG is decoded
+            # at 1/2 .. 1/8 scale (Pillow's draft), never below the input size.
+            image = load_image(f, max_pixels=args.max_pixels, draft_size=(args.size, args.size))
+            if min(image.size) < bb.patch_size:
+                raise DeepCutError(f"image is {image.width}x{image.height} px, smaller than one "
+                                   f"{bb.patch_size} px patch of backbone {bb.name!r}")
+            pf = bb(image)
         except DeepCutError as e:
             failed.append(str(f))
-            print(f"skipped: {e}", file=sys.stderr)
+            print(f"skipped: {one_line(name_file(f, str(e)), escape=True)}", file=sys.stderr)
+            continue
+        except Exception as e:  # noqa: BLE001 - report the file and go on
+            failed.append(str(f))
+            print(f"skipped: {one_line(f'{f}: unexpected {type(e).__name__}: {e}', escape=True)}",
+                  file=sys.stderr)
             continue
         use_cls = args.features == "cls" or (args.features == "auto" and pf.cls is not None)
         if use_cls and pf.cls is None:
             raise DeepCutError(f"backbone {bb.name!r} has no CLS token; use --features mean")
         rows.append(pf.cls if use_cls else pf.flat.mean(0))
         names.append(f.name)
+        kept.append(f)
     if len(rows) < 2:
         raise DeepCutError(f"need at least 2 readable images to cluster; got {len(rows)}")
+    count = Counter(names)  # a file name met twice (two folders) is written as its path
+    names = [n if count[n] == 1 else str(f) for n, f in zip(names, kept)]
     return names, torch.stack(rows), failed
 
 
@@ -135,13 +150,33 @@ def _load_matrix(path: Path):
 
     from deepcut.errors import DeepCutError
 
+    if not path.is_file():
+        raise DeepCutError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DeepCutError(f"{path}: empty file (0 bytes), not a .npy matrix")
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise DeepCutError(f"{path}: not a readable .npy matrix (no NumPy header; save it "
+                               "with numpy.save)")
     try:
         X = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DeepCutError(f"{path}: not a readable .npy matrix ({e})") from None
-    if X.ndim != 2:
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DeepCutError(f"{path}: refused: it holds pickled Python objects, and loading "
+                               "them could run code; save a numeric array instead") from None
+        raise DeepCutError(f"{path}: not a readable .npy matrix ({str(e).splitlines()[0]})") \
+            from None
+    except (OSError, EOFError) as e:
+        raise DeepCutError(f"{path}: not a readable .npy matrix "
+                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
         raise DeepCutError(f"{path}: expected a 2-D (n_samples, n_features) matrix; "
-                           f"got shape {X.shape}")
+                           f"got shape {getattr(X, 'shape', '?')}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise DeepCutError(f"{path}: expected a real-valued matrix; got dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        raise DeepCutError(f"{path}: the matrix holds NaN or infinite values "
+                           f"({int((~np.isfinite(X)).sum())} entries)")
     return [str(i) for i in range(X.shape[0])], X
 
 
@@ -152,10 +187,15 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     quiet_warnings()
     args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError
+    from deepcut.io.folders import check_out_file, clean_stale_parts, output_error
     from deepcut.io.writers import atomic_path, save_json
 
     failed: list[str] = []
     try:
+        if args.max_pixels is not None and args.max_pixels < 1:
+            return fail(f"--max-pixels must be >= 1. Got {args.max_pixels}.")
+        out = check_out_file(args.out)  # before any work: exit 2 naming the folder
+        clean_stale_parts(out.parent)
         npy = len(args.inputs) == 1 and args.inputs[0].lower().endswith(".npy")
         if npy:
             names, X = _load_matrix(Path(args.inputs[0]))
@@ -165,16 +205,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         labels = est.fit_predict(X)
     except (DeepCutError, ValueError) as e:
         return fail(str(e))
-    out = Path(args.out)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["item", "label"])
     w.writerows(zip(names, labels.tolist()))
-    with atomic_path(out) as tmp:
-        tmp.write_text(buf.getvalue())
-    save_json({"method": args.method, "k_found": est.n_clusters_, "k_max": args.k_max,
-               "n_samples": len(names), "params": est.get_params(), "inputs": args.inputs,
-               "failed": failed, "labels_csv": out.name}, out.with_suffix(".json"))
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_text(buf.getvalue())
+        save_json({"method": args.method, "k_found": est.n_clusters_, "k_max": args.k_max,
+                   "n_samples": len(names), "params": est.get_params(), "inputs": args.inputs,
+                   "failed": failed, "labels_csv": out.name}, out.with_suffix(".json"))
+    except OSError as e:
+        return fail(str(output_error(e, out.parent)))
     print(f"K={est.n_clusters_}")
     if not args.quiet:
         print(f"{len(names)} samples, method={args.method} -> {out}", file=sys.stderr)

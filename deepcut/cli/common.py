@@ -9,7 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DefaultsOnce", "add_version", "drop_none", "fail", "load_yaml", "one_line_warnings", "quiet_warnings", "version_string"]
+__all__ = ["DefaultsOnce", "add_version", "drop_none", "fail", "load_yaml", "one_line", "one_line_warnings",
+           "quiet_warnings", "version_string"]
 
 
 def quiet_warnings() -> None:
@@ -19,7 +20,17 @@ def quiet_warnings() -> None:
     warnings.showwarning = _one_line_warning
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
     os.environ.setdefault("TQDM_MININTERVAL", "0.5")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with one line per record whatever the names
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter("%(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record), escape=True)
 
 
 class DefaultsOnce(argparse.HelpFormatter):
@@ -54,7 +65,10 @@ def one_line_warnings() -> None:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # A CLI user needs the message, not the library line that raised it.
-    print(f"warning: {message}", file=file or sys.stderr)
+    # tqdm.write keeps the line whole while a progress bar is drawn.
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {one_line(str(message), escape=True)}", file=file or sys.stderr)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -80,7 +94,18 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def one_line(message: str, escape: bool = False) -> str:
+    """``message`` on one line: the line breaks of a multi-line library message become spaces,
+    other control characters are escaped; ``escape=True`` escapes line breaks too (a message
+    naming a file whose name holds one)."""
+    text = str(message)
+    if not escape:
+        text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def fail(msg: str, code: int = 2) -> int:
-    """Print ``error: msg`` on stderr and return ``code`` (for ``sys.exit(main())``)."""
-    print(f"error: {msg}", file=sys.stderr)
+    """Print ``error: msg`` on stderr (on one line) and return ``code`` (for
+    ``sys.exit(main())``)."""
+    print(f"error: {one_line(msg)}", file=sys.stderr)
     return code

@@ -6,8 +6,12 @@ Runs the method over the dataset with a progress bar and writes, into ``--out``,
 :mod:`deepcut.evaluate` for the protocols. An interrupted run resumes: finished items are read
 back, not recomputed. A bad image is reported on one line, skipped and counted. ``--config YAML``
 takes the same keys as the flags (``dataset``, ``root``, ``limit``, ... and every
-``SegmenterConfig`` value); flags override it. The exit status is 1 if any item failed, 2 on a
-fatal error.
+``SegmenterConfig`` value); flags override it. ``--out`` is created and test-written before any
+work. Images above ``$DEEPCUT_MAX_PIXELS`` (default 200 MP) are refused from their header.
+
+Exit status: 0 every item scored; 1 some items failed (each reported on one line naming it);
+2 a fatal error (bad option or config, dataset layout, ``--out`` not writable, a full disk,
+missing weights); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepcut.cli.common import add_version, drop_none, fail, load_yaml, quiet_warnings
+from deepcut.cli.common import add_version, drop_none, fail, load_yaml, one_line, quiet_warnings
 
 __all__ = ["EVAL_KEYS", "build_parser", "main"]
 
@@ -139,9 +143,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from deepcut.data import get_dataset
     from deepcut.errors import DeepCutError
     from deepcut.evaluate import evaluate, log_to_wandb, summary_markdown
+    from deepcut.io.folders import check_out_dir, clean_stale_parts, output_error
 
     if not args.quiet:
         logging.getLogger("deepcut.evaluate").setLevel(logging.INFO)
+    out = Path(".")
     try:
         settings, cfg = _settings(args)
         options = dict(settings["dataset_options"])
@@ -154,6 +160,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                         f"{sorted(options)}: {e}")
         out = Path(settings.get("out") or
                    Path("eval_out") / f"{dataset.name}_{cfg.task}_{cfg.solver}")
+        check_out_dir(out)  # before any work: exit 2 naming the folder
+        check_out_dir(out / "predictions")
+        clean_stale_parts(out / "predictions")
+        clean_stale_parts(out)
         result = evaluate(dataset, cfg, cfg.task, out, size=settings.get("eval_size"),
                           annotators=settings.get("annotators", "mean"),
                           match=settings.get("match", "hungarian"), limit=settings.get("limit"),
@@ -163,7 +173,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             if not args.quiet:
                 print(f"W&B run logged in {folder}", file=sys.stderr)
     except (DeepCutError, ValueError) as e:
-        return fail(str(e))
+        return fail(one_line(str(e)))
+    except OSError as e:  # a write of the tables (a read error is reported per item)
+        return fail(one_line(str(output_error(e, out))))
     except KeyboardInterrupt:
         print("\ninterrupted: finished items are saved; rerun the same command to resume",
               file=sys.stderr)

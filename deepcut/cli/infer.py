@@ -3,8 +3,17 @@
 Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel
 value = label id, 0 = background), ``<stem>_overlay.png`` and ``<stem>.json`` (config, seed,
 backbone and weights id, K, NCut value, box, timings per stage). Existing complete outputs are
-skipped, so an interrupted folder run resumes where it stopped. A bad file is reported on one line
-and the run goes on; the exit status is 1 if any file failed, 2 on a fatal error.
+skipped, so an interrupted folder run resumes where it stopped. Output names are unique per input:
+where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG`` and ``img.jpg``) they
+get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
+for another image are never taken as done. ``--out`` is created and test-written before any work.
+Two processes on one ``--out`` split the images (an advisory lock per image). A bad file is
+reported on one line that names it and the run goes on; a degenerate result (e.g. one cluster) is
+reported on one ``warning:`` line and in its JSON.
+
+Exit status: 0 every image segmented (or already done); 1 some input failed (each was reported);
+2 a fatal error before or during the run (bad option or config, ``--out`` not writable, a full
+disk, missing weights); 130 interrupted.
 
 ``--checkpoint CKPT`` (from ``train.py fit``) segments with the trained dataset-level head: no
 per-image training (or ``--finetune-steps N`` from the checkpoint), the same outputs, and the JSON
@@ -21,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepcut.cli.common import add_version, drop_none, fail, load_yaml, quiet_warnings
+from deepcut.cli.common import add_version, drop_none, fail, load_yaml, one_line, quiet_warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +53,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="recompute images whose outputs already exist (default: skip them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     add_version(p)
+    p.add_argument("--max-pixels", type=int,
+                   help="refuse images with more pixels, read from the file header before "
+                        "decoding (default: $DEEPCUT_MAX_PIXELS, else 200000000)")
 
     g = p.add_argument_group("backbone")
     g.add_argument("--backbone", type=backbone_choice, metavar=BACKBONE_METAVAR,
@@ -198,29 +210,39 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def _collect(inputs: Sequence[str]) -> list[Path]:
+    """Image files of ``inputs`` (files and folders), each file once."""
     from deepcut.errors import DeepCutError
     from deepcut.io.images import list_images
 
     files: list[Path] = []
+    seen: set[str] = set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p)
+            try:
+                found = list_images(p)
+            except OSError as e:
+                raise DeepCutError(f"{p}: cannot list folder ({e.strerror or e})") from None
             if not found:
                 raise DeepCutError(f"{p}: folder holds no image files")
-            files.extend(found)
         else:
-            files.append(p)  # a missing or bad file is reported per image, not fatal
+            found = [p]  # a missing or bad file is reported per image, not fatal
+        for f in found:
+            try:
+                key = str(f.resolve())
+            except (OSError, RuntimeError):  # a symlink loop: reported when it is read
+                key = str(f.absolute())
+            if key not in seen:
+                seen.add(key)
+                files.append(f)
     return files
 
 
 def _stems(files: list[Path]) -> list[str]:
-    """Output names: the file stem, or ``stem_ext`` where two inputs share a stem."""
-    from collections import Counter
+    """Unique output names (see :func:`deepcut.io.outputs.output_stems`)."""
+    from deepcut.io.outputs import output_stems
 
-    count = Counter(f.stem for f in files)
-    return [f.stem if count[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
-            for f in files]
+    return output_stems(files)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -230,74 +252,130 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     quiet_warnings()
     args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError
+    from deepcut.io.folders import check_out_dir
 
     try:
         cfg, seg = _segmenter_from_args(args)
+        if args.max_pixels is not None and args.max_pixels < 1:
+            return fail(f"--max-pixels must be >= 1. Got {args.max_pixels}.")
+        out = check_out_dir(args.out)  # before any work: exit 2 naming the folder
         files = _collect(args.inputs)
         logger = _wandb_logger(args, cfg, seg)
     except DeepCutError as e:
-        return fail(str(e))
+        return fail(one_line(str(e)))
     try:
-        return run(cfg, files, Path(args.out), overwrite=args.overwrite, quiet=args.quiet,
-                   logger=logger, segmenter=seg)
+        return run(cfg, files, out, overwrite=args.overwrite, quiet=args.quiet,
+                   logger=logger, segmenter=seg, max_pixels=args.max_pixels)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished images are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
     finally:
         if logger is not None:
             logger.finish()
 
 
 def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool = False,
-        logger=None, segmenter=None) -> int:
-    """Segment ``files`` into ``out``; returns the exit status.
+        logger=None, segmenter=None, max_pixels: int | None = None) -> int:
+    """Segment ``files`` into ``out``; returns the exit status (see the module docstring).
 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
     ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`).
     """
     from tqdm import tqdm
 
-    from deepcut.errors import DeepCutError
+    from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.folders import (
+        FATAL_WRITE_ERRNOS,
+        check_out_dir,
+        clean_stale_parts,
+        image_lock,
+        output_error,
+    )
     from deepcut.io.images import load_image
-    from deepcut.io.outputs import outputs_exist, write_outputs
+    from deepcut.io.outputs import (
+        outputs_exist,
+        recorded_image,
+        result_warnings,
+        same_image,
+        write_outputs,
+    )
     from deepcut.pipeline import Segmenter
 
-    seg = segmenter if segmenter is not None else Segmenter(cfg)
+    def report(kind: str, message: str) -> None:
+        tqdm.write(f"{kind}: {one_line(message, escape=True)}", file=sys.stderr)
+
     try:
+        out = check_out_dir(out)
+        seg = segmenter if segmenter is not None else Segmenter(cfg)
         _ = seg.backbone  # resolve once, up front: missing weights is fatal, not per image
     except DeepCutError as e:
-        return fail(str(e))
-    n_done = n_skip = 0
+        return fail(one_line(str(e)))
+    clean_stale_parts(out)  # temporary files of writers killed mid-write
+    n_done = n_skip = n_busy = 0
     failed: list[str] = []
     stems = _stems(files)
     bar = tqdm(list(zip(files, stems)), disable=quiet or len(files) < 2, unit="img",
                file=sys.stderr)
     for path, stem in bar:
-        if not overwrite and outputs_exist(out, stem):
-            n_skip += 1
-            continue
-        t0 = time.perf_counter()
-        try:
-            image = load_image(path)
-            pred = seg(image)
+        with image_lock(out, stem) as mine:
+            if not mine:  # another process on this --out is segmenting it right now
+                n_busy += 1
+                continue
+            if not overwrite:
+                if outputs_exist(out, stem, image=path):
+                    n_skip += 1
+                    continue
+                owner = recorded_image(out, stem)
+                if owner is not None and not same_image(owner, path):
+                    failed.append(str(path))
+                    report("skipped", f"{path}: its output name {out / stem}.json already "
+                                      f"holds the result of another image ({owner}); pass "
+                                      "--overwrite to replace it, or choose another --out")
+                    continue
+            t0 = time.perf_counter()
+            try:
+                image = load_image(path, max_pixels=max_pixels)
+                pred = seg(image)
+            except DeepCutError as e:
+                failed.append(str(path))
+                report("skipped", name_file(path, str(e)))
+                continue
+            except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
+                failed.append(str(path))
+                report("skipped", f"{path}: unexpected {type(e).__name__}: {e}")
+                continue
             pred.meta["image"] = str(path)
             extra = {"checkpoint": pred.meta["checkpoint"]} if "checkpoint" in pred.meta else None
-            paths = write_outputs(pred, image, out, stem, extra_record=extra)
-        except DeepCutError as e:
-            failed.append(str(path))
-            tqdm.write(f"skipped: {e}", file=sys.stderr)
-            continue
-        except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
-            failed.append(str(path))
-            tqdm.write(f"skipped: {path}: unexpected {type(e).__name__}: {e}", file=sys.stderr)
-            continue
+            try:
+                paths = write_outputs(pred, image, out, stem, extra_record=extra)
+            except OSError as e:
+                if e.errno in FATAL_WRITE_ERRNOS:  # no later image can be written either
+                    err = output_error(e, out)
+                    print(f"done: {n_done} segmented before the error", file=sys.stderr)
+                    return fail(one_line(str(err)))
+                failed.append(str(path))
+                report("skipped", f"{path}: cannot write its outputs {out / stem}.*: "
+                                  f"{e.strerror or e}")
+                continue
+            except Exception as e:  # noqa: BLE001 - e.g. label ids a PNG cannot hold
+                failed.append(str(path))
+                report("skipped", name_file(path, f"cannot write its outputs: {e}"))
+                continue
         n_done += 1
+        for w in result_warnings(pred):
+            report("warning", name_file(path, w))
         if logger is not None:
             logger(pred, image, stem)
         if not quiet:
             box = "" if pred.box is None else f" box={tuple(pred.box)}"
-            tqdm.write(f"{path.name}: K={pred.n_clusters} NCut={pred.ncut:.4f}{box} -> "
-                       f"{paths['labels']} ({time.perf_counter() - t0:.2f} s)")
+            tqdm.write(one_line(f"{path.name}: K={pred.n_clusters} NCut={pred.ncut:.4f}{box} -> "
+                                f"{paths['labels']} ({time.perf_counter() - t0:.2f} s)",
+                                escape=True))
     if not quiet:
-        print(f"done: {n_done} segmented, {n_skip} skipped (outputs exist), {len(failed)} failed"
-              f" -> {out}", file=sys.stderr)
+        busy = f", {n_busy} in progress in another process" if n_busy else ""
+        print(f"done: {n_done} segmented, {n_skip} skipped (outputs exist){busy}, "
+              f"{len(failed)} failed -> {out}", file=sys.stderr)
     return 1 if failed else 0
 
 

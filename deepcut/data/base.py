@@ -16,10 +16,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deepcut.errors import DeepCutError
+from deepcut.io.images import IMAGE_EXTENSIONS  # the one suffix list of every command
 
 __all__ = ["IMAGE_EXTENSIONS", "DatasetLayoutError", "Sample", "SegmentationDataset"]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class DatasetLayoutError(DeepCutError, FileNotFoundError):
@@ -135,9 +134,11 @@ def read_id_list(path: Path) -> list[str]:
 
 
 def find_with_ext(folder: Path, stem: str, extensions: Sequence[str]) -> Path | None:
-    """First ``folder/stem+ext`` that exists, trying ``extensions`` in order."""
+    """First ``folder/stem+ext`` that exists, trying ``extensions`` in order (each also in
+    upper case: ``.JPG`` is a JPEG too)."""
     for ext in extensions:
-        path = folder / f"{stem}{ext}"
-        if path.is_file():
-            return path
+        for e in dict.fromkeys((ext, ext.upper())):
+            path = folder / f"{stem}{e}"
+            if path.is_file():
+                return path
     return None

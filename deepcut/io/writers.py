@@ -22,10 +22,16 @@ __all__ = ["atomic_path", "read_label_map", "save_image", "save_json", "save_lab
 
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary name ``.<name>.<pid>-<random>.part`` records the writing process, so that a
+    later run can remove the file if this process is killed mid-write
+    (:func:`~deepcut.io.folders.clean_stale_parts`) while leaving a live writer's alone.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part",
+                               dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

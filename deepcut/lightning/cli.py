@@ -15,22 +15,36 @@ What it adds to Lightning's CLI:
 * Checkpoints: the latest epoch and ``last.ckpt`` (a :class:`ModelCheckpoint` with
   ``save_last=True`` unless the config brings its own).
 * :func:`quiet_lightning`: no advertising tips, no ``log_every_n_steps`` warning on small folders.
+* User errors are one line, never a traceback: a deepcut error (no images, bad weights, an invalid
+  value) prints ``error: <message>`` and an option the parser rejects prints its error line
+  instead of the whole usage. The log dir (``--trainer.default_root_dir``) and the prediction
+  folder are test-written before any work.
+
+Exit status: 0 done; 1 done, but some images were skipped (each reported on one line naming it);
+2 a fatal error (bad option or config, no usable image, unwritable output folder, bad weights).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import pickle
+import re
 import shutil
+import sys
 import warnings
+from pathlib import Path
 from typing import Literal
 
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from deepcut.cli.common import one_line
+from deepcut.errors import DeepCutError
 from deepcut.lightning.loggers import WandbOptions, build_logger, finish_wandb
 from deepcut.lightning.writer import SegmentationWriter
 
-__all__ = ["DeepCutCLI", "DeepCutSaveConfigCallback", "quiet_lightning", "wandb_run_dir"]
+__all__ = ["DeepCutArgumentParser", "DeepCutCLI", "DeepCutSaveConfigCallback", "quiet_lightning",
+           "wandb_run_dir"]
 
 
 class _DropTips(logging.Filter):
@@ -100,8 +114,47 @@ class DeepCutSaveConfigCallback(SaveConfigCallback):
                     run.save(copy, base_path=run.dir, policy="now")
 
 
+class DeepCutArgumentParser(LightningArgumentParser):
+    """jsonargparse's parser, whose errors are one line with a pointer to ``--help`` (instead of
+    the full usage, 80+ lines for ``fit``, before the error)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        try:
+            from jsonargparse._common import debug_mode_active
+        except ImportError:  # pragma: no cover - another jsonargparse layout
+            def debug_mode_active() -> bool:
+                return False
+        if not self.exit_on_error or debug_mode_active():
+            return super().error(message, ex)  # raises: jsonargparse is trying alternatives
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        sys.stderr.write(f"error: {one_line(message)} (see {prog} --help)\n")
+        self.exit(2)
+
+
 class DeepCutCLI(LightningCLI):
-    """``LightningCLI`` with deepcut's links, logger choice and prediction writer."""
+    """``LightningCLI`` with deepcut's links, logger choice and prediction writer; user errors are
+    one line (see the module docstring for the exit status)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("parser_class", DeepCutArgumentParser)
+        try:
+            super().__init__(*args, **kwargs)
+        except DeepCutError as e:
+            print(f"error: {one_line(str(e))}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except pickle.UnpicklingError as e:  # --ckpt_path read with weights_only=True
+            found = re.search(r"GLOBAL (\S+)", str(e))
+            what = f" (a pickled {found.group(1)})" if found else ""
+            print(f"error: checkpoint {self._ckpt_path()} refused: it holds Python objects{what} "
+                  "that loading could run code from", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    def _ckpt_path(self) -> str:
+        try:
+            return str(self.config[self.config["subcommand"]]["ckpt_path"])
+        except Exception:  # noqa: BLE001 - only for the message
+            return "(--ckpt_path)"
 
     def add_arguments_to_parser(self, parser) -> None:
         for name in ("backbone", "weights", "size", "stride"):
@@ -151,6 +204,29 @@ class DeepCutCLI(LightningCLI):
                     lg._experiment is not None:
                 finish_wandb(lg.experiment)
 
+    def _check_writable(self, folder) -> None:
+        from deepcut.io.folders import check_out_dir, clean_stale_parts
+
+        if self.trainer.is_global_zero:
+            clean_stale_parts(check_out_dir(folder))
+
+    def _exit_after_skips(self) -> None:
+        """Exit status 1 when images were skipped (reported by ``prepare_data``), as infer.py."""
+        skipped = list(getattr(self.datamodule, "skipped", None) or [])
+        if skipped:
+            print(f"{len(skipped)} image(s) skipped (see the lines above); exit status 1",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(1)
+
+    def before_fit(self) -> None:
+        self._check_writable(self.trainer.default_root_dir)
+
+    def before_predict(self) -> None:
+        writer = next((cb for cb in self.trainer.callbacks
+                       if isinstance(cb, SegmentationWriter)), None)
+        self._check_writable(writer._out(self.trainer) if writer is not None
+                             else Path(self.trainer.default_root_dir))
+
     def after_fit(self) -> None:
         ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or \
             getattr(self.trainer.checkpoint_callback, "best_model_path", "")
@@ -158,12 +234,16 @@ class DeepCutCLI(LightningCLI):
             print(f"checkpoint: {ckpt}\nsegment with it: python infer.py IMAGES --checkpoint "
                   f"{ckpt} --out OUT", flush=True)
         self._finish()
+        self._exit_after_skips()
 
     def after_validate(self) -> None:
         self._finish()
+        self._exit_after_skips()
 
     def after_test(self) -> None:
         self._finish()
+        self._exit_after_skips()
 
     def after_predict(self) -> None:
         self._finish()
+        self._exit_after_skips()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,8 @@ class DeepCutDataModule(L.LightningDataModule):
         self.train_set: FeatureDataset | None = None
         self.val_set: FeatureDataset | None = None
         self.predict_set: FeatureDataset | None = None
+        #: Images ``prepare_data`` could not read (each reported on one line naming it).
+        self.skipped: list[str] = []
 
     # -- the backbone and its cache -----------------------------------------------------------
     @property
@@ -209,8 +212,8 @@ class DeepCutDataModule(L.LightningDataModule):
 
     # -- listing ----------------------------------------------------------------------------
     def _list(self, root: str | None, dataset: str | None) -> list[ImageItem]:
-        from deepcut.cli.infer import _stems
         from deepcut.io.images import list_images
+        from deepcut.io.outputs import output_stems
 
         if root is None:
             raise ConfigError("DeepCutDataModule needs root: a folder of images, or the root of "
@@ -225,7 +228,7 @@ class DeepCutDataModule(L.LightningDataModule):
             if not folder.is_dir():
                 raise ConfigError(f"data root {folder} is not a folder of images.")
             files = list_images(folder)
-            items = [ImageItem(f, s) for f, s in zip(files, _stems(files))]
+            items = [ImageItem(f, s) for f, s in zip(files, output_stems(files))]
         if self.max_images is not None:
             items = items[: self.max_images]
         if not items:
@@ -245,6 +248,9 @@ class DeepCutDataModule(L.LightningDataModule):
         """Fill the feature cache (one process per node): the only place the backbone runs."""
         from tqdm import tqdm
 
+        from deepcut.cli.common import one_line
+        from deepcut.errors import name_file
+
         items: dict[Path, ImageItem] = {}
         if self.root is not None or self.predict_root is None:
             items.update({it.path: it for it in self._all_items()})
@@ -252,11 +258,26 @@ class DeepCutDataModule(L.LightningDataModule):
             items.update({it.path: it for it in self._predict_items()})
         cache = self.cache
         todo = [p for p in items if not cache.contains(p)]
+        self.skipped = []
         for path in tqdm(todo, desc="backbone features", unit="img", disable=len(todo) < 2):
             try:
                 cache.features(path)
             except DeepCutError as e:
-                _logger.warning("skipped: %s", e)
+                self.skipped.append(str(path))
+                tqdm.write(f"skipped: {one_line(name_file(path, str(e)), escape=True)}",
+                           file=sys.stderr)
+            except OSError as e:
+                from deepcut.io.folders import FATAL_WRITE_ERRNOS, output_error
+
+                if e.errno in FATAL_WRITE_ERRNOS:  # the cache folder, not the image
+                    raise output_error(e, cache.folder) from None
+                self.skipped.append(str(path))
+                tqdm.write(f"skipped: {one_line(f'{path}: {e.strerror or e}', escape=True)}",
+                           file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - one bad image must not end the run
+                self.skipped.append(str(path))
+                msg = f"{path}: unexpected {type(e).__name__}: {e}"
+                tqdm.write(f"skipped: {one_line(msg, escape=True)}", file=sys.stderr)
 
     def _dataset(self, items: list[ImageItem]) -> FeatureDataset:
         # In-process loading shares this module's cache (and its counters); worker processes get
@@ -269,8 +290,8 @@ class DeepCutDataModule(L.LightningDataModule):
         """Items whose features exist (unreadable images were reported by ``prepare_data``)."""
         ok = [it for it in items if self.cache.contains(it.path)]
         if not ok:
-            raise DeepCutError("none of the images has cached features; see the warnings above "
-                               "(unreadable images, or prepare_data was not run).")
+            raise DeepCutError(f"none of the {len(items)} images could be read (each is reported "
+                               "above), or prepare_data was not run; nothing to train on.")
         return ok
 
     def setup(self, stage: str | None = None) -> None:

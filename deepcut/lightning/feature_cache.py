@@ -126,11 +126,17 @@ class FeatureCache:
         return self.folder / key[:2] / f"{key}.pt"
 
     def contains(self, image_path: str | Path) -> bool:
-        return self.path_for(image_path).is_file()
+        try:
+            return self.path_for(image_path).is_file()
+        except (OSError, RuntimeError):  # a missing file or a symlink loop: read and reported later
+            return False
 
     def get(self, image_path: str | Path) -> PatchFeatures | None:
         """The cached features of ``image_path``, or None on a miss (or an unreadable entry)."""
-        entry = self.path_for(image_path)
+        try:
+            entry = self.path_for(image_path)
+        except (OSError, RuntimeError):  # no such image (or a symlink loop): compute() says so
+            return None
         if not entry.is_file():
             return None
         try:

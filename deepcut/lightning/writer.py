@@ -40,14 +40,14 @@ class SegmentationWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer, pl_module, prediction: list[dict[str, Any]],
                            batch_indices, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        from deepcut.errors import DeepCutError
+        from deepcut.errors import DeepCutError, name_file
         from deepcut.io.images import load_image
-        from deepcut.io.outputs import outputs_exist, write_outputs
+        from deepcut.io.outputs import outputs_exist, result_warnings, write_outputs
 
         out = self._out(trainer)
         for i, rec in enumerate(prediction):
             stem = rec["stem"]
-            if not self.overwrite and outputs_exist(out, stem):
+            if not self.overwrite and outputs_exist(out, stem, image=rec["path"]):
                 self.skipped += 1
                 continue
             pred = rec["prediction"]
@@ -57,9 +57,11 @@ class SegmentationWriter(BasePredictionWriter):
                     else None
                 paths = write_outputs(pred, image, out, stem, extra_record=extra)
             except DeepCutError as e:
-                _logger.warning("skipped: %s", e)
+                _logger.warning("skipped: %s", name_file(rec["path"], str(e)))
                 continue
             self.written += 1
+            for w in result_warnings(pred):  # a degenerate result: one line naming the file
+                _logger.warning("%s: %s", rec["path"], w)
             # Keep only a small summary in the trainer's list of predictions, not the label maps.
             prediction[i] = {"stem": stem, "path": rec["path"], "n_clusters": pred.n_clusters,
                              "ncut": pred.ncut, "outputs": {k: str(p) for k, p in paths.items()},

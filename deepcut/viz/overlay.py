@@ -8,6 +8,9 @@ from deepcut.viz.palette import label_palette
 
 __all__ = ["boundaries", "colorize", "overlay"]
 
+#: Rows blended at a time by :func:`overlay` (bounds its memory on huge images).
+_BLOCK_ROWS = 512
+
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
     """``(H, W)`` bool: True exactly where a pixel's right or lower 4-neighbour has another label."""
@@ -34,16 +37,24 @@ def overlay(image: Image.Image, labels: np.ndarray, alpha: float = 0.5,
 
     ``background`` (default 0) is left uncoloured; pass ``None`` to colour every label.
     """
-    img = np.asarray(image.convert("RGB"), dtype=np.float32)
+    rgb = np.asarray(image.convert("RGB"))
     labels = np.asarray(labels)
-    col = colorize(labels).astype(np.float32)
-    a = np.full(labels.shape, alpha, dtype=np.float32)
-    if background is not None:
-        a[labels == background] = 0.0
-    out = img * (1 - a[..., None]) + col * a[..., None]
-    if draw_border:
-        out[boundaries(labels)] = (255, 255, 0)
-    out = out.clip(0, 255).astype(np.uint8)
+    pal = label_palette(int(labels.max(initial=0)) + 1)
+    edges = boundaries(labels) if draw_border else None
+    out = np.empty(rgb.shape, dtype=np.uint8)
+    # Blocks of rows bound the float temporaries: a whole-image float blend of an 81 MP photo
+    # would need ~5 GB; per block the arithmetic (and so the result) is the same.
+    for r0 in range(0, labels.shape[0], _BLOCK_ROWS):
+        lab = labels[r0:r0 + _BLOCK_ROWS]
+        img = rgb[r0:r0 + _BLOCK_ROWS].astype(np.float32)
+        col = colorize(lab, pal).astype(np.float32)
+        a = np.full(lab.shape, alpha, dtype=np.float32)
+        if background is not None:
+            a[lab == background] = 0.0
+        block = img * (1 - a[..., None]) + col * a[..., None]
+        if edges is not None:
+            block[edges[r0:r0 + _BLOCK_ROWS]] = (255, 255, 0)
+        out[r0:r0 + _BLOCK_ROWS] = block.clip(0, 255).astype(np.uint8)
     if box is not None:
         x0, y0, x1, y1 = (int(v) for v in box)
         x1, y1 = max(x0, x1 - 1), max(y0, y1 - 1)  # box end is exclusive
