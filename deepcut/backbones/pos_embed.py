@@ -62,7 +62,7 @@ def dino_interpolate_pos_encoding(
     # DINO's expression, evaluated in the same order ((h + 0.1) / sqrt(N)), so the float
     # scale factors, hence the sample positions, are bit-identical to the reference.
     out = F.interpolate(
-        table.float(),
+        table.to(torch.promote_types(table.dtype, torch.float32)),  # float32, or float64 if so
         scale_factor=((h + 0.1) / math.sqrt(n_pos), (w + 0.1) / math.sqrt(n_pos)),
         mode="bicubic",
         align_corners=False,
