@@ -156,6 +156,12 @@ def _shown(path: Path | str) -> str:
         return str(path)
 
 
+def _with_data_var(command: str, data_root: str) -> str:
+    """The command as the tables show it: the data root written ``$DATA`` (set above them)."""
+    root = _shown(data_root)
+    return command.replace(f"{root}/", "$DATA/").replace(f" {root} ", " $DATA ")
+
+
 def _loads(dataset: str, root: Path, **opts: Any) -> bool:
     from deepcut.data import DatasetLayoutError, get_dataset
 
@@ -352,7 +358,8 @@ def render(runs, skipped, fashion, meta) -> str:
     backbone = ("DINO ViT-S/8 `" + meta["weights"] + "`, DeepCut preprocessing"
                 if meta["weights"] else "**classic** (smoke run: no DINO weights given; "
                 "these numbers are not comparable with the paper's)")
-    lines = [(f"DeepCut tables, measured {meta['date']} (git {meta['git']}), backbone: "
+    lines = [f"`DATA={meta['data_root']}` in the commands below.", "",
+             (f"DeepCut tables, measured {meta['date']} (git {meta['git']}), backbone: "
               f"{backbone}. {meta['total_seconds'] / 60:.1f} min in total. Ours beside the "
               "paper's (Aflalo et al. 2023); `items` = images scored / in the dataset (or "
               "--limit)."), ""]
@@ -378,8 +385,9 @@ def render(runs, skipped, fashion, meta) -> str:
             spi = s["metrics"].get("seconds_per_image") if s else None
             spi = f"{spi:.2f}" if spi is not None else "-"
             err = f" FAILED: {r['error']}" if "error" in r else ""
+            cmd = _with_data_var(r["command"], meta["data_root"])
             lines.append(f"| {r['name']} | {r['loss']} | {cells} | {items} | {spi} | "
-                         f"`{r['command']}`{err} |")
+                         f"`{cmd}`{err} |")
         lines.append("")
     if fashion:
         lines += [f"### {TABLE_TITLES['5']}", "",
@@ -389,7 +397,7 @@ def render(runs, skipped, fashion, meta) -> str:
             pm, ps = FASHION_PAPER[r["n_classes"]]
             lines.append(f"| {r['n_classes']} | cc | {r['mean']:.1f} +- {r['std']:.1f} | "
                          f"{pm} +- {ps} | {','.join(map(str, r['k_found']))} | "
-                         f"{r['n_images']} | `{r['command']}` |")
+                         f"{r['n_images']} | `{_with_data_var(r['command'], meta['data_root'])}` |")
         lines.append("")
     if skipped:
         lines += ["### Skipped (not found under --data-root)", "",
@@ -456,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=False).stdout.strip() or "unknown"
     meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "git": git,
+            "data_root": _shown(args.data_root),
             "weights": Path(args.weights).name if args.weights else None,
             "total_seconds": time.perf_counter() - t0}
     table = render(runs, skipped, fashion, meta)

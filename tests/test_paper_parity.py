@@ -410,3 +410,53 @@ def test_dino_pos_embed_refuses_register_token_models():
     with pytest.raises(ConfigError, match="pos_embed='dino'"):
         create_backbone("timm:vit_small_patch14_reg4_dinov2", pretrained=False, depth=1,
                         size=56, pos_embed="dino")
+
+
+# ------------------------------------------------------------------------------------------
+# benchmarks/paper_tables.py: which rows run, with which flags
+
+
+def _paper_tables():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
+    spec = importlib.util.spec_from_file_location("paper_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_tables_runs_what_it_finds_and_lists_the_rest(tmp_path, weights_file):
+    pt = _paper_tables()
+    sod = tmp_path / "data" / "sod"
+    (sod / "images").mkdir(parents=True)
+    (sod / "masks").mkdir()
+    for i in range(2):
+        smooth_image(40, 60, seed=i).save(sod / "images" / f"im{i}.jpg")
+        Image.fromarray(np.zeros((40, 60), np.uint8)).save(sod / "masks" / f"im{i}.png")
+    args = pt.argparse.Namespace(data_root=str(tmp_path / "data"), only=None, losses="ncut,cc",
+                                 weights=None, dino_head=None, device="cpu", limit=None,
+                                 resume=False, out=str(tmp_path / "out"))
+    runs, skipped = pt.build_runs(args)
+    assert [(r["spec"]["dataset"], r["loss"]) for r in runs] == [("sod", "ncut"), ("sod", "cc")]
+    argv = runs[1]["argv"]
+    assert argv[argv.index("--loss") + 1] == "cc" and argv[argv.index("--k") + 1] == "10"
+    assert argv[argv.index("--backbone") + 1] == "classic"  # no weights: the smoke run
+    assert argv[argv.index("--resize") + 1] == "square"
+    names = {s["name"] for s in skipped}
+    assert {"VOC07 trainval", "COCO20k", "ECSSD", "DUTS-TE", "CUB test"} <= names
+    assert all(s["get"].startswith("http") for s in skipped)
+    # With DINO weights: the paper's features, the student of a full checkpoint by default.
+    args.weights = weights_file[0]
+    argv = pt.build_runs(args)[0][0]["argv"]
+    for flag, value in (("--backbone", "dino_vits8"), ("--pos-embed", "dino"),
+                        ("--channel-layout", "interleaved"), ("--dino-head", "student"),
+                        ("--resample", "lanczos"), ("--size", "280")):
+        assert argv[argv.index(flag) + 1] == value
+    # Every flag is one eval.py takes.
+    from deepcut.cli import evaluate
+
+    evaluate.build_parser().parse_args(argv[1:])
+    assert pt._with_data_var(f"eval.py --root {sod}", str(tmp_path / "data")) == \
+        "eval.py --root $DATA/sod"
