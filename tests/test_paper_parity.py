@@ -403,6 +403,7 @@ def test_classic_honours_resize_and_ignores_vit_options():
                          channel_layout="interleaved", dino_head="student", size=64)
     out = bb(smooth_image(50, 120))
     assert out.input_size == (64, 64) and out.grid == (8, 8)
+    assert bb.preprocessing == {"resize": "square", "resample": "lanczos"}
     with pytest.raises(ConfigError, match="resize"):
         create_backbone("classic", resize="crop")
 

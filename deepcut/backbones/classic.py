@@ -182,6 +182,11 @@ class ClassicBackbone(Backbone):
         self.channel_weights = torch.tensor(weights)  # (D,), in the order of `extract`
         self.feature_dim = len(weights)
 
+    @property
+    def preprocessing(self) -> dict[str, str]:
+        """The resize options (for provenance, as :attr:`ViTBackbone.preprocessing`)."""
+        return {"resize": self.resize, "resample": self.resample.name.lower()}
+
     def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """Network input ``(H_in, W_in)`` for an original ``(H, W)``; same rule as the ViTs."""
         return input_size_for(
