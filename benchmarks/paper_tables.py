@@ -358,11 +358,13 @@ def render(runs, skipped, fashion, meta) -> str:
     backbone = ("DINO ViT-S/8 `" + meta["weights"] + "`, DeepCut preprocessing"
                 if meta["weights"] else "**classic** (smoke run: no DINO weights given; "
                 "these numbers are not comparable with the paper's)")
+    resumed = (" (--resume: finished predictions reused, s/img from when they were made)"
+               if meta["resumed"] else "")
     lines = [f"`DATA={meta['data_root']}` in the commands below.", "",
              (f"DeepCut tables, measured {meta['date']} (git {meta['git']}), backbone: "
-              f"{backbone}. {meta['total_seconds'] / 60:.1f} min in total. Ours beside the "
-              "paper's (Aflalo et al. 2023); `items` = images scored / in the dataset (or "
-              "--limit)."), ""]
+              f"{backbone}. {meta['total_seconds'] / 60:.1f} min in total{resumed}. Ours "
+              "beside the paper's (Aflalo et al. 2023); `items` = images scored / in the dataset "
+              "(or --limit)."), ""]
     for table in ("1", "2", "3", "other"):
         rows = [r for r in runs if r["spec"]["table"] == table]
         if not rows:
@@ -464,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=False).stdout.strip() or "unknown"
     meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "git": git,
-            "data_root": _shown(args.data_root),
+            "data_root": _shown(args.data_root), "resumed": args.resume,
             "weights": Path(args.weights).name if args.weights else None,
             "total_seconds": time.perf_counter() - t0}
     table = render(runs, skipped, fashion, meta)
