@@ -323,7 +323,8 @@ def run_fashion(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
                     cache[p] = pf.cls if pf.cls is not None else pf.flat.mean(0)
                 feats.append(cache[p])
             X = torch.stack(feats).numpy()
-            est = KLessClustering(k_max=10, alpha=3.0, metric="dot", seed=draw).fit(X)
+            k_max = min(10, len(X) - 1)  # the paper's 10; fewer only in a --limit smoke run
+            est = KLessClustering(k_max=k_max, alpha=3.0, metric="dot", seed=draw).fit(X)
             scores.append(100 * purity(np.asarray(est.labels_), np.asarray(truth),
                                        ignore_index=None))
             ks.append(est.n_clusters_)
@@ -462,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"table": "5", "name": "Fashion Product Images",
                             "folders": FASHION_FOLDERS, "get": _GET["fashion"]})
         else:
+            if args.threads:  # as the eval.py runs: this process clusters in torch itself
+                import torch
+
+                torch.set_num_threads(args.threads)
             fashion = run_fashion(args, root)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=False).stdout.strip() or "unknown"

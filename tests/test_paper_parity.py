@@ -462,3 +462,35 @@ def test_paper_tables_runs_what_it_finds_and_lists_the_rest(tmp_path, weights_fi
     evaluate.build_parser().parse_args(argv[1:])
     assert pt._with_data_var(f"eval.py --root {sod}", str(tmp_path / "data")) == \
         "eval.py --root $DATA/sod"
+
+
+def test_paper_tables_fashion_protocol(tmp_path):
+    """Table 5 on a tiny Kaggle-layout folder: the 5 classes only, 10 draws per class count."""
+    pt = _paper_tables()
+    root = tmp_path / "fashion"
+    (root / "images").mkdir(parents=True)
+    rows = ["id,gender,masterCategory,subCategory,articleType"]
+    classes = [*pt.FASHION_CLASSES, "Watches"]  # Watches is not one of Table 5's classes
+    for c_id, cls in enumerate(classes):
+        for j in range(3):
+            item = 100 * c_id + j
+            rows.append(f"{item},Men,Apparel,{cls},x")
+            if not (cls == "Belts" and j == 2):  # a row whose image is missing is left out
+                smooth_image(24, 16, seed=item).save(root / "images" / f"{item}.jpg")
+    (root / "styles.csv").write_text("\n".join(rows) + "\n")
+    items = pt.fashion_items(root)
+    assert sorted(items) == sorted(pt.FASHION_CLASSES)
+    assert [len(items[c]) for c in pt.FASHION_CLASSES] == [3, 3, 3, 3, 2]
+    args = pt.argparse.Namespace(weights_b16=None, device="cpu", limit=10,
+                                 data_root=str(tmp_path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 30 tiny GNN fits: extra threads only wait on a busy machine
+    try:
+        out = pt.run_fashion(args, root)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["n_classes"] for r in out] == [3, 4, 5]
+    for r in out:
+        assert r["n_images"] <= 2 * r["n_classes"] and len(r["k_found"]) == 10
+        assert 100 / r["n_classes"] - 1e-9 <= r["mean"] <= 100  # purity >= the largest class
+        assert "--only fashion" in r["command"] and r["backbone"] == "classic"
