@@ -19,9 +19,11 @@ checkpoint). Everything runs offline on tiny (depth-2) ViT-S/8 models.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network from tests
 
@@ -420,7 +422,6 @@ def test_dino_pos_embed_refuses_register_token_models():
 
 def _paper_tables():
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
     spec = importlib.util.spec_from_file_location("paper_tables", path)
@@ -494,3 +495,40 @@ def test_paper_tables_fashion_protocol(tmp_path):
         assert r["n_images"] <= 2 * r["n_classes"] and len(r["k_found"]) == 10
         assert 100 / r["n_classes"] - 1e-9 <= r["mean"] <= 100  # purity >= the largest class
         assert "--only fashion" in r["command"] and r["backbone"] == "classic"
+
+
+def test_paper_tables_cub_rows_run_end_to_end(tmp_path):
+    """Tables 2 and 3 on a 2-image CUB-layout folder: the rows it builds run through eval.py."""
+    from deepcut.cli import evaluate
+
+    pt = _paper_tables()
+    cub = tmp_path / "data" / "CUB_200_2011"
+    (cub / "images" / "001.Bird").mkdir(parents=True)
+    (cub / "segmentations" / "001.Bird").mkdir(parents=True)
+    (cub / "parts").mkdir()
+    lines, split, locs = [], [], []
+    for i in (1, 2):
+        smooth_image(48, 64, seed=i).save(cub / "images" / "001.Bird" / f"b{i}.jpg")
+        mask = np.zeros((48, 64), np.uint8)
+        mask[12:36, 16:48] = 255
+        Image.fromarray(mask).save(cub / "segmentations" / "001.Bird" / f"b{i}.png")
+        lines.append(f"{i} 001.Bird/b{i}.jpg")
+        split.append(f"{i} 0")  # both in the test split
+        locs += [f"{i} {p} {20 + 2 * p} {20 + p % 5} 1" for p in range(1, 16)]
+    (cub / "images.txt").write_text("\n".join(lines) + "\n")
+    (cub / "train_test_split.txt").write_text("\n".join(split) + "\n")
+    (cub / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
+    args = pt.argparse.Namespace(data_root=str(tmp_path / "data"), only="cub", losses="ncut,cc",
+                                 weights=None, dino_head=None, device="cpu", limit=None,
+                                 resume=False, out=str(tmp_path / "out"))
+    runs, _ = pt.build_runs(args)
+    assert [(r["spec"]["table"], r["loss"]) for r in runs] == [("2", "ncut"), ("2", "cc"),
+                                                               ("3", "ncut")]
+    for run, metrics in ((runs[0], ("iou",)), (runs[2], ("part_nmi", "part_ari"))):
+        argv = [a.replace("$DATA", str(tmp_path / "data")) for a in run["argv"][1:]]
+        argv[argv.index("--size") + 1] = "32"  # a 4x4 patch grid: fast
+        assert evaluate.main(argv) == 0
+        summary = json.loads((Path(run["out"]) / "summary.json").read_text())
+        assert summary["n_scored"] == 2
+        for key in metrics:  # IoU and NMI in [0, 1]; ARI may be negative
+            assert (-1.0 if key == "part_ari" else 0.0) <= summary["metrics"][key] <= 1.0
