@@ -207,9 +207,9 @@ def backbone_flags(args: argparse.Namespace) -> list[str]:
 
 def _has_preset() -> bool:
     """Whether eval.py takes ``--preset paper`` (then it leads every command)."""
-    from deepcut.cli import infer
+    from deepcut.cli import evaluate
 
-    return any("--preset" in a.option_strings for a in infer.build_parser()._actions)
+    return any("--preset" in a.option_strings for a in evaluate.build_parser()._actions)
 
 
 def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
