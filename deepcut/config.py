@@ -44,6 +44,17 @@ class SegmenterConfig:
         size: short side of the network input in pixels (DeepCut: 280).
         stride: patch stride (None = the patch size; 4 with S/8 gives 4x the nodes).
         device: ``cpu`` or ``cuda``.
+        resize: ``aspect`` (short side to ``size``, aspect kept) or ``square`` (squash to
+            ``size x size``, DeepCut's). See :mod:`deepcut.backbones.paper` for every
+            preprocessing difference from DeepCut, with why.
+        resample: PIL filter of that resize: ``bicubic``, ``bilinear``, ``lanczos`` (DeepCut's)
+            or ``nearest``; None = the backbone's own (bicubic for DINO and classic).
+        pos_embed: ViT position-embedding resampling: ``timm`` (exact grid, antialiased) or
+            ``dino`` (DINO's ``interpolate_pos_encoding``, DeepCut's).
+        channel_layout: ViT key channels: ``head_major`` (``h * head_dim + d``) or
+            ``interleaved`` (``d * heads + h``, DeepCut's).
+        dino_head: network taken from a DINO full training checkpoint: ``teacher`` or
+            ``student`` (the paper's); other weight files hold one network.
         solver: ``gnn`` (DeepCut), ``spectral`` or ``falcon``.
         n_clusters: K (None = the task's default; 2 for ``segment``).
         loss: GNN loss: ``ncut`` (Eq. 9), ``soft_ncut`` or ``cc`` (Eq. 10).
@@ -71,6 +82,11 @@ class SegmenterConfig:
     size: int = 280
     stride: int | None = None
     device: str = "cpu"
+    resize: str = "aspect"
+    resample: str | None = None
+    pos_embed: str = "timm"
+    channel_layout: str = "head_major"
+    dino_head: str = "teacher"
     solver: str = "gnn"
     n_clusters: int | None = None
     loss: str = "ncut"
@@ -92,6 +108,11 @@ class SegmenterConfig:
     _constraints = {
         "size": [Interval(Integral, 16, 4096, closed="both")],
         "stride": [Interval(Integral, 1, 64, closed="both"), None],
+        "resize": [Options({"aspect", "square"})],
+        "resample": [Options({"bicubic", "bilinear", "lanczos", "nearest"}), None],
+        "pos_embed": [Options({"timm", "dino"})],
+        "channel_layout": [Options({"head_major", "interleaved"})],
+        "dino_head": [Options({"teacher", "student"})],
         "n_clusters": [Interval(Integral, 2, None, closed="left"), None],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         "steps": [Interval(Integral, 0, 100000, closed="both"), None],

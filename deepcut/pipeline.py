@@ -120,6 +120,9 @@ class Segmenter:
 
             c = self.config
             self._backbone = resolve_backbone(c.backbone, weights=c.weights, size=c.size,
+                                              resize=c.resize, resample=c.resample,
+                                              pos_embed=c.pos_embed, dino_head=c.dino_head,
+                                              channel_layout=c.channel_layout,
                                               stride=c.stride, device=c.device)
         return self._backbone
 

@@ -36,6 +36,8 @@ _logger = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "dino_vits8"
 #: Prefix that selects any timm ViT by its timm name, e.g. ``timm:vit_tiny_patch16_224``.
 TIMM_PREFIX = "timm:"
+#: Options with a meaning for ViTs only; a weight-free backbone (``classic``) ignores them.
+VIT_ONLY_OPTIONS = ("pos_embed", "channel_layout", "dino_head")
 
 _B = TypeVar("_B", bound=Callable[..., Backbone])
 
@@ -158,6 +160,11 @@ def create_backbone(
     pretrained: bool = True,
     device: str | None = None,
     max_size: int | None = None,
+    resize: str | None = None,
+    resample: str | None = None,
+    pos_embed: str | None = None,
+    channel_layout: str | None = None,
+    dino_head: str | None = None,
     **model_kwargs: Any,
 ) -> Backbone:
     """Build a backbone by name. A named backbone never falls back to another one.
@@ -172,6 +179,13 @@ def create_backbone(
             random-init ViT, for tests.
         device: ``"cpu"``, ``"cuda"``, ...; None means CPU.
         max_size: cap on the long side of the input; None means ``4 * size``.
+        resize: ``"aspect"`` (default) or ``"square"`` (DeepCut's squash to ``size x size``).
+        resample: PIL resize filter (``bicubic``, ``bilinear``, ``lanczos``, ``nearest``);
+            None = the backbone's own.
+        pos_embed: ViT position-embedding resampling, ``"timm"`` (default) or ``"dino"``.
+        channel_layout: ViT key channels, ``"head_major"`` (default) or ``"interleaved"``.
+        dino_head: network of a DINO full checkpoint, ``"teacher"`` (default) or ``"student"``.
+            The last three mean nothing to ``classic`` and are not passed to it.
         **model_kwargs: extra timm ``create_model`` arguments (e.g. ``depth=2`` for tiny
             test models); None values are dropped so model defaults stand.
 
@@ -196,10 +210,17 @@ def create_backbone(
         pretrained=pretrained,
         device=device,
         max_size=max_size,
+        resize=resize,
+        resample=resample,
+        pos_embed=pos_embed,
+        channel_layout=channel_layout,
+        dino_head=dino_head,
         **model_kwargs,
     )
     # Like timm's create_model: unset options never override the builder's defaults.
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if spec.timm_name is None:
+        kwargs = {k: v for k, v in kwargs.items() if k not in VIT_ONLY_OPTIONS}
     return spec.builder(**kwargs)
 
 
@@ -221,7 +242,8 @@ def resolve_backbone(
         name: ``"auto"``, a registry name or ``"timm:<name>"``.
         weights: local checkpoint path; with ``"auto"`` a bad file raises (no fallback).
         **kwargs: passed to :func:`create_backbone` (``stride``, ``size``, ``device``,
-            ``max_size``; with ``"auto"`` only these four also reach ``classic``).
+            ``max_size``, ``resize``, ``resample``, ...; with ``"auto"`` only these six also
+            reach ``classic``).
 
     Returns:
         The backbone.
@@ -253,5 +275,6 @@ def resolve_backbone(
         ),
         stacklevel=2,
     )
-    common = {k: v for k, v in kwargs.items() if k in ("stride", "size", "device", "max_size")}
+    shared = ("stride", "size", "device", "max_size", "resize", "resample")
+    common = {k: v for k, v in kwargs.items() if k in shared}
     return create_backbone("classic", **common)

@@ -33,7 +33,7 @@ from PIL import Image
 from ..errors import ConfigError
 from ._registry import register_backbone
 from .base import Backbone, pil_to_tensor
-from .resize import check_geometry, grid_size_for, input_size_for
+from .resize import RESAMPLE_FILTERS, RESIZE_MODES, check_geometry, grid_size_for, input_size_for
 
 __all__ = ["GROUP_SHARES", "ClassicBackbone", "rgb_to_lab"]
 
@@ -140,6 +140,8 @@ class ClassicBackbone(Backbone):
         stride: stride in input pixels; None means ``patch_size``.
         size: short side of the input in pixels (as the ViTs: 280).
         max_size: cap on the long side; None means ``4 * size``.
+        resize: ``"aspect"`` or ``"square"``, as the ViTs (:func:`~.resize.input_size_for`).
+        resample: PIL filter name of the resize; None means bicubic.
 
     Example:
         >>> from PIL import Image
@@ -158,8 +160,16 @@ class ClassicBackbone(Backbone):
         stride: int | None = None,
         size: int = 280,
         max_size: int | None = None,
+        resize: str = "aspect",
+        resample: str | None = None,
     ) -> None:
         super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ConfigError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
+        if resample not in (None, *RESAMPLE_FILTERS):
+            raise ConfigError(f"resample must be one of {RESAMPLE_FILTERS}, got {resample!r}.")
+        self.resize = resize
+        self.resample = Image.Resampling[(resample or "bicubic").upper()]
         self.patch_size = int(patch_size)
         self.stride = self.patch_size if stride is None else int(stride)
         self.size = size
@@ -171,14 +181,21 @@ class ClassicBackbone(Backbone):
         self.channel_weights = torch.tensor(weights)  # (D,), in the order of `extract`
         self.feature_dim = len(weights)
 
+    @property
+    def preprocessing(self) -> dict[str, str]:
+        """The resize options (for provenance, as :attr:`ViTBackbone.preprocessing`)."""
+        return {"resize": self.resize, "resample": self.resample.name.lower()}
+
     def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """Network input ``(H_in, W_in)`` for an original ``(H, W)``; same rule as the ViTs."""
-        return input_size_for(image_size, self.size, self.patch_size, self.stride, self.max_size)
+        return input_size_for(
+            image_size, self.size, self.patch_size, self.stride, self.max_size, self.resize
+        )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """``(1, 3, H_in, W_in)`` float32 RGB in [0, 1], resized with bicubic filtering."""
+        """``(1, 3, H_in, W_in)`` float32 RGB in [0, 1], resized (bicubic unless ``resample``)."""
         H_in, W_in = self.input_size_for((image.height, image.width))
-        image = image.convert("RGB").resize((W_in, H_in), resample=Image.Resampling.BICUBIC)
+        image = image.convert("RGB").resize((W_in, H_in), resample=self.resample)
         return pil_to_tensor(image).float().div_(255.0).unsqueeze(0)
 
     @torch.no_grad()

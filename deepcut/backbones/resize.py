@@ -3,7 +3,9 @@
 A backbone sees an ``(H_in, W_in)`` input and cuts it into ``p x p`` patches every ``s`` pixels,
 so its token grid is ``h = 1 + (H_in - p) // s`` (paper section 3.1.4). We choose the input size
 so that each side has the form ``p + s * m``: then the patches tile the input exactly, with no
-leftover rows or columns that the network would silently drop.
+leftover rows or columns that the network would silently drop. That is ``resize="aspect"`` (our
+default). ``resize="square"`` is DeepCut's: every image is squashed to ``size x size`` whatever its
+aspect ratio, with no snapping (the patch grid drops leftover pixels exactly as the reference).
 
 Example:
     >>> input_size_for((200, 300), size=280, patch=8, stride=8)
@@ -12,6 +14,8 @@ Example:
     (35, 53)
     >>> grid_size_for(input_size_for((200, 300), 280, 8, 4), patch=8, stride=4)
     (69, 104)
+    >>> input_size_for((200, 300), size=280, patch=8, stride=4, resize="square")
+    (280, 280)
 """
 
 from __future__ import annotations
@@ -20,7 +24,19 @@ import math
 
 from ..errors import ConfigError, ImageReadError
 
-__all__ = ["check_geometry", "grid_size_for", "input_size_for", "snap_to_grid"]
+__all__ = [
+    "RESAMPLE_FILTERS",
+    "RESIZE_MODES",
+    "check_geometry",
+    "grid_size_for",
+    "input_size_for",
+    "snap_to_grid",
+]
+
+#: Accepted values of the ``resize`` option: keep the aspect ratio, or squash to a square.
+RESIZE_MODES = ("aspect", "square")
+#: Accepted values of the ``resample`` option (PIL filter names; DeepCut uses ``lanczos``).
+RESAMPLE_FILTERS = ("bicubic", "bilinear", "lanczos", "nearest")
 
 
 def check_geometry(size: int, patch: int, stride: int, max_size: int | None = None) -> None:
@@ -69,8 +85,12 @@ def input_size_for(
     patch: int,
     stride: int,
     max_size: int | None = None,
+    resize: str = "aspect",
 ) -> tuple[int, int]:
     """Network input size for an image: short side to ``size``, aspect ratio kept, sides snapped.
+
+    With ``resize="square"`` the answer is ``(size, size)`` for every image (DeepCut squashes
+    each image to ``res=(280, 280)``); the rest of this docstring is about ``"aspect"``.
 
     The short side is scaled to ``size`` and the long side by the same factor. If the long side
     would exceed ``max_size`` (default ``4 * size``), the image is scaled so that the long side
@@ -83,9 +103,10 @@ def input_size_for(
         patch: patch side ``p`` in pixels.
         stride: stride ``s`` in pixels.
         max_size: cap on the long side in pixels; None means ``4 * size``.
+        resize: ``"aspect"`` or ``"square"``.
 
     Returns:
-        ``(H_in, W_in)`` in pixels, each of the form ``p + s * m``.
+        ``(H_in, W_in)`` in pixels, each of the form ``p + s * m`` (``"aspect"``).
 
     Raises:
         ConfigError: if size, patch or stride are invalid.
@@ -97,6 +118,10 @@ def input_size_for(
     H, W = int(image_size[0]), int(image_size[1])
     if H < 1 or W < 1:
         raise ImageReadError(f"image has an empty side: {H}x{W} (H x W).")
+    if resize == "square":
+        return size, size
+    if resize != "aspect":
+        raise ConfigError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
     scale = size / min(H, W)
     if max(H, W) * scale > max_size:
         scale = max_size / max(H, W)

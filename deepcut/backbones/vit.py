@@ -4,13 +4,27 @@ DeepCut (Aflalo et al., ICCV-W 2023, https://arxiv.org/abs/2209.00383) builds it
 **keys** of the last attention block of DINO ViT-S/8 (Caron et al. 2021,
 https://arxiv.org/abs/2104.14294). We take them with one forward hook on
 ``blocks[-1].attn.qkv`` during a single forward pass (DeepCut's extractor recomputed qkv in a
-hook on ``attn``). Position embeddings are resampled to any grid by timm
-(``dynamic_img_size=True``), so any size, aspect ratio and a stride below the patch size
-(overlapping patches, paper section 3.1.4) work without a square-grid assumption.
+hook on ``attn``). Any size, aspect ratio and a stride below the patch size (overlapping
+patches, paper section 3.1.4) work without a square-grid assumption.
+
+Preprocessing options (our default first; DeepCut's values are
+:data:`deepcut.backbones.paper.PAPER_PREPROCESSING`):
+
+- ``resize``: ``"aspect"`` (short side to ``size``, sides snapped to ``p + s*m``) or
+  ``"square"`` (squash to ``size x size``, as DeepCut's ``res=(280, 280)``);
+- ``resample``: PIL filter of that resize; None takes the model's (timm: bicubic), DeepCut
+  uses ``"lanczos"``;
+- ``pos_embed``: ``"timm"`` (timm resamples to the exact grid, bicubic, antialiased) or
+  ``"dino"`` (DINO's ``interpolate_pos_encoding``, see :mod:`deepcut.backbones.pos_embed`);
+- ``channel_layout``: ``"head_major"`` (channel ``h * head_dim + d``: the heads one after the
+  other, as the qkv projection lays them out) or ``"interleaved"`` (channel
+  ``d * heads + h``: DeepCut's extractor permutes ``(B, heads, N, d)`` to ``(B, N, d, heads)``
+  before flattening). The graphs (dot products) are the same; a GNN's first layer is not.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any
 
@@ -22,9 +36,13 @@ from timm.layers.format import Format, nchw_to
 from ..errors import ConfigError, WeightsError
 from . import weights as _weights
 from .base import Backbone, pil_to_tensor
-from .resize import check_geometry, grid_size_for, input_size_for
+from .pos_embed import POS_EMBED_MODES, dino_interpolate_pos_encoding
+from .resize import RESAMPLE_FILTERS, RESIZE_MODES, check_geometry, grid_size_for, input_size_for
 
-__all__ = ["StridedPatchEmbed", "ViTBackbone", "create_vit"]
+__all__ = ["CHANNEL_LAYOUTS", "StridedPatchEmbed", "ViTBackbone", "create_vit"]
+
+#: Accepted values of the ``channel_layout`` option (see the module docstring).
+CHANNEL_LAYOUTS = ("head_major", "interleaved")
 
 # PIL filters for timm's interpolation names (timm's data config gives the name).
 _PIL_RESAMPLE = {
@@ -78,8 +96,13 @@ class ViTBackbone(Backbone):
             :class:`StridedPatchEmbed`.
         name: registry name reported in :class:`PatchFeatures`.
         weights_id: provenance of the weights.
-        size: short side of the network input in pixels.
+        size: short side of the network input in pixels (the side, with ``resize="square"``).
         max_size: cap on the long side; None means ``4 * size``.
+        resize: ``"aspect"`` or ``"square"`` (see the module docstring).
+        resample: PIL filter name (``bicubic``, ``bilinear``, ``lanczos``, ``nearest``); None
+            takes the model's own (timm's data config; bicubic for DINO).
+        pos_embed: ``"timm"`` or ``"dino"`` position-embedding resampling.
+        channel_layout: ``"head_major"`` or ``"interleaved"`` key channels.
 
     Attributes:
         feature_dim: ``D``, the key dimension (heads concatenated; 384 for ViT-S).
@@ -94,6 +117,10 @@ class ViTBackbone(Backbone):
         weights_id: str,
         size: int = 280,
         max_size: int | None = None,
+        resize: str = "aspect",
+        resample: str | None = None,
+        pos_embed: str = "timm",
+        channel_layout: str = "head_major",
     ) -> None:
         import timm
 
@@ -114,9 +141,31 @@ class ViTBackbone(Backbone):
         cfg = timm.data.resolve_model_data_config(model)
         self.mean = tuple(float(m) for m in cfg["mean"])
         self.std = tuple(float(s) for s in cfg["std"])
-        self.resample = _PIL_RESAMPLE.get(
-            cfg.get("interpolation", "bicubic"), Image.Resampling.BICUBIC
-        )
+        for option, value, choices in (
+            ("resize", resize, RESIZE_MODES),
+            ("resample", resample, (None, *RESAMPLE_FILTERS)),
+            ("pos_embed", pos_embed, POS_EMBED_MODES),
+            ("channel_layout", channel_layout, CHANNEL_LAYOUTS),
+        ):
+            if value not in choices:
+                raise ConfigError(f"{option} must be one of {choices}, got {value!r}.")
+        if pos_embed == "dino":
+            _check_dino_layout(model, name)
+        self.resize = resize
+        self.resample_name = resample or cfg.get("interpolation", "bicubic")
+        self.resample = _PIL_RESAMPLE.get(self.resample_name, Image.Resampling.BICUBIC)
+        self.pos_embed = pos_embed
+        self.channel_layout = channel_layout
+
+    @property
+    def preprocessing(self) -> dict[str, str]:
+        """The options that decide the features beyond size/stride/weights (for provenance)."""
+        return {
+            "resize": self.resize,
+            "resample": self.resample_name,
+            "pos_embed": self.pos_embed,
+            "channel_layout": self.channel_layout,
+        }
 
     def train(self, mode: bool = True) -> ViTBackbone:
         """Stay in eval mode: the backbone is a frozen feature extractor."""
@@ -124,10 +173,12 @@ class ViTBackbone(Backbone):
 
     def input_size_for(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """Network input ``(H_in, W_in)`` for an original ``(H, W)``; see :func:`input_size_for`."""
-        return input_size_for(image_size, self.size, self.patch_size, self.stride, self.max_size)
+        return input_size_for(
+            image_size, self.size, self.patch_size, self.stride, self.max_size, self.resize
+        )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize (aspect kept, sides ``p + s*m``) and normalise.
+        """Resize (aspect kept, sides ``p + s*m``; or squashed to a square) and normalise.
 
         Args:
             image: PIL image, converted to RGB if needed.
@@ -163,7 +214,10 @@ class ViTBackbone(Backbone):
 
         handle = self.model.blocks[-1].attn.qkv.register_forward_hook(hook)
         try:
-            self.model.forward_features(x)
+            if self.pos_embed == "dino":
+                self.model.blocks(self._dino_tokens(x, (h, w)))
+            else:
+                self.model.forward_features(x)
         except _StopForward:
             pass
         finally:
@@ -173,12 +227,45 @@ class ViTBackbone(Backbone):
         attn = self.model.blocks[-1].attn
         k = qkv.reshape(B, N, 3, self.num_heads, -1)[:, :, 1]  # (B, N, heads, head_dim)
         k = attn.k_norm(k)  # identity for DINO; qk-norm models attend with normed keys
-        k = k.reshape(B, N, self.feature_dim)  # heads concatenated, as DeepCut does
+        if self.channel_layout == "interleaved":
+            # DeepCut's extractor flattens (B, N, head_dim, heads): channel d * heads + h.
+            k = k.transpose(-1, -2)
+        # head_major: the heads one after the other, channel h * head_dim + d (qkv's order).
+        k = k.reshape(B, N, self.feature_dim)
         n_prefix = int(self.model.num_prefix_tokens)
         if N - n_prefix != h * w:
             raise RuntimeError(f"expected {h}x{w} patch tokens, got {N - n_prefix}.")
         cls = k[:, 0] if getattr(self.model, "has_class_token", True) and n_prefix else None
         return k[:, n_prefix:].reshape(B, h, w, self.feature_dim), cls
+
+    def _dino_tokens(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """DINO's ``prepare_tokens``: patch tokens, CLS first, DINO-interpolated positions.
+
+        Replaces timm's ``_pos_embed`` (exact-grid, antialiased resampling) and is otherwise
+        timm's ``forward_features`` up to the blocks: ``(B, 3, H_in, W_in)`` -> ``(B, 1+h*w, D)``.
+        """
+        m = self.model
+        t = m.patch_embed(x)  # (B, h, w, D)
+        B, h, w, D = t.shape
+        t = torch.cat((m.cls_token.expand(B, -1, -1), t.reshape(B, h * w, D)), dim=1)
+        pos = dino_interpolate_pos_encoding(m.pos_embed, grid, tuple(x.shape[-2:]))
+        return m.norm_pre(m.patch_drop(m.pos_drop(t + pos)))
+
+
+def _check_dino_layout(model: torch.nn.Module, name: str) -> None:
+    """``pos_embed="dino"`` needs DINO v1's token layout: one CLS, a square table that covers it."""
+    ok = (
+        getattr(model, "cls_token", None) is not None
+        and getattr(model, "reg_token", None) is None
+        and getattr(model, "pos_embed", None) is not None
+        and not getattr(model, "no_embed_class", False)
+        and int(model.num_prefix_tokens) == 1
+    )
+    if not ok:
+        raise ConfigError(
+            f"pos_embed='dino' needs a DINO-v1-style ViT (one class token with its own position "
+            f"embedding, no register tokens); backbone {name!r} is not one, use pos_embed='timm'."
+        )
 
 
 def create_vit(
@@ -192,6 +279,11 @@ def create_vit(
     max_size: int | None = None,
     device: str | torch.device | None = None,
     checkpoint_hint: str | None = None,
+    resize: str = "aspect",
+    resample: str | None = None,
+    pos_embed: str = "timm",
+    channel_layout: str = "head_major",
+    dino_head: str = "teacher",
     **model_kwargs: Any,
 ) -> ViTBackbone:
     """Build a :class:`ViTBackbone` around ``timm.create_model(timm_name)``.
@@ -209,6 +301,9 @@ def create_vit(
         max_size: cap on the long side; None means ``4 * size``.
         device: where the model runs.
         checkpoint_hint: original checkpoint name for error messages.
+        resize, resample, pos_embed, channel_layout: preprocessing (see :class:`ViTBackbone`).
+        dino_head: network of a DINO full checkpoint: ``"teacher"`` or ``"student"``
+            (DeepCut's); other weights hold one network (a warning if ``"student"``).
         **model_kwargs: extra ``timm.create_model`` arguments (e.g. ``depth=2``).
 
     Returns:
@@ -224,6 +319,8 @@ def create_vit(
     dev = _resolve_device(device)
     arch = timm_name.split(".")[0]
     use_hub = weights is None and pretrained
+    if dino_head not in _weights.DINO_HEADS:
+        raise ConfigError(f"dino_head must be one of {_weights.DINO_HEADS}, got {dino_head!r}.")
     if use_hub:
         status = _weights.hub_weights_status(timm_name)
         if status == "none":
@@ -257,8 +354,25 @@ def create_vit(
     embed = model.patch_embed
     check_geometry(size, embed.patch_size[0], embed.proj.stride[0], max_size)
     if weights is not None:
-        weights_id = _weights.load_weights_file(model, weights, arch=arch)
+        weights_id = _weights.load_weights_file(model, weights, arch=arch, dino_head=dino_head)
     else:
+        if use_hub and dino_head != "teacher":
+            warnings.warn(
+                f"dino_head={dino_head!r} applies to DINO full training checkpoints only; timm's "
+                f"{timm_name} weights are DINO's released backbone (the teacher). Pass the full "
+                "checkpoint with --weights for the student.",
+                stacklevel=2,
+            )
         weights_id = _weights.hub_weights_id(timm_name) if use_hub else "random-init"
-    backbone = ViTBackbone(model, name=name, weights_id=weights_id, size=size, max_size=max_size)
+    backbone = ViTBackbone(
+        model,
+        name=name,
+        weights_id=weights_id,
+        size=size,
+        max_size=max_size,
+        resize=resize,
+        resample=resample,
+        pos_embed=pos_embed,
+        channel_layout=channel_layout,
+    )
     return backbone.to(dev)

@@ -7,7 +7,11 @@ each with one small key filter:
 - ``state-dict``: a timm or original DINO backbone state dict (``dino_deitsmall8_pretrain.pth``),
   possibly wrapped in ``state_dict``/``model`` and with ``module.``/``backbone.`` prefixes;
 - ``dino-full``: a DINO training checkpoint (``{"teacher", "student", "args", "optimizer", ...}``).
-  We take the **teacher** (the EMA network DINO evaluates), not the student as DeepCut did.
+  ``dino_head`` picks the network: ``"teacher"`` (default: the EMA network DINO evaluates and
+  releases as its backbone-only files) or ``"student"`` (what the DeepCut paper, section 4, and its
+  reference extractor use: ``state_dict['student']``). The weights id then ends in ``#teacher`` or
+  ``#student``. A backbone-only file holds one network (DINO's released ones are the teacher), so
+  asking it for the student gives one warning and loads the file as is.
 
 After the layout filter, timm's own ViT converter (``checkpoint_filter_fn``) adapts original
 DINOv2 keys and resamples ``pos_embed`` to the model's grid. Loading is always ``strict=True``;
@@ -23,7 +27,7 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Callable
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -31,6 +35,7 @@ import torch
 from ..errors import WeightsError
 
 __all__ = [
+    "DINO_HEADS",
     "HUB_CHECK_TIMEOUT",
     "file_weights_id",
     "hub_reachable",
@@ -199,19 +204,22 @@ def _filter_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not k.startswith("head.")}
 
 
-def _filter_dino_teacher(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """DINO full checkpoint: the teacher's ``backbone.*``; ``head.*`` is DINO's projection head."""
-    teacher = ckpt["teacher"]
-    if not isinstance(teacher, dict):
-        raise WeightsError("the 'teacher' entry of this DINO checkpoint is not a state dict.")
-    keys = {_strip(k, ("module.",)): v for k, v in teacher.items()}
+#: Networks of a DINO full checkpoint that ``dino_head`` may pick.
+DINO_HEADS = ("teacher", "student")
+
+
+def _filter_dino_full(ckpt: dict[str, Any], head: str = "teacher") -> dict[str, Any]:
+    """DINO full checkpoint: ``backbone.*`` of ``ckpt[head]``; ``head.*`` is DINO's projection head.
+
+    The student was trained under DistributedDataParallel, so its keys carry ``module.``.
+    """
+    if head not in DINO_HEADS:
+        raise WeightsError(f"dino_head must be one of {DINO_HEADS}, got {head!r}.")
+    net = ckpt.get(head)
+    if not isinstance(net, dict):
+        raise WeightsError(f"the {head!r} entry of this DINO checkpoint is not a state dict.")
+    keys = {_strip(k, ("module.",)): v for k, v in net.items()}
     return {k[len("backbone.") :]: v for k, v in keys.items() if k.startswith("backbone.")}
-
-
-_LAYOUT_FILTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "dino-full": _filter_dino_teacher,
-    "state-dict": _filter_state_dict,
-}
 
 
 def _detect_layout(obj: Any) -> tuple[str, dict[str, Any]]:
@@ -249,11 +257,14 @@ def _unpickling_message(path: str, text: str) -> str:
     return f"cannot read weights file {path}: not a PyTorch checkpoint (weights_only=True: {why})"
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[str, torch.Tensor]]:
+def read_checkpoint(
+    path: str | os.PathLike[str], dino_head: str = "teacher"
+) -> tuple[str, dict[str, torch.Tensor]]:
     """Read a local checkpoint safely and return its layout and backbone state dict.
 
     Args:
         path: a ``.pth``/``.pt`` file (timm, DINO backbone or DINO full checkpoint).
+        dino_head: network of a DINO full checkpoint, ``"teacher"`` or ``"student"``.
 
     Returns:
         ``(layout, state_dict)``: layout is ``"state-dict"`` or ``"dino-full"``; the state dict
@@ -277,7 +288,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[str, torch.
             f"cannot read weights file {path}: not a PyTorch checkpoint ({type(err).__name__})"
         ) from err
     layout, raw = _detect_layout(obj)
-    sd = _LAYOUT_FILTERS[layout](raw)
+    sd = _filter_dino_full(raw, dino_head) if layout == "dino-full" else _filter_state_dict(raw)
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad or not sd:
         what = f"non-tensor entries such as {bad[:3]}" if bad else "no backbone weights"
@@ -331,23 +342,38 @@ def check_state_dict(
     )
 
 
-def load_weights_file(model: torch.nn.Module, path: str | os.PathLike[str], *, arch: str) -> str:
+def load_weights_file(
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    arch: str,
+    dino_head: str = "teacher",
+) -> str:
     """Load a local checkpoint into a timm ViT, strictly.
 
     Args:
         model: a timm ``VisionTransformer``.
         path: checkpoint file (see the module docstring for layouts).
         arch: architecture name for error messages (e.g. ``vit_small_patch8_224``).
+        dino_head: network of a DINO full checkpoint: ``"teacher"`` or ``"student"``.
 
     Returns:
-        The weights id ``file:<basename>@sha256:<12 hex>``.
+        The weights id ``file:<basename>@sha256:<12 hex>``, plus ``#teacher``/``#student`` for
+        a DINO full checkpoint.
 
     Raises:
         WeightsError: unreadable file, or any missing/unexpected key or shape mismatch.
     """
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    layout, sd = read_checkpoint(path)
+    layout, sd = read_checkpoint(path, dino_head)
+    if layout != "dino-full" and dino_head != "teacher":
+        warnings.warn(
+            f"dino_head={dino_head!r} applies to DINO full training checkpoints only; "
+            f"{os.path.basename(os.fspath(path))} holds one network (DINO's released backbone "
+            "files are the teacher) and is loaded as is.",
+            stacklevel=3,
+        )
     # timm would silently resample a patch kernel of another size (e.g. a /16 checkpoint into a
     # /8 model): that is another architecture, so refuse it here.
     kernel = sd.get("patch_embed.proj.weight")
@@ -368,4 +394,4 @@ def load_weights_file(model: torch.nn.Module, path: str | os.PathLike[str], *, a
     check_state_dict(model, sd, source=os.path.basename(os.fspath(path)), arch=arch)
     model.load_state_dict(sd, strict=True)
     _logger.info("loaded %s weights (%s) from %s", arch, layout, path)
-    return file_weights_id(path)
+    return file_weights_id(path) + (f"#{dino_head}" if layout == "dino-full" else "")
