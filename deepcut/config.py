@@ -63,7 +63,7 @@ class SegmenterConfig:
         lam: Falcon diagonal regulariser weight.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
         dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
-        radius: ``local`` graph radius in patches (3: about 28 neighbours per patch).
+        radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
         background_rule: ``border`` (largest share of border patches) or ``corners``.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`) or by the
@@ -91,7 +91,7 @@ class SegmenterConfig:
     lam: float = 0.0
     knn: int | None = None
     dense_max_nodes: int = 6000
-    radius: float = 3.0
+    radius: float = 5.0
     background_rule: str = "border"
     refine: str = "nearest"
     solver_params: dict[str, Any] = field(default_factory=dict)

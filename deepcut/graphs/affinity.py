@@ -179,7 +179,7 @@ def build_graph(
     knn: int | None = None,
     dense_max_nodes: int = 6000,
     grid=None,
-    radius: float = 3.0,
+    radius: float = 5.0,
 ) -> Graph:
     """Build the graph of ``kind`` (``ncut``, ``cc``, ``falcon`` or ``local``) from ``F: (N, D)``
     or ``(h, w, D)``.
