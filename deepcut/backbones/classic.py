@@ -1,24 +1,32 @@
-"""``classic``: a weight-free backbone of per-patch colour, position and texture statistics.
+"""``classic``: a weight-free backbone of colour, texture and position statistics in context.
 
 The original normalised-cut setting (Shi & Malik, PAMI 2000) groups pixels by brightness/colour,
 position and texture. ``classic`` computes such statistics on the same patch grid as the ViTs
 (patch 8, stride 8 by default; ``1 + (H_in - p) // s`` per side), so every graph, solver and task
-runs with no download. All statistics are vectorised with ``avg_pool2d`` over the whole image.
+runs with no download. A patch alone is too small to say what surface it lies on (a dark fur stripe
+and the shadow beside it differ; their neighbourhoods do not), so colour and texture are also
+measured over windows of ``k x k`` patches centred on each patch (``colour_scales = (1, 3)``,
+``texture_scales = (1, 2, 4)``). All statistics are vectorised with ``avg_pool2d`` over the whole
+image (a window cut by the border averages what is inside it).
 
-Channels (22 in all), each standardised over the image, then weighted by group:
+Channels (38 with the default scales), each standardised over the image, then weighted by group:
 
 ============== ======================================================= ======== ======
 group          channels                                                channels share
 ============== ======================================================= ======== ======
-colour         mean R, G, B and mean L*, a*, b* (CIE Lab, D65)          6        0.60
-colour spread  std of the same six                                      6        0.10
-texture        mean/std Sobel magnitude, 6-bin orientation histogram    8        0.20
+colour         mean R, G, B and mean L*, a*, b* (CIE Lab, D65)          6        0.35
+colour context mean L*, a*, b* over 3 x 3 patches                      3        0.20
+colour spread  std of L*, a*, b* over the patch and over 3 x 3 patches  6        0.10
+texture        per window of 1, 2, 4 patches: mean Sobel magnitude     21       0.25
+               and its 6-bin orientation histogram (sums to 1)
 position       patch centre (y, x), normalised to [0, 1]                2        0.10
 ============== ======================================================= ======== ======
 
 A group's *share* is its part of the expected squared norm of a feature (each of its channels is
 scaled by ``sqrt(share / channels)``), hence of the squared distance between two patches: colour
-dominates and position is a mild prior that favours spatially compact segments.
+dominates and position is a mild prior that favours spatially compact segments. These features
+compare well between neighbours, less so across the image: their default graph is the local one
+(:mod:`deepcut.graphs.local`).
 """
 
 from __future__ import annotations
@@ -262,7 +270,7 @@ def classic(
     device: Any = None,
     **kwargs: Any,
 ) -> ClassicBackbone:
-    """Weight-free colour/position/texture statistics (Shi-Malik setting), D=22.
+    """Weight-free colour/texture/position statistics in context (Shi-Malik setting), D=38.
 
     ``pretrained`` and ``device`` are accepted for a uniform factory and ignored: there are no
     weights, and the statistics are cheap, so they run on the CPU.
