@@ -5,6 +5,12 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/local_graph.py             # grids 32^2, 64^2, 128^2
     OMP_NUM_THREADS=1 python benchmarks/local_graph.py --sides 128 --radius 3 5 8
+    OMP_NUM_THREADS=1 python benchmarks/local_graph.py --images $DATA/bsds500_test/images --limit 30
+
+With ``--images``: per-stage seconds per image of the weight-free pipeline at 224 px (classic
+features, graph, 6-way spectral solve), the local graph beside the dense one, side by side in one
+process; ``features (1 scale)`` is the classic backbone without context windows (the pre-context
+feature cost).
 
 Random features (D = 38, the classic backbone's width) on square grids; a 128 x 128 grid is a
 1024 px image at stride 8 (16k nodes). For each graph: stored entries (nnz; N^2 for dense), the
@@ -15,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from deepcut.graphs import knn_graph, local_graph, ncut_graph
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's deepcut
+from deepcut.graphs import knn_graph, local_graph, ncut_graph  # noqa: E402
 
 
 def _bytes(W: torch.Tensor) -> int:
@@ -37,13 +46,53 @@ def _time(fn, reps: int = 3) -> tuple[float, torch.Tensor]:
     return statistics.median(times), out
 
 
+def per_image(folder: str, limit: int, k: int = 6) -> None:
+    from PIL import Image
+
+    from deepcut.backbones.classic import ClassicBackbone
+    from deepcut.solvers import create_solver
+
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+    bb, bb1 = ClassicBackbone(size=224), ClassicBackbone(size=224, colour_scales=(1,),
+                                                            texture_scales=(1,))
+    t: dict[str, list[float]] = {}
+
+    def clock(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        t.setdefault(name, []).append(time.perf_counter() - t0)
+        return out
+
+    for f in files:
+        img = Image.open(f).convert("RGB")
+        clock("features (1 scale)", lambda: bb1(img))
+        pf = clock("features", lambda: bb(img))
+        F = pf.flat
+        gl = clock("graph local r=5", lambda: local_graph(F, grid=pf.grid))
+        gd = clock("graph dense ncut", lambda: ncut_graph(F))
+        for name, g in (("local", gl), ("dense", gd)):
+            clock(f"spectral K={k} on {name}",
+                  lambda g=g: create_solver("spectral", n_clusters=k, random_state=0).fit(g, F))
+    print(f"{len(files)} images from {folder}, 224 px, one thread")
+    print("| stage | s / image (mean) |")
+    print("|---|---|")
+    for name, v in t.items():
+        print(f"| {name} | {statistics.mean(v):.4f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sides", type=int, nargs="+", default=[32, 64, 128], help="grid sides")
     p.add_argument("--radius", type=float, nargs="+", default=[3.0, 5.0], help="local radii")
     p.add_argument("--dim", type=int, default=38, help="feature dimension")
+    p.add_argument("--images", help="folder of images: per-stage times instead (see above)")
+    p.add_argument("--limit", type=int, default=30, help="images of --images to time")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.images:
+        per_image(args.images, args.limit)
+        return
     print("| grid | N | graph | nnz | nnz / N | MiB | build s |")
     print("|---|---|---|---|---|---|---|")
     for side in args.sides:
