@@ -140,11 +140,14 @@ def test_memory_at_16k_nodes_is_n_r2():
     assert nnz < 0.002 * (h * w) ** 2
 
 
-def test_classic_backbone_defaults_to_the_local_graph():
-    assert SegmenterConfig(backbone="classic").graph_kind == "local"
-    assert SegmenterConfig(backbone="classic", loss="cc").graph_kind == "cc"
+def test_classic_backbone_defaults_to_the_local_graph_on_region_tasks():
+    for task in ("clusters", "kless", "hierarchy"):
+        assert SegmenterConfig(backbone="classic", task=task).graph_kind == "local"
+        assert default_graph_kind("falcon", "ncut", "classic", task) == "local"
+    assert SegmenterConfig(backbone="classic", task="kless", loss="cc").graph_kind == "cc"
     assert SegmenterConfig(backbone="classic", graph="ncut").graph_kind == "ncut"
-    assert SegmenterConfig(backbone="dino_vits8").graph_kind == "ncut"
-    assert SegmenterConfig(backbone="auto").graph_kind_for("classic") == "local"
-    assert default_graph_kind("falcon", "ncut", "classic") == "local"
+    # object vs background: the dense graph measured better on classic features
+    assert SegmenterConfig(backbone="classic", task="segment").graph_kind == "ncut"
+    assert SegmenterConfig(backbone="dino_vits8", task="clusters").graph_kind == "ncut"
+    assert SegmenterConfig(backbone="auto", task="clusters").graph_kind_for("classic") == "local"
     assert SegmenterConfig(backbone="dino_vits8", graph="local").validate().graph_kind == "local"
