@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's deepcut
-from deepcut.graphs import knn_graph, local_graph, ncut_graph  # noqa: E402
+from deepcut.graphs import knn_graph, local_graph, ncut_graph
 
 
 def _bytes(W: torch.Tensor) -> int:
@@ -58,22 +58,22 @@ def per_image(folder: str, limit: int, k: int = 6) -> None:
                                                             texture_scales=(1,))
     t: dict[str, list[float]] = {}
 
-    def clock(name, fn):
+    def clock(name, fn, *args, **kwargs):
         t0 = time.perf_counter()
-        out = fn()
+        out = fn(*args, **kwargs)
         t.setdefault(name, []).append(time.perf_counter() - t0)
         return out
 
     for f in files:
         img = Image.open(f).convert("RGB")
-        clock("features (1 scale)", lambda: bb1(img))
-        pf = clock("features", lambda: bb(img))
+        clock("features (1 scale)", bb1, img)
+        pf = clock("features", bb, img)
         F = pf.flat
-        gl = clock("graph local r=5", lambda: local_graph(F, grid=pf.grid))
-        gd = clock("graph dense ncut", lambda: ncut_graph(F))
+        gl = clock("graph local r=5", local_graph, F, grid=pf.grid)
+        gd = clock("graph dense ncut", ncut_graph, F)
         for name, g in (("local", gl), ("dense", gd)):
             clock(f"spectral K={k} on {name}",
-                  lambda g=g: create_solver("spectral", n_clusters=k, random_state=0).fit(g, F))
+                  create_solver("spectral", n_clusters=k, random_state=0).fit, g, F)
     print(f"{len(files)} images from {folder}, 224 px, one thread")
     print("| stage | s / image (mean) |")
     print("|---|---|")
@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     for side in args.sides:
         N = side * side
         F = torch.randn(N, args.dim, generator=torch.Generator().manual_seed(0))
-        rows = [(f"local r={r:g}", lambda r=r: local_graph(F, grid=(side, side), radius=r).W)
+        rows = [(f"local r={r:g}", lambda r=r, F=F, s=side: local_graph(F, grid=(s, s), radius=r).W)
                 for r in args.radius]
-        rows.append(("knn k=32", lambda: knn_graph(F, k=32).W))
+        rows.append(("knn k=32", lambda F=F: knn_graph(F, k=32).W))
         if N <= 8192:
-            rows.append(("dense ncut", lambda: ncut_graph(F).W))
+            rows.append(("dense ncut", lambda F=F: ncut_graph(F).W))
         for name, fn in rows:
             t, W = _time(fn)
             nnz = W.values().numel() if W.is_sparse else W.numel()

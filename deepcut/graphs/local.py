@@ -51,7 +51,7 @@ MIN_WEIGHT = 1e-6
 def grid_offsets(radius: float) -> torch.Tensor:
     """Half of the integer offsets within ``radius``: ``(M, 2)`` (dy, dx) with ``dy > 0`` or
     ``dy == 0, dx > 0``. The other half are their negatives (the graph is symmetric)."""
-    r = int(math.floor(radius))
+    r = math.floor(radius)
     dy, dx = torch.meshgrid(torch.arange(0, r + 1), torch.arange(-r, r + 1), indexing="ij")
     keep = (dy * dy + dx * dx <= radius * radius) & ((dy > 0) | (dx > 0))
     return torch.stack([dy[keep], dx[keep]], 1)
