@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,8 @@ class Segmenter:
         """Run graph, solver, task and upsampling on precomputed features (``image``: the RGB
         image they come from, needed by ``refine="pamr"`` and ``"bilateral"``)."""
         cfg = self.config
+        if cfg.graph is None and cfg.backbone == "auto":  # the resolved backbone's own graph
+            cfg = replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
         out = task(pf, cfg)

@@ -384,8 +384,9 @@ def test_classic_shape_and_determinism():
     out = bb(img)
     H_in, W_in = input_size_for((120, 160), 120, 8, 8)
     assert out.input_size == (H_in, W_in)
-    assert out.features.shape == (*grid_size_for((H_in, W_in), 8, 8), 22) == (15, 20, 22)
-    assert out.cls is None and out.weights_id == "none" and bb.feature_dim == 22
+    # 6 colour + 3 Lab over 3x3 patches + 2 x 3 Lab spread + 3 scales x (1 + 6) texture + 2 position
+    assert out.features.shape == (*grid_size_for((H_in, W_in), 8, 8), 38) == (15, 20, 38)
+    assert out.cls is None and out.weights_id == "none" and bb.feature_dim == 38
     assert list(bb.parameters()) == []
     torch.testing.assert_close(bb(img).features, out.features, rtol=0, atol=0)
     assert torch.isfinite(out.features).all()
@@ -397,10 +398,27 @@ def test_classic_separates_colours():
     out = create_backbone("classic", size=120)(two_colour_image())
     f = torch.nn.functional.normalize(out.features, dim=-1)  # (h, w, D)
     w = f.shape[1]
-    left, right = f[:, : w // 2 - 1].reshape(-1, 22), f[:, w // 2 + 1 :].reshape(-1, 22)
+    D = f.shape[-1]
+    left, right = f[:, : w // 2 - 1].reshape(-1, D), f[:, w // 2 + 1 :].reshape(-1, D)
     within = (left @ left.T).mean()
     across = (left @ right.T).mean()
     assert within > 0.5 and across < 0.0, (within, across)
+
+
+def test_classic_texture_context_sees_beyond_the_patch():
+    """A flat patch 2 patches away from a striped region has no gradient inside itself, but its
+    4-patch texture window reaches the stripes; a flat patch far away sees none at any scale."""
+    from deepcut.backbones.classic import _texture
+
+    gray = torch.zeros(1, 1, 64, 96)
+    gray[..., :, :32] = (torch.arange(32) % 4 < 2).float()  # vertical stripes, 4 patches wide
+    t = _texture(gray, 8, 8, 6, (1, 2, 4))  # (1, 3 * 7, 8, 12)
+    near, far = t[0, :, 4, 5], t[0, :, 4, 11]  # columns 40-47 px and 88-95 px: both flat
+    assert near[0] == 0 and near[7] == 0  # patch and 2-patch windows: flat
+    assert near[14] > 0.04  # 4-patch window (28-59 px) reaches the stripes (x < 32)
+    assert near[15:].sum() == pytest.approx(1.0, abs=1e-4)  # its orientation histogram
+    assert far[[0, 7, 14]].abs().max() == 0
+    assert t[0, 1:7, 4, 1].argmax() == 0  # stripes: horizontal gradient, orientation bin 0
 
 
 def test_classic_rejects_weights():

@@ -76,7 +76,9 @@ def test_kless_task_finds_k_on_a_planted_image(solver):
     r[2:7, 2:8] = 1
     r[6:11, 9:15] = 2
     r[:, 14:] = 3
-    cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2,
+    # graph="ncut": these planted features are i.i.d. noise around region means, where the local
+    # graph (classic's default for kless) with sigma_F from the median edge fragments regions
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2, graph="ncut",
                           task_params={"k_max": 8})
     # sep 10: with DeepCut's raw dot product, W = FF^T - max/3 keeps every within-region pair
     # attractive and every cross-region pair repulsive

@@ -259,7 +259,7 @@ def test_train_cli_fit_validate_saves_config_and_checkpoint(image_dir, tmp_path)
               "--data.cache_dir", str(tmp_path / "cache"), "--trainer.default_root_dir",
               str(root), "--trainer.enable_progress_bar", "false", "--logger", "csv"]
     cli = cli_main(["fit", *common, "--trainer.max_epochs", "2"])
-    assert cli.model.hparams.in_dim == 22  # linked from data.feature_dim at instantiation
+    assert cli.model.hparams.in_dim == 38  # linked from data.feature_dim at instantiation
     log_dir = Path(cli.trainer.log_dir)
     assert (log_dir / "config.yaml").is_file()
     names = sorted(p.name for p in log_dir.glob("checkpoints/*.ckpt"))
@@ -296,7 +296,7 @@ def test_datamodule_reads_a_named_dataset(tmp_path):
     stems = sorted(it.stem for it in dm.train_set.items + dm.val_set.items)
     assert stems == ["s0", "s1", "s2"]
     item = dm.train_set[0]
-    assert item["features"].shape[-1] == 22 and item["meta"]["backbone"] == "classic"
+    assert item["features"].shape[-1] == 38 and item["meta"]["backbone"] == "classic"
     with pytest.raises(Exception, match="needs root"):
         DeepCutDataModule(dataset="sod", cache_dir=str(tmp_path)).setup("fit")
 

@@ -1,24 +1,32 @@
-"""``classic``: a weight-free backbone of per-patch colour, position and texture statistics.
+"""``classic``: a weight-free backbone of colour, texture and position statistics in context.
 
 The original normalised-cut setting (Shi & Malik, PAMI 2000) groups pixels by brightness/colour,
 position and texture. ``classic`` computes such statistics on the same patch grid as the ViTs
 (patch 8, stride 8 by default; ``1 + (H_in - p) // s`` per side), so every graph, solver and task
-runs with no download. All statistics are vectorised with ``avg_pool2d`` over the whole image.
+runs with no download. A patch alone is too small to say what surface it lies on (a dark fur stripe
+and the shadow beside it differ; their neighbourhoods do not), so colour and texture are also
+measured over windows of ``k x k`` patches centred on each patch (``colour_scales = (1, 3)``,
+``texture_scales = (1, 2, 4)``). All statistics are vectorised with ``avg_pool2d`` over the whole
+image (a window cut by the border averages what is inside it).
 
-Channels (22 in all), each standardised over the image, then weighted by group:
+Channels (38 with the default scales), each standardised over the image, then weighted by group:
 
 ============== ======================================================= ======== ======
 group          channels                                                channels share
 ============== ======================================================= ======== ======
-colour         mean R, G, B and mean L*, a*, b* (CIE Lab, D65)          6        0.60
-colour spread  std of the same six                                      6        0.10
-texture        mean/std Sobel magnitude, 6-bin orientation histogram    8        0.20
+colour         mean R, G, B and mean L*, a*, b* (CIE Lab, D65)          6        0.35
+colour context mean L*, a*, b* over 3 x 3 patches                      3        0.20
+colour spread  std of L*, a*, b* over the patch and over 3 x 3 patches  6        0.10
+texture        per window of 1, 2, 4 patches: mean Sobel magnitude     21       0.25
+               and its 6-bin orientation histogram (sums to 1)
 position       patch centre (y, x), normalised to [0, 1]                2        0.10
 ============== ======================================================= ======== ======
 
 A group's *share* is its part of the expected squared norm of a feature (each of its channels is
 scaled by ``sqrt(share / channels)``), hence of the squared distance between two patches: colour
-dominates and position is a mild prior that favours spatially compact segments.
+dominates and position is a mild prior that favours spatially compact segments. These features
+compare well between neighbours, less so across the image: their default graph is the local one
+(:mod:`deepcut.graphs.local`).
 """
 
 from __future__ import annotations
@@ -39,11 +47,16 @@ __all__ = ["GROUP_SHARES", "ClassicBackbone", "rgb_to_lab"]
 
 #: Share of the expected squared feature norm per channel group (see the module docstring).
 GROUP_SHARES: dict[str, float] = {
-    "colour": 0.6,
+    "colour": 0.35,
+    "colour_context": 0.2,
     "colour_spread": 0.1,
-    "texture": 0.2,
+    "texture": 0.25,
     "position": 0.1,
 }
+#: Window sides (in patches) of the colour statistics: the patch, then its 3 x 3 neighbourhood.
+COLOUR_SCALES = (1, 3)
+#: Window sides (in patches) of the texture statistics.
+TEXTURE_SCALES = (1, 2, 4)
 #: Orientation bins of the gradient histogram (unsigned orientation, [0, pi)).
 N_ORIENT_BINS = 6
 
@@ -84,6 +97,20 @@ def _mean_std(x: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tensor, t
     return mean, (sq - mean * mean).clamp_min(0).sqrt()
 
 
+def _context_pool(x: torch.Tensor, patch: int, stride: int, scale: int) -> torch.Tensor:
+    """Mean of ``x: (B, C, H, W)`` over the ``scale * patch`` window centred on each patch:
+    ``(B, C, h, w)`` on the patch grid (windows cut by the border average what is inside)."""
+    if scale == 1:
+        return F.avg_pool2d(x, patch, stride)
+    k = scale * patch
+    pad = (k - patch) // 2
+    # odd excess: pad one more pixel at the end so the window stays centred to within 1 px
+    extra = (k - patch) - 2 * pad
+    if extra:
+        x = F.pad(x, (0, extra, 0, extra), mode="replicate")
+    return F.avg_pool2d(x, k, stride, padding=pad, count_include_pad=False)
+
+
 def _sobel(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sobel gradients of ``(B, 1, H, W)``, replicate-padded: two ``(B, 1, H, W)``."""
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
@@ -92,27 +119,35 @@ def _sobel(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return g[:, :1], g[:, 1:]
 
 
-def _texture(gray: torch.Tensor, patch: int, stride: int, bins: int) -> torch.Tensor:
-    """Gradient magnitude mean/std and a magnitude-weighted orientation histogram.
+def _texture(
+    gray: torch.Tensor, patch: int, stride: int, bins: int, scales: tuple[int, ...]
+) -> torch.Tensor:
+    """Gradient energy and a magnitude-weighted orientation histogram over windows of
+    ``scale * patch`` pixels around each patch, for each scale (texture in context).
 
     Args:
         gray: ``(B, 1, H, W)`` lightness in [0, 1].
         patch: patch side in pixels.
         stride: stride in pixels.
         bins: orientation bins over [0, pi).
+        scales: window sides in patches, e.g. ``(1, 2, 4)``.
 
     Returns:
-        ``(B, 2 + bins, h, w)``; the histogram sums to 1 on textured patches, 0 on flat ones.
+        ``(B, len(scales) * (1 + bins), h, w)``: per scale the mean gradient magnitude, then the
+        histogram (sums to 1 on textured windows, 0 on flat ones).
     """
     gx, gy = _sobel(gray)
     mag = (gx * gx + gy * gy).sqrt()
-    mag_mean, mag_std = _mean_std(mag, patch, stride)
     theta = torch.atan2(gy, gx).remainder(math.pi)  # unsigned orientation in [0, pi)
     idx = (theta * (bins / math.pi)).long().clamp_(0, bins - 1)
     votes = F.one_hot(idx[:, 0], bins).permute(0, 3, 1, 2).to(mag) * mag  # (B, bins, H, W)
-    hist = F.avg_pool2d(votes, patch, stride)
-    hist = hist / hist.sum(1, keepdim=True).clamp_min(1e-6)
-    return torch.cat((mag_mean, mag_std, hist), dim=1)
+    stack = torch.cat((mag, votes), 1)
+    out = []
+    for k in scales:  # 2-3 scales, each one pooling over the whole image
+        pooled = _context_pool(stack, patch, stride, k)
+        hist = pooled[:, 1:] / pooled[:, 1:].sum(1, keepdim=True).clamp_min(1e-6)
+        out += [pooled[:, :1], hist]
+    return torch.cat(out, dim=1)
 
 
 def _positions(
@@ -133,7 +168,7 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
 
 
 class ClassicBackbone(Backbone):
-    """Weight-free colour/position/texture patch features (22 channels, see module docstring).
+    """Weight-free colour/texture/position patch features in context (see module docstring).
 
     Args:
         patch_size: patch side in input pixels.
@@ -142,12 +177,15 @@ class ClassicBackbone(Backbone):
         max_size: cap on the long side; None means ``4 * size``.
         resize: ``"aspect"`` or ``"square"``, as the ViTs (:func:`~.resize.input_size_for`).
         resample: PIL filter name of the resize; None means bicubic.
+        colour_scales: window sides (in patches) of the colour statistics; the first is the
+            patch itself.
+        texture_scales: window sides (in patches) of the texture statistics.
 
     Example:
         >>> from PIL import Image
         >>> bb = ClassicBackbone()
         >>> bb(Image.new("RGB", (300, 200))).features.shape
-        torch.Size([35, 53, 22])
+        torch.Size([35, 53, 35])
     """
 
     name = "classic"
@@ -162,6 +200,8 @@ class ClassicBackbone(Backbone):
         max_size: int | None = None,
         resize: str = "aspect",
         resample: str | None = None,
+        colour_scales: tuple[int, ...] = COLOUR_SCALES,
+        texture_scales: tuple[int, ...] = TEXTURE_SCALES,
     ) -> None:
         super().__init__()
         if resize not in RESIZE_MODES:
@@ -175,9 +215,19 @@ class ClassicBackbone(Backbone):
         self.size = size
         self.max_size = 4 * size if max_size is None else max_size
         check_geometry(self.size, self.patch_size, self.stride, self.max_size)
+        if not colour_scales or not texture_scales or min(*colour_scales, *texture_scales) < 1:
+            raise ConfigError("classic: colour_scales and texture_scales need one or more "
+                              "window sides >= 1 (in patches).")
+        self.colour_scales = tuple(int(k) for k in colour_scales)
+        self.texture_scales = tuple(int(k) for k in texture_scales)
         self.bins = N_ORIENT_BINS
-        sizes = {"colour": 6, "colour_spread": 6, "texture": 2 + self.bins, "position": 2}
-        weights = [math.sqrt(GROUP_SHARES[g] / n) for g, n in sizes.items() for _ in range(n)]
+        nc = len(self.colour_scales)
+        sizes = {"colour": 6, "colour_context": 3 * (nc - 1), "colour_spread": 3 * nc,
+                 "texture": len(self.texture_scales) * (1 + self.bins), "position": 2}
+        shares = dict(GROUP_SHARES)
+        if nc == 1:  # no context: its share goes to the patch colour
+            shares["colour"] += shares.pop("colour_context")
+        weights = [math.sqrt(shares[g] / n) for g, n in sizes.items() for _ in range(n)]
         self.channel_weights = torch.tensor(weights)  # (D,), in the order of `extract`
         self.feature_dim = len(weights)
 
@@ -206,18 +256,24 @@ class ClassicBackbone(Backbone):
             x: ``(B, 3, H_in, W_in)`` RGB in [0, 1].
 
         Returns:
-            ``features: (B, h, w, 22)`` and ``None`` (no CLS token).
+            ``features: (B, h, w, D)`` and ``None`` (no CLS token); D = 35 by default.
         """
         B, _, H_in, W_in = x.shape
         p, s = self.patch_size, self.stride
         h, w = grid_size_for((H_in, W_in), p, s)
-        lab = rgb_to_lab(x)
         # Scale Lab to about [0, 1] like RGB; standardisation makes this cosmetic.
-        colour = torch.cat((x, lab / torch.tensor([100.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)), 1)
-        c_mean, c_std = _mean_std(colour, p, s)  # (B, 6, h, w) each
-        texture = _texture(lab[:, :1] / 100.0, p, s, self.bins)  # (B, 2 + bins, h, w)
-        pos = _positions(B, h, w, H_in, W_in, p, s, like=x)  # (B, 2, h, w)
-        feats = _standardise(torch.cat((c_mean, c_std, texture, pos), dim=1))
+        lab = rgb_to_lab(x) / torch.tensor([100.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)
+        groups = [F.avg_pool2d(torch.cat((x, lab), 1), p, s)]  # colour: (B, 6, h, w)
+        spreads = []
+        for k in self.colour_scales:  # Lab mean (beyond the patch) and spread per window
+            mean, sq = _context_pool(torch.cat((lab, lab * lab), 1), p, s, k).chunk(2, 1)
+            if k != self.colour_scales[0]:
+                groups.append(mean)
+            spreads.append((sq - mean * mean).clamp_min(0).sqrt())
+        groups += spreads
+        groups.append(_texture(lab[:, :1], p, s, self.bins, self.texture_scales))
+        groups.append(_positions(B, h, w, H_in, W_in, p, s, like=x))  # (B, 2, h, w)
+        feats = _standardise(torch.cat(groups, dim=1))
         feats = feats * self.channel_weights.to(feats).view(1, -1, 1, 1)
         return feats.permute(0, 2, 3, 1).contiguous(), None
 
@@ -230,7 +286,7 @@ def classic(
     device: Any = None,
     **kwargs: Any,
 ) -> ClassicBackbone:
-    """Weight-free colour/position/texture statistics (Shi-Malik setting), D=22.
+    """Weight-free colour/texture/position statistics in context (Shi-Malik setting), D=38.
 
     ``pretrained`` and ``device`` are accepted for a uniform factory and ignored: there are no
     weights, and the statistics are cheap, so they run on the CPU.

@@ -97,8 +97,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                              "look noisy (default: 10)")
     g.add_argument("--lr", type=float, help="GNN learning rate (default: 1e-3)")
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
-    g.add_argument("--graph", choices=["ncut", "cc", "falcon"],
-                   help="graph kind (default: the solver's own)")
+    g.add_argument("--graph", choices=["ncut", "cc", "falcon", "local"],
+                   help="graph kind; local = Shi-Malik graph of patches within --radius "
+                        "(default: the solver's own; local for the classic backbone)")
+    g.add_argument("--radius", type=float, help="local graph radius in patches (default: 5)")
     g.add_argument("--metric", choices=["dot", "cosine"],
                    help="feature similarity; dot reproduces DeepCut (default: dot)")
     g.add_argument("--alpha", type=float, help="CC k-sensitivity >= 1: lower gives more "
@@ -167,7 +169,7 @@ TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
                     "nested": "nested"}
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
-               "background_rule", "refine")
+               "background_rule", "refine", "radius")
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
 CONFIG_KEYS += ("resize", "resample", "pos_embed", "channel_layout", "dino_head")
 

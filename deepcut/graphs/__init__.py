@@ -9,6 +9,7 @@ from deepcut.graphs.affinity import (
     similarity,
 )
 from deepcut.graphs.graph import Graph, propagate
+from deepcut.graphs.local import grid_offsets, local_graph
 
 __all__ = [
     "GRAPH_KINDS",
@@ -16,7 +17,9 @@ __all__ = [
     "build_graph",
     "cc_graph",
     "falcon_graph",
+    "grid_offsets",
     "knn_graph",
+    "local_graph",
     "ncut_graph",
     "propagate",
     "similarity",

@@ -4,6 +4,8 @@ r"""Graph builders: patch features ``F: (N, D)`` to a :class:`~deepcut.graphs.Gr
 * :func:`cc_graph` -- DeepCut Eq. 7: :math:`W = FF^\top - \max(FF^\top)/\alpha`, signed.
 * :func:`falcon_graph` -- cosine, min-max normalised to [0, 1], raised to ``beta``,
   plus ``lam * diag(d)``.
+* :func:`~deepcut.graphs.local.local_graph` -- Shi and Malik's sparse local graph (feature
+  similarity times spatial proximity within a radius on the patch grid), kind ``local``.
 * :func:`knn_graph` -- a sparse symmetric kNN version of any of the above, built in row chunks so
   N x N is never held in memory (16k nodes for a 1024 px image at stride 8).
 
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as Fn
 
 from deepcut.graphs.graph import Graph
+from deepcut.graphs.local import local_graph
 
 __all__ = [
     "GRAPH_KINDS",
@@ -27,7 +30,7 @@ __all__ = [
     "similarity",
 ]
 
-GRAPH_KINDS = ("ncut", "cc", "falcon")
+GRAPH_KINDS = ("ncut", "cc", "falcon", "local")
 
 
 def _prep(F: torch.Tensor, metric: str) -> torch.Tensor:
@@ -176,14 +179,19 @@ def build_graph(
     knn: int | None = None,
     dense_max_nodes: int = 6000,
     grid=None,
+    radius: float = 5.0,
 ) -> Graph:
-    """Build the graph of ``kind`` (``ncut``, ``cc`` or ``falcon``) from ``F: (N, D)`` or ``(h, w, D)``.
+    """Build the graph of ``kind`` (``ncut``, ``cc``, ``falcon`` or ``local``) from ``F: (N, D)``
+    or ``(h, w, D)``.
 
-    A sparse kNN graph is used when ``knn`` is given, or automatically when N exceeds
+    ``local`` is always sparse (``radius`` in patches; it needs ``grid`` for flat ``F``). For the
+    others a sparse kNN graph is used when ``knn`` is given, or automatically when N exceeds
     ``dense_max_nodes`` (then with ``knn=32``), so large images fit in memory.
     """
     if kind not in GRAPH_KINDS:
         raise ValueError(f"The graph kind must be one of {GRAPH_KINDS}. Got {kind!r} instead.")
+    if kind == "local":
+        return local_graph(F, grid=grid, radius=radius, metric=metric)
     N = F.shape[0] * F.shape[1] if F.dim() == 3 else F.shape[0]
     if knn is None and N > dense_max_nodes:
         knn = 32

@@ -67,10 +67,17 @@ class TaskOutput:
 
 def make_graph(F: torch.Tensor, cfg: SegmenterConfig, kind: str | None = None,
                grid: tuple[int, int] | None = None) -> Graph:
-    """The graph of ``kind`` (default: the config's) on ``F: (N, D)`` or ``(h, w, D)``."""
-    return build_graph(F.to(cfg.device), kind or cfg.graph_kind, metric=cfg.metric,
+    """The graph of ``kind`` (default: the config's) on ``F: (N, D)`` or ``(h, w, D)``.
+
+    ``grid`` is the ``(h, w)`` patch grid of flat ``F``; the ``local`` graph needs it (a grid-less
+    call, e.g. on a subset of patches, falls back to the NCut graph).
+    """
+    kind = kind or cfg.graph_kind
+    if kind == "local" and grid is None and F.dim() != 3:
+        kind = "ncut"
+    return build_graph(F.to(cfg.device), kind, metric=cfg.metric,
                        alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, knn=cfg.knn,
-                       dense_max_nodes=cfg.dense_max_nodes, grid=grid)
+                       dense_max_nodes=cfg.dense_max_nodes, grid=grid, radius=cfg.radius)
 
 
 def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,

@@ -1,0 +1,153 @@
+"""The local (Shi-Malik) graph: edges, weights, scaling, and the cuts it gives."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from deepcut.config import SegmenterConfig, default_graph_kind
+from deepcut.graphs import build_graph, grid_offsets, local_graph, ncut_graph
+from deepcut.solvers import create_solver
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _pairs(h: int, w: int, radius: float) -> set[tuple[int, int]]:
+    """All ordered pairs (i, j), i != j, within ``radius`` on an h x w grid, by brute force."""
+    ys, xs = np.divmod(np.arange(h * w), w)
+    d2 = (ys[:, None] - ys[None]) ** 2 + (xs[:, None] - xs[None]) ** 2
+    i, j = np.nonzero((d2 <= radius * radius) & (d2 > 0))
+    return set(zip(i.tolist(), j.tolist()))
+
+
+@pytest.mark.parametrize("radius", [1.0, 2.5, 3.0])
+def test_edges_exactly_within_radius_and_symmetric(radius):
+    h, w = 7, 9
+    F = torch.randn(h * w, 5, generator=torch.Generator().manual_seed(0))
+    g = local_graph(F, grid=(h, w), radius=radius)
+    idx = g.W.indices()
+    assert g.W.is_sparse and g.kind == "local" and g.grid == (h, w)
+    assert set(zip(idx[0].tolist(), idx[1].tolist())) == _pairs(h, w, radius)
+    Wd = g.W.to_dense()
+    torch.testing.assert_close(Wd, Wd.T, rtol=0, atol=0)
+    assert (g.W.values() > 0).all() and (g.W.values() <= 1).all()
+    torch.testing.assert_close(g.degree, Wd.sum(1))
+
+
+def test_weights_by_hand_and_sigma_f_from_the_median():
+    h, w = 4, 5
+    F = torch.randn(h, w, 3, generator=torch.Generator().manual_seed(1))
+    g = local_graph(F, radius=2.0, sigma_x=1.5, sigma_scale=0.5)
+    # sigma_F^2 = 0.5 * median of ||F_i - F_j||^2 over the undirected edges
+    Ff = F.reshape(-1, 3)
+    i, j = zip(*[(a, b) for a, b in _pairs(h, w, 2.0) if a < b])
+    d2 = (Ff[list(i)] - Ff[list(j)]).pow(2).sum(1)
+    s2 = 0.5 * float(d2.median())
+    assert g.params["sigma_f"] ** 2 == pytest.approx(s2, rel=1e-5)
+    # patch (1, 1) -> (2, 2): offset (1, 1), squared distance 2
+    a, b = 1 * w + 1, 2 * w + 2
+    want = math.exp(-float((Ff[a] - Ff[b]).pow(2).sum()) / s2) * math.exp(-2 / 1.5**2)
+    assert g.W.to_dense()[a, b].item() == pytest.approx(max(want, 1e-6), rel=1e-5)
+    # a fixed sigma_f is used as given
+    assert local_graph(F, radius=2.0, sigma_f=0.7).params["sigma_f"] == pytest.approx(0.7)
+
+
+def test_offsets_are_half_of_the_disc():
+    off = grid_offsets(2.0)
+    full = {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if 0 < dy * dy + dx * dx <= 4}
+    half = {tuple(o) for o in off.tolist()}
+    assert half | {(-a, -b) for a, b in half} == full and len(half) == len(full) // 2
+
+
+def test_bad_input_is_refused():
+    F = torch.zeros(12, 2)
+    with pytest.raises(ValueError, match="needs the patch grid"):
+        local_graph(F)
+    with pytest.raises(ValueError, match="has 6 cells"):
+        local_graph(F, grid=(2, 3))
+    with pytest.raises(ValueError, match="radius"):
+        local_graph(F, grid=(3, 4), radius=0.5)
+
+
+def _band_image_features(h: int = 12, w: int = 30, band: tuple[int, int] = (12, 18)):
+    """Red | blue band | red: two same-colour regions the band separates. ``(h, w, 3)``."""
+    g = torch.Generator().manual_seed(0)
+    F = torch.zeros(h, w, 3)
+    F[..., 0] = 1.0
+    F[:, band[0]:band[1]] = torch.tensor([0.0, 0.0, 1.0])
+    return F + 0.05 * torch.randn(h, w, 3, generator=g)
+
+
+def test_local_graph_cuts_the_two_regions_dense_graph_does_not():
+    F = _band_image_features()
+    h, w, _ = F.shape
+    left, right = np.s_[:, :12], np.s_[:, 18:]
+    spectral = create_solver("spectral", n_clusters=2, random_state=0)
+    # band (6 patches) wider than the radius: the red halves meet only through blue patches
+    lab = spectral.fit(local_graph(F, radius=3.0), F.reshape(h * w, -1)).labels_.reshape(h, w)
+    lab = lab.numpy()
+    assert len(np.unique(lab[left])) == 1 and len(np.unique(lab[right])) == 1
+    assert lab[left][0, 0] != lab[right][0, 0]
+    # the dense feature graph groups by colour alone: both red halves together, the band apart
+    lab = spectral.fit(ncut_graph(F), F.reshape(h * w, -1)).labels_.reshape(h, w).numpy()
+    assert lab[left][0, 0] == lab[right][0, 0]
+    assert (lab[:, 12:18] != lab[0, 0]).all()
+
+
+def test_intervening_contour_weakens_edges_across_a_band():
+    F = _band_image_features(w=20, band=(9, 10))  # a one-patch band
+    g0 = local_graph(F, radius=3.0, sigma_scale=1.0).W.to_dense()
+    g1 = local_graph(F, radius=3.0, sigma_scale=1.0, contour=True).W.to_dense()
+    w = F.shape[1]
+    across = (5 * w + 8, 5 * w + 11)  # red to red, with the band patch between them
+    within = (5 * w + 2, 5 * w + 5)  # red to red, nothing in between
+    assert g1[across] < 0.05 * g0[across]
+    assert g1[within] == pytest.approx(g0[within].item(), rel=0.2)
+
+
+@pytest.mark.parametrize("solver, params", [("spectral", {}), ("falcon", {}),
+                                            ("gnn", {"steps": 100, "lr": 1e-2})])
+def test_every_solver_runs_on_the_local_graph(solver, params):
+    """Two blocks of distinct colour side by side: every solver cuts them apart."""
+    h, w = 10, 16
+    F = torch.zeros(h, w, 3)
+    F[:, :8, 0] = 1.0
+    F[:, 8:, 2] = 1.0
+    F += 0.05 * torch.randn(h, w, 3, generator=torch.Generator().manual_seed(0))
+    g = build_graph(F, "local", radius=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = create_solver(solver, n_clusters=2, **params).fit(g, F.reshape(h * w, 3))
+    lab = est.labels_.reshape(h, w).numpy()
+    assert (lab[:, :8] == lab[0, 0]).all() and (lab[:, 8:] == lab[0, -1]).all()
+    assert lab[0, 0] != lab[0, -1]
+
+
+def test_memory_at_16k_nodes_is_n_r2():
+    """A 1024 px image at stride 8: 128 x 128 = 16384 nodes; stored entries = the exact count
+    of within-radius pairs (about N * pi r^2), never N^2."""
+    h = w = 128
+    radius = 3.0
+    F = torch.randn(h * w, 8, generator=torch.Generator().manual_seed(0))
+    g = local_graph(F, grid=(h, w), radius=radius)
+    exact = sum(2 * (h - dy) * (w - abs(dx)) for dy, dx in grid_offsets(radius).tolist())
+    nnz = g.W.values().numel()
+    assert nnz == exact
+    assert nnz <= h * w * 28  # 28 neighbours within r = 3
+    assert nnz < 0.002 * (h * w) ** 2
+
+
+def test_classic_backbone_defaults_to_the_local_graph_on_region_tasks():
+    for task in ("clusters", "kless", "hierarchy"):
+        assert SegmenterConfig(backbone="classic", task=task).graph_kind == "local"
+        assert default_graph_kind("falcon", "ncut", "classic", task) == "local"
+    assert SegmenterConfig(backbone="classic", task="kless", loss="cc").graph_kind == "cc"
+    assert SegmenterConfig(backbone="classic", graph="ncut").graph_kind == "ncut"
+    # object vs background: the dense graph measured better on classic features
+    assert SegmenterConfig(backbone="classic", task="segment").graph_kind == "ncut"
+    assert SegmenterConfig(backbone="dino_vits8", task="clusters").graph_kind == "ncut"
+    assert SegmenterConfig(backbone="auto", task="clusters").graph_kind_for("classic") == "local"
+    assert SegmenterConfig(backbone="dino_vits8", graph="local").validate().graph_kind == "local"
