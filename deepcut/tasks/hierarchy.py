@@ -406,9 +406,15 @@ class HierarchyPredictor:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class HierarchyOutput(TaskOutput):
-    """A :class:`TaskOutput` plus one pixel label map per level (written by ``write_outputs``)."""
+    """A :class:`TaskOutput` plus one pixel label map per level (written by ``write_outputs``).
+
+    ``level_labels`` are nearest-upsampled by the task; the pipeline replaces them with the
+    refined labels of ``level_patch_labels`` when ``refine`` is not ``nearest``, so the ``_k<K>``
+    maps and the summary show what the main label map shows.
+    """
 
     level_labels: dict[int, np.ndarray] = field(default_factory=dict)
+    level_patch_labels: dict[int, np.ndarray] = field(default_factory=dict)
 
     def extra_outputs(self, image: Image.Image) -> dict[str, np.ndarray | Image.Image]:
         """Files beside the main outputs: ``_k<K>`` label maps and the ``_summary`` grid."""
@@ -431,8 +437,9 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     est = SpectralHierarchy(levels, nested=bool(tp.get("nested") or False), metric=cfg.metric,
                             n_sample=tp.get("n_sample"), seed=cfg.seed).fit(pf.flat)
     h, w = pf.grid
-    level_labels = {k: upsample_labels(est.labels(k).reshape(h, w), pf.image_size, pf.input_size,
-                                       pf.patch_size, pf.stride) for k in levels}
+    level_patch_labels = {k: est.labels(k).reshape(h, w) for k in levels}
+    level_labels = {k: upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size,
+                                       pf.stride) for k, lab in level_patch_labels.items()}
     fine = est.labels(levels[-1])
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}
@@ -447,4 +454,5 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
                "ncut_per_level": {str(k): round(v, 6) for k, v in ncuts.items()},
                "label_maps": {str(k): f"_k{k}.png" for k in levels}},
         level_labels=level_labels,
+        level_patch_labels=level_patch_labels,
     )

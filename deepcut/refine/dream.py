@@ -1,0 +1,199 @@
+r"""DREAM: Depth-aware Non-linear Adaptive Mask Refinement (Falcon, arXiv 2504.05613 v1, Sec. 3.5).
+
+Falcon's second stage refines the upsampled patch labels along low-level cues: RGB and, when the
+user has one, a depth map. It is PAMR (:mod:`deepcut.refine.pamr`) with a non-linear local
+measure and a second modality. The symbols of the paper's Eqs. (24)-(28) are lost in every text
+of the paper we could search (the arXiv HTML and summary pages give the prose only), so the
+formulas below are our reading of that prose; the choices we had to make are listed after them.
+
+For a modality ``F`` with ``C`` channels (RGB scaled to [0, 1]; depth min-max scaled to [0, 1]
+per image, so any depth scale or inversion works) and each pixel ``i`` with its neighbours
+``j`` (the 8 neighbours at each dilation, replicate-padded borders):
+
+.. math::
+
+    (24)\quad m^F_{ij,c} &= \phi_\alpha(|F_c(i) - F_c(j)|), \qquad
+          \phi_\alpha(x) = -\alpha\,\mathrm{ELU}(-x/\alpha) = \alpha\,(1 - e^{-x/\alpha}) \\
+    (25)\quad \sigma^F_c(i) &= \mathrm{std}\{F_c(k) : k \in \{i\} \cup N(i)\} \\
+    (26)\quad \hat m^F_{ij} &= \frac{1}{C}\sum_c \frac{m^F_{ij,c}}{\lambda\,\sigma^F_c(i) + \epsilon} \\
+    (27)\quad m_{ij} &= (1 - w_D)\,\hat m^{RGB}_{ij} + w_D\,\hat m^{D}_{ij}
+          \qquad (w_D = 0 \text{ without depth}) \\
+    (28)\quad M^{t+1}(i) &= \sum_{j \in N(i)} a_{ij}\, M^t(j), \qquad
+          a_{ij} = \operatorname{softmax}_j(-m_{ij})
+
+``M^0`` is the one-hot nearest upsampling of the patch labels. Eq. (28) is iterated until the
+soft masks change by less than ``tol`` (max absolute change) or ``n_iter`` iterations.
+
+Choices (where the text leaves room):
+
+* **The non-linearity.** The paper applies an ELU to the feature dissimilarity with a scale
+  ``alpha`` that "controls the degree of nonlinearity". An ELU of a non-negative ``|x_i - x_j|`` is
+  the identity, so the ELU must see the negated difference (PAMR's code computes the affinity
+  ``-|x_i - x_j|`` and DREAM extends PAMR): ``phi_alpha`` is linear for differences well below
+  ``alpha`` ("small differences are preserved") and saturates at ``alpha`` (one outlier channel or a
+  strong texture cannot veto a neighbour alone: "robust to local feature inconsistencies").
+  ``alpha = inf`` gives the linear measure, and with ``w_D = 0``, ``lam = 0.1``, ``eps = 1e-8``,
+  ``tol = 0`` and PAMR's dilations DREAM *is* PAMR (tested).
+* **Order of (24) and (26).** The ELU is applied to the raw difference (in [0, 1] units, so
+  ``alpha`` is in those units) and the result divided by ``lam * sigma + eps``, in the paper's
+  order; the std is per channel over the pixel and its neighbours, as in PAMR.
+* **Depth normalisation.** "Depth-aware standardisation" is (26) applied to each modality with its
+  own local std, which makes the RGB and depth measures comparable before the weighted sum (27);
+  depth is min-max scaled first so that ``alpha`` and ``eps`` mean the same for any depth unit.
+* **Neighbourhood.** The paper names the 8-connected neighbourhood; one pixel per iteration
+  propagates too slowly to move a boundary by a patch width within PAMR's time, so the neighbours
+  are taken at ``dilations`` (default ``(1, 2, 4, 8)``, PAMR's; ``(1,)`` is the literal reading).
+* **Convergence.** Eq. (28) without an anchor converges, in the limit, to one label everywhere;
+  "until convergence" is read as "until the per-iteration change falls below ``tol``", with
+  ``n_iter`` as the bound.
+
+Defaults, and where they come from: ``alpha`` = 0.1 (chosen on the shared data with
+``benchmarks/refine.py``, see ``docs/RESULTS.md``; the paper gives no value), ``lam`` = 0.1 and
+``eps`` = 1e-8 (PAMR's), ``depth_weight`` = 0.5 (equal fusion; no depth data with ground truth is
+at hand to tune it), ``n_iter`` = 10 and ``tol`` = 1e-3, ``dilations`` = (1, 2, 4, 8),
+``max_side`` = 320 (the working resolution, as for PAMR).
+
+No depth model is bundled: the user gives one depth map per image (same stem; 8/16-bit PNG, TIFF
+or ``.npy``; :mod:`deepcut.io.depth`). Falcon pairs DREAM with Apple's Depth Pro; Depth Anything
+(v1/v2), MiDaS / DPT, ZoeDepth or Marigold give maps of the same kind (relative or metric depth,
+or inverse depth: the min-max scaling and the local standardisation make all of them usable).
+
+Cost: ``O(n_iter * P * K * H * W)`` for ``P = 8 * len(dilations)`` neighbours, as PAMR, plus one
+pass per modality for the measure; no loop over pixels.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+from PIL import Image
+
+from deepcut.refine.pamr import _shifted, majority_filter
+from deepcut.refine.upsample import nearest_resize, upsample_labels, working_size
+
+__all__ = ["DREAM_DEFAULTS", "dream", "dream_labels", "local_measure"]
+
+#: The defaults of :func:`dream` (see the module docstring for where each comes from).
+DREAM_DEFAULTS = {"alpha": 0.1, "lam": 0.1, "eps": 1e-8, "depth_weight": 0.5, "n_iter": 10,
+                  "tol": 1e-3, "dilations": (1, 2, 4, 8)}
+
+
+def _phi(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. (24): ``alpha * (1 - exp(-x / alpha)) = -alpha * ELU(-x / alpha)``; identity for inf."""
+    if math.isinf(alpha):
+        return x
+    return -alpha * Fn.elu(-x / alpha)
+
+
+def local_measure(x: torch.Tensor, dilations: Sequence[int] = (1, 2, 4, 8), alpha: float = 0.1,
+                  lam: float = 0.1, eps: float = 1e-8) -> torch.Tensor:
+    """Eqs. (24)-(26) for one modality: ``x: (C, H, W)`` -> standardised measure ``(P, H, W)``.
+
+    ``P = 8 * len(dilations)`` neighbours in the order of :func:`deepcut.refine.pamr.neighbours`.
+    """
+    x = x.float()
+    # local std per channel over the pixel and its neighbours, from running sums
+    s1, s2, n = x.clone(), x * x, 1 + 8 * len(dilations)
+    for v in _shifted(x, dilations):
+        s1 += v
+        s2.addcmul_(v, v)
+    var = ((s2 - s1 * s1 / n) / (n - 1)).clamp(min=0)
+    inv = 1.0 / (lam * var.sqrt() + eps)
+    return torch.stack([(_phi((v - x).abs_(), alpha) * inv).mean(0)
+                        for v in _shifted(x, dilations)])
+
+
+def _unit_range(x: torch.Tensor) -> torch.Tensor:
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+
+
+def dream(image: torch.Tensor, masks: torch.Tensor, depth: torch.Tensor | None = None, *,
+          alpha: float = 0.1, lam: float = 0.1, eps: float = 1e-8, depth_weight: float = 0.5,
+          n_iter: int = 10, tol: float = 1e-3, dilations: Sequence[int] = (1, 2, 4, 8),
+          ) -> tuple[torch.Tensor, int]:
+    """Refine soft masks along an image and an optional depth map.
+
+    Shapes:
+        image: ``(C, H, W)`` float in [0, 1] (RGB / 255);
+        masks: ``(K, H, W)`` soft masks (rows of a distribution stay one);
+        depth: ``(H, W)`` float, any scale (min-max scaled here), or None.
+
+    Returns:
+        ``(refined masks (K, H, W), iterations run)``.
+    """
+    if image.shape[-2:] != masks.shape[-2:]:
+        raise ValueError(f"image {tuple(image.shape)} and masks {tuple(masks.shape)} must share "
+                         f"(H, W).")
+    if not 0 <= depth_weight <= 1:
+        raise ValueError(f"depth_weight must be in [0, 1]; got {depth_weight}.")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 (inf = linear); got {alpha}.")
+    m = local_measure(image, dilations, alpha, lam, eps)
+    if depth is not None:
+        if tuple(depth.shape) != tuple(masks.shape[-2:]):
+            raise ValueError(f"depth {tuple(depth.shape)} must be (H, W) = "
+                             f"{tuple(masks.shape[-2:])}.")
+        d = _unit_range(depth.float())[None]
+        m = (1 - depth_weight) * m + depth_weight * local_measure(d, dilations, alpha, lam, eps)
+    aff = torch.softmax(-m, 0)  # (P, H, W), Eq. (28)
+    M = masks.float()
+    it = 0
+    for it in range(1, n_iter + 1):
+        acc = torch.zeros_like(M)
+        for a, v in zip(aff, _shifted(M, dilations)):
+            acc.addcmul_(v, a)
+        change = float((acc - M).abs().max()) if tol > 0 else math.inf
+        M = acc
+        if change < tol:
+            break
+    return M, it
+
+
+def dream_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[int, int],
+                 patch: int, stride: int, *, depth: np.ndarray | None = None,
+                 features: torch.Tensor | None = None, max_side: int = 320,
+                 majority: bool = True, **params) -> np.ndarray:
+    """Pixel labels ``(H, W)`` of ``image`` from ``patch_labels: (h, w)`` refined by DREAM.
+
+    Args:
+        image: the RGB image the patches come from (its size is the output size).
+        patch_labels: labels of the patch grid, ids ``>= 0``.
+        input_size, patch, stride: the backbone geometry (as for ``upsample_labels``).
+        depth: ``(H, W)`` depth map at the image size (any scale), or None for DREAM (RGB).
+        features: unused (the refinement interface's common signature).
+        max_side: DREAM runs with the image (and depth) shrunk to at most this longer side.
+        majority: a 3 x 3 majority filter after the argmax (as the PAMR step).
+        params: :func:`dream` options (``alpha``, ``lam``, ``eps``, ``depth_weight``,
+            ``n_iter``, ``tol``, ``dilations``).
+
+    The output labels are a subset of the input labels: each pixel takes the argmax of a convex
+    combination of one-hot input labels.
+    """
+    W, H = image.size
+    h, w = working_size((H, W), max_side)
+    small = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32)
+    lab = torch.from_numpy(upsample_labels(np.asarray(patch_labels), (h, w), input_size, patch,
+                                           stride).astype(np.int64))
+    ids, inv = torch.unique(lab, return_inverse=True)  # refine over the labels present only
+    K = int(ids.numel())
+    if K < 2:
+        return nearest_resize(lab.numpy(), (H, W))
+    d = None
+    if depth is not None:
+        depth = np.asarray(depth, dtype=np.float32)
+        if depth.shape != (H, W):
+            raise ValueError(f"depth map is {depth.shape[1]}x{depth.shape[0]} px but the image is "
+                             f"{W}x{H}; they must have the same size.")
+        d = torch.from_numpy(depth)[None, None]
+        d = Fn.interpolate(d, size=(h, w), mode="bilinear", align_corners=False,
+                           antialias=True)[0, 0] if (h, w) != (H, W) else d[0, 0]
+    masks = Fn.one_hot(inv, K).permute(2, 0, 1).float()
+    refined, _ = dream(torch.from_numpy(small / 255.0).permute(2, 0, 1), masks, d, **params)
+    out = refined.argmax(0)
+    if majority:
+        out = majority_filter(out, K)
+    return nearest_resize(ids[out].numpy(), (H, W))
