@@ -148,3 +148,19 @@ def test_infer_cli_dream_with_depth_goes_on_past_a_bad_map(tmp_path, capsys):
     rc = main([str(imgs), "--out", str(tmp_path / "o2"), "--backbone", "classic",
                "--refine", "pamr", "--depth", str(dep), "--quiet"])
     assert rc == 2 and "used by refine='dream' only" in capsys.readouterr().err
+
+
+def test_hierarchy_predictor_refines_segments_summary_and_preview():
+    from deepcut.tasks.hierarchy import HierarchyPredictor
+
+    r = planted()
+    img = image_of(r)
+    pf = _pf(orthogonal_grid(r, sep=10.0))
+    p = HierarchyPredictor(n_segments=(2, 3), refine="dream").set_features([pf], [img])
+    for k in (2, 3):
+        want = refine_labels("dream", img, p.patch_segments(k)[0], pf.input_size, 8, 8)
+        assert np.array_equal(p.segments(k)[0], want)
+    masks = p.preview((60, 40))
+    assert np.array_equal(masks[3], p.segments(3)[0] == p.segments(3)[0][40, 60])
+    near = HierarchyPredictor(n_segments=(2, 3)).set_features([pf], [img])
+    assert not np.array_equal(np.asarray(p.summary()), np.asarray(near.summary()))

@@ -13,7 +13,7 @@ per image, so any depth scale or inversion works) and each pixel ``i`` with its 
 .. math::
 
     (24)\quad m^F_{ij,c} &= \phi_\alpha(|F_c(i) - F_c(j)|), \qquad
-          \phi_\alpha(x) = -\alpha\,\mathrm{ELU}(-x/\alpha) = \alpha\,(1 - e^{-x/\alpha}) \\
+          \phi_\alpha(x) = \alpha\,(e^{x/\alpha} - 1) \\
     (25)\quad \sigma^F_c(i) &= \mathrm{std}\{F_c(k) : k \in \{i\} \cup N(i)\} \\
     (26)\quad \hat m^F_{ij} &= \frac{1}{C}\sum_c \frac{m^F_{ij,c}}{\lambda\,\sigma^F_c(i) + \epsilon} \\
     (27)\quad m_{ij} &= (1 - w_D)\,\hat m^{RGB}_{ij} + w_D\,\hat m^{D}_{ij}
@@ -26,14 +26,18 @@ soft masks change by less than ``tol`` (max absolute change) or ``n_iter`` itera
 
 Choices (where the text leaves room):
 
-* **The non-linearity.** The paper applies an ELU to the feature dissimilarity with a scale
-  ``alpha`` that "controls the degree of nonlinearity". An ELU of a non-negative ``|x_i - x_j|`` is
-  the identity, so the ELU must see the negated difference (PAMR's code computes the affinity
-  ``-|x_i - x_j|`` and DREAM extends PAMR): ``phi_alpha`` is linear for differences well below
-  ``alpha`` ("small differences are preserved") and saturates at ``alpha`` (one outlier channel or a
-  strong texture cannot veto a neighbour alone: "robust to local feature inconsistencies").
-  ``alpha = inf`` gives the linear measure, and with ``w_D = 0``, ``lam = 0.1``, ``eps = 1e-8``,
-  ``tol = 0`` and PAMR's dilations DREAM *is* PAMR (tested).
+* **The non-linearity.** The paper applies an ELU to the feature dissimilarity, with a scale
+  ``alpha`` that "controls the degree of nonlinearity", so that "small differences are preserved
+  while significant variations are amplified". An ELU of a non-negative ``|x_i - x_j|`` is the
+  identity, so we take the ELU's exponential branch ``alpha (e^z - 1)`` at ``z = x / alpha``:
+  ``phi_alpha(x) ~ x`` for ``x << alpha`` (preserved) and grows exponentially beyond (amplified);
+  ``alpha = inf`` is linear. The other reading, the ELU of the negated difference
+  ``-alpha ELU(-x / alpha) = alpha (1 - e^{-x/alpha})``, saturates instead; on the shared data it
+  lost to PAMR (Weizmann 1obj, 25 images, spectral: +1.42 IoU over nearest at ``alpha`` 0.1
+  against PAMR's +2.12 and +2.26 for the exponential branch) and it caps the measure of a strong
+  edge at ``alpha / (lam sigma)``, which falls as the edge (hence ``sigma``) grows, so we did not
+  keep it. With ``alpha = inf``, ``w_D = 0``, ``lam = 0.1``, ``eps = 1e-8``, ``tol = 0`` and
+  PAMR's dilations DREAM *is* PAMR (tested).
 * **Order of (24) and (26).** The ELU is applied to the raw difference (in [0, 1] units, so
   ``alpha`` is in those units) and the result divided by ``lam * sigma + eps``, in the paper's
   order; the std is per channel over the pixel and its neighbours, as in PAMR.
@@ -82,10 +86,11 @@ DREAM_DEFAULTS = {"alpha": 0.1, "lam": 0.1, "eps": 1e-8, "depth_weight": 0.5, "n
 
 
 def _phi(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. (24): ``alpha * (1 - exp(-x / alpha)) = -alpha * ELU(-x / alpha)``; identity for inf."""
+    """Eq. (24): ``alpha * (exp(x / alpha) - 1)`` (the ELU's exponential branch); identity for
+    ``alpha = inf``. The exponent is capped at 30 (``x >= 30 alpha`` is a wall either way)."""
     if math.isinf(alpha):
         return x
-    return -alpha * Fn.elu(-x / alpha)
+    return alpha * torch.expm1((x / alpha).clamp(max=30.0))
 
 
 def local_measure(x: torch.Tensor, dilations: Sequence[int] = (1, 2, 4, 8), alpha: float = 0.1,
@@ -141,15 +146,19 @@ def dream(image: torch.Tensor, masks: torch.Tensor, depth: torch.Tensor | None =
         m = (1 - depth_weight) * m + depth_weight * local_measure(d, dilations, alpha, lam, eps)
     aff = torch.softmax(-m, 0)  # (P, H, W), Eq. (28)
     M = masks.float()
+    labels = M.argmax(0)
     it = 0
     for it in range(1, n_iter + 1):
         acc = torch.zeros_like(M)
         for a, v in zip(aff, _shifted(M, dilations)):
             acc.addcmul_(v, a)
-        change = float((acc - M).abs().max()) if tol > 0 else math.inf
         M = acc
-        if change < tol:
-            break
+        if tol > 0:  # converged: (almost) no pixel changed its label in this iteration
+            new = M.argmax(0)
+            changed = float((new != labels).float().mean())
+            labels = new
+            if changed < tol:
+                break
     return M, it
 
 
