@@ -154,3 +154,18 @@ def test_depth_is_refused_by_methods_that_do_not_use_it():
     for method in ("nearest", "pamr", "bilateral"):
         with pytest.raises(ConfigError, match="dream"):
             refine_labels(method, img, coarse_patches(), (H, W), 8, 8, depth=step_depth())
+
+
+def test_local_measure_by_hand():
+    from deepcut.refine.dream import local_measure
+
+    x = torch.tensor([[[0.0, 0.5]]])  # (C, H, W) = (1, 1, 2), replicate-padded borders
+    m = local_measure(x, (1,), alpha=0.5, lam=0.1, eps=0.0)
+    # pixel 0: neighbours in offset order are 0, 0, .5, 0, .5, 0, 0, .5 (column 1 is .5); the
+    # 9 values {0 x6, .5 x3} have unbiased std 0.25; a .5 neighbour measures
+    # alpha (e^{.5/alpha} - 1) / (0.1 * 0.25)
+    far = 0.5 * (np.e - 1) / 0.025
+    want = torch.tensor([0, 0, far, 0, far, 0, 0, far], dtype=torch.float32)
+    torch.testing.assert_close(m[:, 0, 0], want)
+    lin = local_measure(x, (1,), alpha=float("inf"), lam=0.1, eps=0.0)
+    torch.testing.assert_close(lin[:, 0, 0], want / far * 0.5 / 0.025)

