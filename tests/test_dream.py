@@ -65,17 +65,26 @@ def test_labels_stay_in_the_input_set():
     assert np.array_equal(one, np.full((H, W), 5))
 
 
-def test_constant_image_leaves_straight_boundaries_where_they_are():
-    img = Image.new("RGB", (W, H), (90, 140, 200))
-    patches = np.zeros((8, 12), dtype=np.int64)
-    patches[:, 4:8] = 1
-    patches[:, 8:] = 2  # three vertical bands
+def test_constant_image_leaves_the_labels_unchanged():
+    """No contrast, no evidence: all weights are equal (0/eps measures, no NaN) and a straight
+    two-label boundary stays exactly where it is, with or without a (constant) depth map.
+    (Eq. 28 is a diffusion: narrow regions between two others do shrink on a flat image.)"""
     from deepcut.refine import nearest_labels
 
-    near = nearest_labels(img, patches, (H, W), 8, 8)
-    assert np.array_equal(dream_labels(img, patches, (H, W), 8, 8, max_side=W), near)
-    flat = np.full((H, W), 2.0, np.float32)  # a constant depth map too (0/0 -> no NaN)
-    assert np.array_equal(dream_labels(img, patches, (H, W), 8, 8, max_side=W, depth=flat), near)
+    img = Image.new("RGB", (W, H), (90, 140, 200))
+    across = np.zeros((8, 12), dtype=np.int64)
+    across[5:] = 1  # a horizontal boundary too
+    for patches in (coarse_patches(), across):
+        near = nearest_labels(img, patches, (H, W), 8, 8)
+        assert np.array_equal(dream_labels(img, patches, (H, W), 8, 8, max_side=W), near)
+        flat = np.full((H, W), 2.0, np.float32)
+        assert np.array_equal(dream_labels(img, patches, (H, W), 8, 8, max_side=W, depth=flat),
+                              near)
+    # and any image leaves a constant label map alone
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    assert np.array_equal(dream_labels(noisy, np.full((8, 12), 4), (H, W), 8, 8),
+                          np.full((H, W), 4))
 
 
 def test_linear_dream_on_rgb_is_pamr():
