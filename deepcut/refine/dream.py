@@ -67,8 +67,7 @@ gain at no more than PAMR's time". At PAMR's own settings (320 px, 10 iterations
 same as PAMR (mean over the score columns: +2.44 against +2.48 points over nearest) and costs
 1.18x PAMR's time (the exponential); the gain grows with the number of iterations, mostly on
 BSDS (K = 6): 18 iterations at 240 px cost 0.97x PAMR's time for a mean gain of +3.11, and 16
-(the default) keep a margin under PAMR's time on a busy machine (``benchmarks/refine.py`` run in
-the issue-16 note).
+(the default) keep a margin under PAMR's time on a busy machine.
 ``alpha`` between 0.1 and 1 moved the mean gain by about 0.1 point. ``lam = 0.1`` and
 ``eps = 1e-8`` are PAMR's; ``depth_weight = 0.5`` is equal fusion (no depth maps with ground truth
 were at hand to tune it); ``dilations = (1, 2, 4, 8)`` are PAMR's (``(1,)`` gained a quarter
