@@ -35,10 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refine import score_refinement, solve_all  # noqa: E402  (benchmarks/refine.py)
+from refine import score_refinement, solve_all
 
-from deepcut.config import SegmenterConfig  # noqa: E402
-from deepcut.data import get_dataset  # noqa: E402
+from deepcut.config import SegmenterConfig
+from deepcut.data import get_dataset
 
 #: (row name, graph beta, solver_params, refinement)
 ROWS = (
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     n = {tag: min(len(get_dataset(ld, root / f)), args.limit or 10**9)
          for tag, ld, f, *_ in DATASETS}
-    print(f"| setting | BSDS NMI | BSDS ARI | BSDS mIoU | BSDS s/img | SOD IoU | SOD s/img |")
+    print("| setting | BSDS NMI | BSDS ARI | BSDS mIoU | BSDS s/img | SOD IoU | SOD s/img |")
     print("|---|---|---|---|---|---|---|")
     for name, *_ in ROWS:
         r = table[name]

@@ -3,7 +3,6 @@ constant image moves nothing, PAMR is its linear RGB special case, bad depth fil
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as Fn
 from PIL import Image
 
 from deepcut.errors import ConfigError

@@ -4,7 +4,6 @@ import inspect
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_parts import _pf, orthogonal_grid
 

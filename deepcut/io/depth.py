@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from deepcut.errors import DeepCutError
 
-__all__ = ["DEPTH_EXTENSIONS", "DepthReadError", "find_depth", "load_depth", "depth_for"]
+__all__ = ["DEPTH_EXTENSIONS", "DepthReadError", "depth_for", "find_depth", "load_depth"]
 
 #: Depth file extensions, in the order they are looked for.
 DEPTH_EXTENSIONS = (".png", ".tif", ".tiff", ".npy")
