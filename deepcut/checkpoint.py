@@ -45,7 +45,7 @@ MODEL_KEYS = ("backbone", "stride", "solver", "n_clusters", "loss", "graph", "me
               "beta", "lam")
 #: Settings a user may change at inference time.
 FREE_KEYS = ("weights", "size", "device", "knn", "dense_max_nodes", "task", "background_rule",
-             "refine", "seed", "lr")
+             "refine", "refine_params", "depth", "seed", "lr")
 
 
 class CheckpointError(DeepCutError):
@@ -220,8 +220,9 @@ class CheckpointSegmenter(Segmenter):
             self._checked = True
         return bb
 
-    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
-        pred = super().predict_features(pf, image=image)
+    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None,
+                         depth=None) -> Prediction:
+        pred = super().predict_features(pf, image=image, depth=depth)
         pred.meta["config"] = self.config_record()
         pred.meta["checkpoint"] = {**self.checkpoint.provenance(),
                                    "finetune_steps": self.finetune_steps}

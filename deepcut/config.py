@@ -85,8 +85,13 @@ class SegmenterConfig:
         radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
         background_rule: ``border`` (largest share of border patches) or ``corners``.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
-            labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`) or by the
-            fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`).
+            labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`), by the
+            fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`) or by Falcon's ``dream``
+            (:mod:`deepcut.refine.dream`; RGB, or RGB + depth with ``depth``).
+        refine_params: extra keyword arguments for the refinement (e.g. ``alpha``, ``n_iter``
+            for ``dream``; ``max_side`` for the image-guided ones).
+        depth: folder of depth maps, one per image with the image's stem (``refine="dream"``
+            only; None = DREAM on RGB alone). See :mod:`deepcut.io.depth`.
         solver_params: extra keyword arguments for the solver.
         task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
     """
@@ -118,6 +123,8 @@ class SegmenterConfig:
     radius: float = 5.0
     background_rule: str = "border"
     refine: str = "nearest"
+    refine_params: dict[str, Any] = field(default_factory=dict)
+    depth: str | None = None
     solver_params: dict[str, Any] = field(default_factory=dict)
     task_params: dict[str, Any] = field(default_factory=dict)
 
@@ -137,7 +144,8 @@ class SegmenterConfig:
         **GRAPH_CONSTRAINTS,
         "radius": [Interval(Real, 1, None, closed="left")],
         "background_rule": [Options({"border", "corners"})],
-        "refine": [Options({"nearest", "centres", "pamr", "bilateral"})],
+        "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
+        "depth": [str, None],
         "device": [str],
     }
 
@@ -156,6 +164,14 @@ class SegmenterConfig:
             raise ConfigError(f"Unknown solver {self.solver!r}; choose one of {list_solvers()}.")
         if self.loss == "cc" and self.graph not in (None, "cc"):
             raise ConfigError("loss='cc' needs the signed CC graph (graph='cc' or unset).")
+        if self.depth is not None and self.refine != "dream":
+            raise ConfigError(f"depth maps are used by refine='dream' only; got "
+                              f"refine={self.refine!r} with depth={self.depth!r}.")
+        if self.depth is not None:
+            from pathlib import Path
+
+            if not Path(self.depth).is_dir():
+                raise ConfigError(f"{self.depth}: depth folder does not exist")
         if self.device.startswith("cuda"):
             import torch
 

@@ -390,6 +390,7 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from deepcut.io import load_image, save_json, save_label_map
+    from deepcut.io.depth import depth_for
 
     todo = [(i, item) for i, item in enumerate(ids)
             if overwrite or not _is_done(pred_dir / f"{_file_stem(item)}.json", identity)]
@@ -407,7 +408,10 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
             sample = None
             try:
                 sample = dataset[index]
-                pred = seg(load_image(sample.image_path))
+                image = load_image(sample.image_path)
+                depth = depth_for(getattr(getattr(seg, "config", None), "depth", None),
+                                  sample.image_path, image.size)
+                pred = seg(image) if depth is None else seg(image, depth=depth)
             except Exception as e:  # report the item and go on (Ctrl-C stops)
                 failures[item] = str(e) if isinstance(e, DeepCutError) else \
                     f"{type(e).__name__}: {e}"

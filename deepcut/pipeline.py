@@ -21,7 +21,6 @@ import deepcut
 from deepcut.backbones.base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError, ImageReadError
-from deepcut.refine.upsample import upsample_labels
 from deepcut.tasks.base import TASKS, TaskOutput
 
 __all__ = ["Prediction", "Segmenter"]
@@ -136,26 +135,49 @@ class Segmenter:
                 f"{bb.patch_size} px patch of backbone {bb.name!r}")
         return bb(image)
 
-    def __call__(self, image: ImageLike) -> Prediction:
+    def __call__(self, image: ImageLike,
+                 depth: np.ndarray | str | Path | None = None) -> Prediction:
         """Segment one image: a PIL image (any mode), a path, a numpy ``(H, W, 3)`` uint8 array
-        or a ``(3, H, W)`` tensor (uint8, or float in 0..1)."""
+        or a ``(3, H, W)`` tensor (uint8, or float in 0..1).
+
+        ``depth``: for ``refine="dream"``, an ``(H, W)`` depth map or its file; when None and
+        the config names a ``depth`` folder, the map with the image's stem is read from it
+        (which needs the image as a path).
+        """
         t0 = time.perf_counter()
         name = str(image) if isinstance(image, (str, Path)) else None
         image = as_rgb_image(image)
+        depth = self._depth(depth, name, image.size)
         t_load = time.perf_counter() - t0
         t0 = time.perf_counter()
         pf = self.features(image)
         t_bb = time.perf_counter() - t0
-        pred = self.predict_features(pf, image=image)
+        pred = (self.predict_features(pf, image=image) if depth is None
+                else self.predict_features(pf, image=image, depth=depth))
         pred.timings = {"load": t_load, "backbone": t_bb, **pred.timings}
         if name is not None:
             pred.meta["image"] = name
         pred.image = image
         return pred
 
-    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None) -> Prediction:
-        """Run graph, solver, task and upsampling on precomputed features (``image``: the RGB
-        image they come from, needed by ``refine="pamr"`` and ``"bilateral"``)."""
+    def _depth(self, depth, name: str | None, size: tuple[int, int]) -> np.ndarray | None:
+        """The depth map for one image: given, read from a file, or looked up in the folder."""
+        from deepcut.io.depth import depth_for, load_depth
+
+        if depth is None and self.config.depth is not None:
+            if name is None:
+                raise ConfigError("the config names a depth folder but the image was given as "
+                                  "pixels: pass depth=... or call the Segmenter on the path.")
+            return depth_for(self.config.depth, name, size)
+        if isinstance(depth, (str, Path)):
+            return load_depth(depth, size)
+        return depth
+
+    def predict_features(self, pf: PatchFeatures, image: Image.Image | None = None,
+                         depth: np.ndarray | None = None) -> Prediction:
+        """Run graph, solver, task and refinement on precomputed features (``image``: the RGB
+        image they come from, needed by ``refine="pamr"``, ``"bilateral"`` and ``"dream"``;
+        ``depth``: an ``(H, W)`` depth map for ``"dream"``)."""
         cfg = self.config
         if cfg.graph is None and cfg.backbone == "auto":  # the resolved backbone's own graph
             cfg = replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
@@ -168,23 +190,14 @@ class Segmenter:
         t0 = time.perf_counter()
         if out.pixel_labels is not None:
             labels = out.pixel_labels
-        elif cfg.refine == "centres":
-            from deepcut.refine.centres import assign_by_centres
-
-            labels = assign_by_centres(pf.features, out.patch_labels, pf.image_size)
-        elif cfg.refine in ("pamr", "bilateral"):
-            from deepcut.refine import bilateral_labels, pamr_labels
-
-            if image is None:
-                raise ConfigError(f"refine={cfg.refine!r} refines the labels along the image: "
-                                  "pass predict_features(pf, image=...) or call the Segmenter "
-                                  "on the image.")
-            refine = pamr_labels if cfg.refine == "pamr" else bilateral_labels
-            labels = refine(image, np.asarray(out.patch_labels), pf.input_size, pf.patch_size,
-                            pf.stride)
         else:
-            labels = upsample_labels(out.patch_labels, pf.image_size, pf.input_size,
-                                     pf.patch_size, pf.stride)
+            labels = self.refine(out.patch_labels, pf, image, depth)
+            levels = getattr(out, "level_patch_labels", None)
+            if levels and cfg.refine != "nearest":  # hierarchy: every level refined alike
+                finest = max(levels)
+                out.level_labels = {k: labels if k == finest else
+                                    self.refine(lab, pf, image, depth)
+                                    for k, lab in levels.items()}
         labels = np.asarray(labels)
         labels = labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
         t_up = time.perf_counter() - t0
@@ -214,3 +227,19 @@ class Segmenter:
             extra=out.extra,
             task_output=out,
         )
+
+    def refine(self, patch_labels: np.ndarray, pf: PatchFeatures, image: Image.Image | None,
+               depth: np.ndarray | None = None) -> np.ndarray:
+        """``(H, W)`` pixel labels of ``patch_labels: (h, w)`` by ``config.refine``
+        (:func:`deepcut.refine.refine_labels`, with ``config.refine_params``)."""
+        from deepcut.refine.interface import IMAGE_GUIDED, refine_labels
+
+        method = self.config.refine
+        if image is None and method in IMAGE_GUIDED:
+            raise ConfigError(f"refine={method!r} refines the labels along the image: "
+                              "pass predict_features(pf, image=...) or call the Segmenter "
+                              "on the image.")
+        return refine_labels(method, image if image is not None else pf.image_size,
+                             np.asarray(patch_labels), pf.input_size, pf.patch_size, pf.stride,
+                             depth=depth, features=pf.features if method == "centres" else None,
+                             **self.config.refine_params)

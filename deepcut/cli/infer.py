@@ -115,10 +115,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--background-rule", choices=["border", "corners"],
                    help="background = cluster owning most border patches, or DeepCut's corner "
                         "vote (default: border)")
-    g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral"],
+    g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral", "dream"],
                    help="patch to pixel labels: nearest upsampling, partition centres, or "
-                        "nearest labels refined along the image colours by PAMR or by the fast "
-                        "bilateral solver (default: nearest)")
+                        "nearest labels refined along the image by PAMR, by the fast "
+                        "bilateral solver or by Falcon's DREAM (RGB, or RGB + depth with "
+                        "--depth); applies to every task and every hierarchy level "
+                        "(default: nearest)")
+    g.add_argument("--depth", metavar="DIR",
+                   help="with --refine dream: folder of depth maps, one per image with the "
+                        "image's file stem (8/16-bit PNG, TIFF or .npy, any scale, the image's "
+                        "size), e.g. from Depth Pro or Depth Anything; none is bundled. A "
+                        "missing or mis-sized map skips that image (default: RGB only)")
     _add_task_options(g)
 
     g = p.add_argument_group("dataset-level head (from train.py)")
@@ -169,7 +176,7 @@ TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
                     "nested": "nested"}
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
-               "background_rule", "refine", "radius")
+               "background_rule", "refine", "radius", "depth")
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
 CONFIG_KEYS += ("resize", "resample", "pos_embed", "channel_layout", "dino_head")
 
@@ -304,6 +311,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     from tqdm import tqdm
 
     from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.depth import depth_for
     from deepcut.io.folders import (
         FATAL_WRITE_ERRNOS,
         check_out_dir,
@@ -355,7 +363,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             t0 = time.perf_counter()
             try:
                 image = load_image(path, max_pixels=max_pixels)
-                pred = seg(image)
+                depth = depth_for(seg.config.depth, path, image.size)
+                pred = seg(image) if depth is None else seg(image, depth=depth)
             except DeepCutError as e:
                 failed.append(str(path))
                 report("skipped", name_file(path, str(e)))

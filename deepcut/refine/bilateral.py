@@ -120,12 +120,18 @@ def bilateral_solve(image: np.ndarray, target: np.ndarray, confidence: np.ndarra
 
 
 def bilateral_labels(image: Image.Image, patch_labels: np.ndarray, input_size: tuple[int, int],
-                     patch: int, stride: int, max_side: int = 640, **params) -> np.ndarray:
+                     patch: int, stride: int, max_side: int = 640, *,
+                     depth: np.ndarray | None = None, features=None, **params) -> np.ndarray:
     """Pixel labels ``(H, W)``: nearest patch labels smoothed by the bilateral solver (argmax
     over the solved one-hot channels), computed on the image shrunk to at most ``max_side``.
 
-    ``params`` go to :func:`bilateral_solve` (sigmas, ``lam``, CG settings).
+    ``params`` go to :func:`bilateral_solve` (sigmas, ``lam``, CG settings); ``depth`` and
+    ``features`` are the refinement interface's common keywords, unused here (a depth map is
+    refused: use ``dream``).
     """
+    from deepcut.refine.interface import refuse_depth
+
+    refuse_depth("bilateral", depth)
     W, H = image.size
     h, w = working_size((H, W), max_side)
     small = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR))

@@ -278,6 +278,10 @@ class HierarchyPredictor:
         metric: ``dot`` (DeepCut) or ``cosine``.
         seed: seeds every random choice.
         weights, size, stride, device: backbone options (as in ``infer.py``).
+        refine: patch to pixel labels of :meth:`segments`, :meth:`summary` and :meth:`preview`:
+            ``nearest`` or any method of :func:`deepcut.refine.refine_labels` (``dream``,
+            ``pamr`` ...; image-guided ones need the images of :meth:`set_images`).
+        refine_params: keyword options of the refinement.
 
     Example:
         >>> p = HierarchyPredictor("classic", n_segments=(4, 8))          # doctest: +SKIP
@@ -289,7 +293,8 @@ class HierarchyPredictor:
     def __init__(self, backbone: Any = "auto", *, n_segments: Sequence[int] = DEFAULT_LEVELS,
                  nested: bool = False, joint: bool = True, n_sample: int | None = None,
                  metric: str = "dot", seed: int | None = 0, weights: str | None = None,
-                 size: int = 280, stride: int | None = None, device: str = "cpu") -> None:
+                 size: int = 280, stride: int | None = None, device: str = "cpu",
+                 refine: str = "nearest", refine_params: dict[str, Any] | None = None) -> None:
         self.backbone = backbone
         self.n_segments = n_segments
         self.nested = nested
@@ -301,6 +306,8 @@ class HierarchyPredictor:
         self.size = size
         self.stride = stride
         self.device = device
+        self.refine = refine
+        self.refine_params = refine_params
 
     def _backbone(self):
         if isinstance(self.backbone, str):
@@ -335,6 +342,7 @@ class HierarchyPredictor:
             images: the RGB images for :meth:`summary` (None: grey placeholders).
         """
         self.features_ = list(features)
+        self._pixel_cache: dict[int, list[np.ndarray]] = {}
         self.images_ = list(images) if images is not None else [
             Image.new("RGB", (pf.image_size[1], pf.image_size[0]), (128, 128, 128))
             for pf in self.features_]
@@ -367,8 +375,18 @@ class HierarchyPredictor:
         largest level of ``n_segments`` works (others are computed from the cached eigenvectors
         or cut from the merge tree).
         """
-        return [upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size, pf.stride)
-                for lab, pf in zip(self.patch_segments(k), self.features_)]
+        if self.refine == "nearest":
+            return [upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size, pf.stride)
+                    for lab, pf in zip(self.patch_segments(k), self.features_)]
+        if k not in self._pixel_cache:  # refinements cost more: once per level
+            from deepcut.refine import refine_labels
+
+            self._pixel_cache[k] = [
+                refine_labels(self.refine, im, lab, pf.input_size, pf.patch_size, pf.stride,
+                              features=pf.features if self.refine == "centres" else None,
+                              **(self.refine_params or {}))
+                for im, lab, pf in zip(self.images_, self.patch_segments(k), self.features_)]
+        return self._pixel_cache[k]
 
     def summary(self, n_segments: Sequence[int] | None = None, draw_border: bool = True,
                 max_side: int | None = 512, captions: bool = True) -> Image.Image:
@@ -399,7 +417,8 @@ class HierarchyPredictor:
         out = {}
         for k in parse_levels(n_segments if n_segments is not None else self.n_segments):
             lab = self.segments(k)[image_index]
-            out[k] = lab == self.patch_segments(k)[image_index][r, c]
+            out[k] = lab == (self.patch_segments(k)[image_index][r, c] if self.refine == "nearest"
+                             else lab[y, x])
         return out
 
 
@@ -417,9 +436,15 @@ def _level_captions(level_labels: dict[int, np.ndarray]) -> list[str]:
 
 @dataclass
 class HierarchyOutput(TaskOutput):
-    """A :class:`TaskOutput` plus one pixel label map per level (written by ``write_outputs``)."""
+    """A :class:`TaskOutput` plus one pixel label map per level (written by ``write_outputs``).
+
+    ``level_labels`` are nearest-upsampled by the task; the pipeline replaces them with the
+    refined labels of ``level_patch_labels`` when ``refine`` is not ``nearest``, so the ``_k<K>``
+    maps and the summary show what the main label map shows.
+    """
 
     level_labels: dict[int, np.ndarray] = field(default_factory=dict)
+    level_patch_labels: dict[int, np.ndarray] = field(default_factory=dict)
 
     def extra_outputs(self, image: Image.Image) -> dict[str, np.ndarray | Image.Image]:
         """Files beside the main outputs: ``_k<K>`` label maps and the ``_summary`` grid."""
@@ -459,8 +484,9 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     est = SpectralHierarchy(levels, nested=bool(tp.get("nested") or False), metric=cfg.metric,
                             n_sample=tp.get("n_sample"), seed=cfg.seed).fit(pf.flat)
     h, w = pf.grid
-    level_labels = {k: upsample_labels(est.labels(k).reshape(h, w), pf.image_size, pf.input_size,
-                                       pf.patch_size, pf.stride) for k in levels}
+    level_patch_labels = {k: est.labels(k).reshape(h, w) for k in levels}
+    level_labels = {k: upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size,
+                                       pf.stride) for k, lab in level_patch_labels.items()}
     fine = est.labels(levels[-1])
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}
@@ -475,4 +501,5 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
                "ncut_per_level": {str(k): round(v, 6) for k, v in ncuts.items()},
                "label_maps": {str(k): f"_k{k}.png" for k in levels}},
         level_labels=level_labels,
+        level_patch_labels=level_patch_labels,
     )
