@@ -131,6 +131,9 @@ def _add_task_options(g: argparse._ArgumentGroup) -> None:
                         "(default: exact up to 5000 nodes, then 2048)")
     g.add_argument("--nested", action="store_true", default=None,
                    help="hierarchy task: every fine segment inside one coarse segment")
+    g.add_argument("--html", action="store_true",
+                   help="hierarchy task: also write <stem>_explorer.html, an offline page where "
+                        "a click shows a pixel's segment at every level (as deepcut-explore)")
 
 
 TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
@@ -229,19 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepCutError as e:
         return fail(str(e))
     try:
+        if args.html and cfg.task != "hierarchy":
+            return fail("--html needs --task hierarchy")
         return run(cfg, files, Path(args.out), overwrite=args.overwrite, quiet=args.quiet,
-                   logger=logger, segmenter=seg)
+                   logger=logger, segmenter=seg, html=args.html)
     finally:
         if logger is not None:
             logger.finish()
 
 
 def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool = False,
-        logger=None, segmenter=None) -> int:
+        logger=None, segmenter=None, html: bool = False) -> int:
     """Segment ``files`` into ``out``; returns the exit status.
 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
-    ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`).
+    ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`); ``html`` also
+    writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
     """
     from tqdm import tqdm
 
@@ -270,6 +276,16 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             pred = seg(image)
             pred.meta["image"] = str(path)
             extra = {"checkpoint": pred.meta["checkpoint"]} if "checkpoint" in pred.meta else None
+            if html:  # before the JSON, which marks the image as complete
+                from deepcut.viz.explorer import write_explorer
+
+                level_maps = getattr(pred.task_output, "level_labels", None) or {}
+                page = write_explorer(
+                    out / f"{stem}_explorer.html", image, level_maps, title=stem,
+                    info={"method": f"spectral hierarchy ({pred.extra.get('method')})",
+                          "nested": bool(pred.extra.get("nested")),
+                          "backbone": pred.meta["backbone"]})
+                extra = {**(extra or {}), "explorer": page.name}
             paths = write_outputs(pred, image, out, stem, extra_record=extra)
         except DeepCutError as e:
             failed.append(str(path))
