@@ -17,21 +17,21 @@ Deterministic for a given backbone and seed.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's deepcut, whatever copy is installed
 
-from deepcut import Segmenter  # noqa: E402
-from deepcut.io.writers import atomic_path, save_image  # noqa: E402
-from deepcut.tasks.hierarchy import HierarchyPredictor  # noqa: E402
-from deepcut.viz import overlay  # noqa: E402
+from deepcut import Segmenter
+from deepcut.io.writers import save_image
+from deepcut.tasks.hierarchy import HierarchyPredictor
+from deepcut.viz import overlay
 
 IMAGE = ROOT / "examples" / "chelsea.png"
 LEVELS = (5, 10, 20, 40)
@@ -41,7 +41,11 @@ KLESS_ALPHA = 12.0  # classic features need a larger alpha than DINO's 3 to merg
 
 def titled_row(panels: list[Image.Image], titles: list[str], gap: int = 6) -> Image.Image:
     """Panels side by side on white, each with a one-line title above it."""
-    bar = 18
+    bar = 22
+    try:
+        font = ImageFont.load_default(size=15)  # Pillow >= 10.1 with FreeType
+    except (TypeError, OSError):
+        font = ImageFont.load_default()
     w = sum(p.width for p in panels) + gap * (len(panels) - 1)
     h = max(p.height for p in panels) + bar
     out = Image.new("RGB", (w, h), "white")
@@ -49,7 +53,7 @@ def titled_row(panels: list[Image.Image], titles: list[str], gap: int = 6) -> Im
     x = 0
     for p, t in zip(panels, titles):
         out.paste(p, (x, bar))
-        draw.text((x + 2, 3), t, fill=(0, 0, 0))
+        draw.text((x + 2, 3), t, fill=(0, 0, 0), font=font)
         x += p.width + gap
     return out
 
@@ -71,7 +75,12 @@ def make_hierarchy(image: Image.Image, cfg: dict) -> Image.Image:
     hp = HierarchyPredictor(cfg["backbone"], n_segments=LEVELS, nested=True, seed=cfg["seed"],
                             weights=cfg.get("weights"))
     hp.set_images([image])
-    return hp.summary(max_side=240)
+    grid = hp.summary(max_side=240)  # image, then one tile per level, 4 px apart
+    n = len(LEVELS) + 1
+    tile_w = (grid.width - 4 * (n - 1)) // n
+    tiles = [grid.crop((i * (tile_w + 4), 0, i * (tile_w + 4) + tile_w, grid.height))
+             for i in range(n)]
+    return titled_row(tiles, ["image"] + [f"K = {k}" for k in LEVELS], gap=4)
 
 
 def make_parts(image: Image.Image, cfg: dict) -> Image.Image:
@@ -111,7 +120,7 @@ def make_explorer_shot(out: Path, cfg: dict) -> str:
         opts.binary_location = chromium
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--window-size=1320,520", "--hide-scrollbars"):
+                  "--no-first-run", "--window-size=1320,800", "--hide-scrollbars"):
             opts.add_argument(a)
         driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
         try:
@@ -121,10 +130,12 @@ def make_explorer_shot(out: Path, cfg: dict) -> str:
                 "window.explorer.ready.then(() => done(null), e => done(String(e)));")
             driver.execute_script("window.explorer.select(arguments[0], arguments[1])", *CLICK)
             png = driver.get_screenshot_as_png()
+            height = driver.execute_script(
+                "return document.getElementById('grid').getBoundingClientRect().bottom")
         finally:
             driver.quit()
-    with atomic_path(out) as tmp_png:
-        tmp_png.write_bytes(png)
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
+    save_image(shot.crop((0, 0, shot.width, min(shot.height, int(height) + 12))), out)
     return f"wrote {out}"
 
 

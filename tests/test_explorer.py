@@ -7,7 +7,6 @@ browser download); they are skipped, with the reason, where either is missing
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -29,7 +28,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 def page_data(text: str) -> dict:
     """The JSON payload embedded in an explorer page."""
-    m = re.search(r'<script type="application/json" id="deepcut-data">(.*?)</script>', text, re.S)
+    m = re.search(r'<script type="application/json" id="deepcut-data">(.*?)</script>', text, re.DOTALL)
     assert m, "no data block in the page"
     return json.loads(m.group(1).replace("<\\/", "</"))
 

@@ -21,15 +21,16 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a bare kernel
-%config InlineBackend.figure_format = "jpeg"
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from PIL import Image
 
 from deepcut import Segmenter
 from deepcut.viz import overlay
 
+set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 ROOT = Path("..")  # the notebooks run from notebooks/
 WORK = Path("_work") / "quickstart"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
@@ -42,12 +43,13 @@ def sh(command):
     args = shlex.split(command)
     if args[0] == "python":
         args[0] = sys.executable
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
     print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
     if r.returncode:
         raise RuntimeError(f"exit status {r.returncode}")
 image = Image.open(ROOT / "examples" / "chelsea.png").convert("RGB")
-image.size
+print("image size (W, H):", image.size)
 
 # %% [markdown]
 # ## Segment

@@ -19,16 +19,19 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a bare kernel
-%config InlineBackend.figure_format = "jpeg"
+
+import itertools
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from PIL import Image
 
 from deepcut import Segmenter
 from deepcut.tasks.hierarchy import HierarchyPredictor
 from deepcut.viz import overlay
 
+set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 ROOT = Path("..")  # the notebooks run from notebooks/
 WORK = Path("_work") / "hierarchy"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
@@ -41,7 +44,8 @@ def sh(command):
     args = shlex.split(command)
     if args[0] == "python":
         args[0] = sys.executable
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
     print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
     if r.returncode:
         raise RuntimeError(f"exit status {r.returncode}")
@@ -51,6 +55,7 @@ image = Image.open(ROOT / "examples" / "chelsea.png").convert("RGB")
 def show(images, titles, height=3.0):
     """A row of images with titles."""
     widths = [im.width / im.height for im in images]
+    height = min(height, 13 / sum(widths))  # at most 13 inches wide
     fig, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height + 0.3),
                              gridspec_kw={"width_ratios": widths})
     for ax, im, t in zip(np.atleast_1d(axes), images, titles):
@@ -92,7 +97,8 @@ masks = nested.preview(point)
 show([overlay(image, m.astype(np.uint8), alpha=0.6) for m in masks.values()],
      [f"K={k}: {m.mean():.1%} of the image" for k, m in masks.items()])
 ks = list(masks)
-print({f"K={b} outside K={a}": int((masks[b] & ~masks[a]).sum()) for a, b in zip(ks, ks[1:])})
+print({f"K={b} outside K={a}": int((masks[b] & ~masks[a]).sum())
+       for a, b in itertools.pairwise(ks)})
 
 # %% [markdown]
 # ## The interactive explorer

@@ -14,7 +14,6 @@
 
 # %%
 import csv
-import json
 import shlex
 import shutil
 import subprocess
@@ -23,13 +22,14 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a bare kernel
-%config InlineBackend.figure_format = "jpeg"
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from PIL import Image
 
+set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 WORK = Path("_work") / "evaluation"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
 
@@ -41,7 +41,8 @@ def sh(command):
     args = shlex.split(command)
     if args[0] == "python":
         args[0] = sys.executable
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
     print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
     if r.returncode:
         raise RuntimeError(f"exit status {r.returncode}")
@@ -100,8 +101,8 @@ def per_image(solver):
 
 rows = {s: per_image(s) for s in ("gnn", "spectral")}
 print("columns:", list(rows["gnn"][0]))
-metric = "iou" if "iou" in rows["gnn"][0] else [c for c in rows["gnn"][0]
-                                                 if c not in ("id", "status")][0]
+metric = "iou" if "iou" in rows["gnn"][0] else next(c for c in rows["gnn"][0]
+                                                 if c not in ("id", "status"))
 x = np.arange(len(ids))
 fig, ax = plt.subplots(figsize=(9, 3))
 for j, (solver, rs) in enumerate(rows.items()):
@@ -121,8 +122,8 @@ pred = np.asarray(Image.open(WORK / "gnn" / "predictions" / f"{worst}.png"))
 fig, axes = plt.subplots(1, 3, figsize=(9, 2.4))
 for ax, im, t in zip(axes, [Image.open(DATA / "images" / f"{worst}.jpg"),
                             Image.open(DATA / "masks" / f"{worst}.png"), pred > 0],
-                     ["image", "ground truth", f"gnn prediction ({metric} "
-                      f"{float(next(r for r in rows['gnn'] if r['id'] == worst)[metric]):.2f})"]):
+                     ["image", "ground truth", (f"gnn prediction ({metric} "
+                      f"{float(next(r for r in rows['gnn'] if r['id'] == worst)[metric]):.2f})")]):
     ax.imshow(im, cmap="gray")
     ax.set_title(t, fontsize=9)
     ax.axis("off")
