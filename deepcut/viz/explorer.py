@@ -101,7 +101,7 @@ def explorer_html(image: Image.Image, levels: Mapping[int, np.ndarray], *, title
         "original_size": [W, H],
         "dimAlpha": DIM_ALPHA,
         "palette": label_palette(256)[1:].tolist() + [[0, 0, 0]],  # ids shift by one, as summary
-        "levels": [{"k": int(k), "n": int(len(np.unique(maps[k]))), **encode_labels(maps[k])}
+        "levels": [{"k": int(k), "n": len(np.unique(maps[k])), **encode_labels(maps[k])}
                    for k in order],
         "info": {str(k): v for k, v in (info or {}).items()},
     }
