@@ -148,6 +148,13 @@ def test_infer_html_embeds_the_written_label_maps(tmp_path):
     d = page_data(page.read_text())
     for lv in d["levels"]:
         np.testing.assert_array_equal(decode(lv, maps[lv["k"]].shape), maps[lv["k"]])
+    # planted structure: the blocks lie on the 8 px patch grid, so K=4 is exactly the 4 blocks
+    blocks = np.zeros((64, 96), np.int64)
+    blocks[:, 48:] += 1
+    blocks[32:] += 2
+    k4 = decode(d["levels"][1], (64, 96))
+    assert d["levels"][1]["k"] == 4
+    assert len({(a, b) for a, b in zip(blocks.ravel(), k4.ravel())}) == 4  # one-to-one
 
 
 # --------------------------------------------------------------------------------------------
