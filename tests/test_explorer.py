@@ -143,6 +143,23 @@ def hierarchy_page(tmp_path: Path, levels: str = "2,4,8") -> tuple[Path, dict[in
     return out / "blocks_explorer.html", {k: read_label_map(out / f"blocks_k{k}.png") for k in ks}
 
 
+def test_infer_html_on_a_finished_run_adds_the_page(tmp_path, capsys):
+    from deepcut.cli.infer import main
+
+    Image.fromarray(four_blocks()).save(tmp_path / "blocks.png")
+    args = [str(tmp_path / "blocks.png"), "--task", "hierarchy", "--levels", "2,4",
+            "--backbone", "classic", "--size", "64", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert not (tmp_path / "out" / "blocks_explorer.html").exists()
+    assert main([*args, "--html"]) == 0  # outputs exist, the page does not: not skipped
+    assert (tmp_path / "out" / "blocks_explorer.html").exists()
+    capsys.readouterr()
+    assert main([*args, "--html"]) == 0  # now complete: skipped
+    assert "1 skipped" in capsys.readouterr().err
+    assert main([*args, "--task", "segment", "--html"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --html needs --task hierarchy"
+
+
 def test_infer_html_embeds_the_written_label_maps(tmp_path):
     page, maps = hierarchy_page(tmp_path)
     d = page_data(page.read_text())

@@ -267,7 +267,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     bar = tqdm(list(zip(files, stems)), disable=quiet or len(files) < 2, unit="img",
                file=sys.stderr)
     for path, stem in bar:
-        if not overwrite and outputs_exist(out, stem):
+        if not overwrite and outputs_exist(out, stem) and \
+                (not html or (out / f"{stem}_explorer.html").exists()):
             n_skip += 1
             continue
         t0 = time.perf_counter()
