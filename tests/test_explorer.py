@@ -71,7 +71,9 @@ def test_page_embeds_each_level_and_rejects_a_size_mismatch():
     a = np.zeros((20, 30), np.int64)
     a[:, 15:] = 1
     b = np.arange(600).reshape(20, 30) // 100  # 6 horizontal bands
-    d = page_data(explorer_html(img, {8: b, 2: a}, title="t</script>x", info={"nested": True}))
+    text = explorer_html(img, {8: b, 2: a}, title="t</script>x", info={"nested": True})
+    assert "http:" not in text and "https:" not in text  # self-contained: nothing fetched
+    d = page_data(text)
     assert (d["width"], d["height"]) == (30, 20)
     assert [lv["k"] for lv in d["levels"]] == [2, 8]  # coarse to fine
     assert [lv["n"] for lv in d["levels"]] == [2, 6]

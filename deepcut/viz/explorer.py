@@ -15,7 +15,8 @@ the ``hierarchy`` task (NCut eigenvectors once for the largest K, optionally nes
 Page contract (used by the browser test): each level's highlight canvas ``#hl-<K>`` is
 transparent inside the selected segment, ``rgba(255, 215, 0, 255)`` on its inner border and has
 alpha :data:`DIM_ALPHA` everywhere else; ``window.explorer`` offers ``ready`` (a promise),
-``select(x, y)``, ``selection`` and ``maskDataURL(K)``.
+``select(x, y)``, ``selection`` and ``maskDataURL(K)``. The page needs a browser with
+``DecompressionStream`` (Chrome 80+, Firefox 113+, Safari 16.4+) and says so otherwise.
 """
 from __future__ import annotations
 
@@ -304,6 +305,10 @@ function setWidth(px) {
   document.documentElement.style.setProperty("--w", px + "px");
 }
 async function main() {
+  if (!("DecompressionStream" in window)) {
+    throw new Error("this browser lacks DecompressionStream (Chrome 80+, Firefox 113+, " +
+                    "Safari 16.4+ have it)");
+  }
   document.getElementById("info").textContent =
     Object.entries(D.info).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
       .join(" · ");
@@ -341,6 +346,9 @@ window.explorer = {
   ready: main(), select, selection: sel, levels: D.levels.map(lv => lv.k),
   maskDataURL: k => maskCanvas(k).toDataURL("image/png"),
 };
+window.explorer.ready.catch(e => {
+  document.getElementById("pos").textContent = "cannot show the page: " + e.message;
+});
 </script>
 </body></html>
 """
