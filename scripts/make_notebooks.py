@@ -52,6 +52,8 @@ def build(src: Path) -> nbformat.NotebookNode:
         elif kind is not None:
             lines.append(line)
     flush()
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: a rerun changes only what the outputs change
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}

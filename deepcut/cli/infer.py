@@ -227,13 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg, seg = _segmenter_from_args(args)
+        if args.html and cfg.task != "hierarchy":
+            raise DeepCutError("--html needs --task hierarchy")
         files = _collect(args.inputs)
         logger = _wandb_logger(args, cfg, seg)
     except DeepCutError as e:
         return fail(str(e))
     try:
-        if args.html and cfg.task != "hierarchy":
-            return fail("--html needs --task hierarchy")
         return run(cfg, files, Path(args.out), overwrite=args.overwrite, quiet=args.quiet,
                    logger=logger, segmenter=seg, html=args.html)
     finally:
