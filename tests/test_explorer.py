@@ -287,3 +287,14 @@ def test_nested_chain_reports_full_containment(browser, tmp_path):
     assert len(chain) == 3
     assert chain[1].endswith("100.0% inside the K=2 segment")
     assert chain[2].endswith("100.0% inside the K=4 segment")
+    # the level slider: one panel at a time
+    shown = lambda: [k for k in (2, 4, 8)
+                     if browser.find_element(By.ID, f"level-{k}").is_displayed()]
+    assert shown() == [2, 4, 8]
+    browser.find_element(By.ID, "one").click()
+    assert shown() == [2]
+    browser.execute_script("const s = document.getElementById('level'); s.value = 2;"
+                           "s.dispatchEvent(new Event('input'));")
+    assert shown() == [8] and browser.find_element(By.ID, "levelK").text == "K = 8"
+    browser.find_element(By.ID, "one").click()
+    assert shown() == [2, 4, 8]

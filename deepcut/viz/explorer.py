@@ -5,7 +5,8 @@
 page a click on a pixel selects the segment under it at **every** level: each level's panel dims
 everything else and outlines the segment, a list shows the nested chain from coarse to fine (each
 segment's share of the image and how much of it lies inside the coarser selection), and a button
-per level downloads the selected region as a mask PNG (white = region, image size).
+per level downloads the selected region as a mask PNG (white = region, image size). Levels are
+shown side by side, or one at a time chosen with a level slider ("one level at a time").
 
 :func:`hierarchy_levels` computes the levels with the public pipeline: ``solver="spectral"`` is
 the ``hierarchy`` task (NCut eigenvectors once for the largest K, optionally nested);
@@ -192,6 +193,9 @@ button{font:inherit}
  <span>Click a pixel: its segment is selected at every level.</span>
  <label>panel width <input id="zoom" type="range" min="160" max="900" step="10"></label>
  <label><input id="tint" type="checkbox" checked> colour segments</label>
+ <label><input id="one" type="checkbox"> one level at a time:</label>
+ <input id="level" type="range" min="0" step="1" value="0" disabled>
+ <span id="levelK"></span>
  <span id="pos">no selection</span>
 </div>
 <ol id="chain"></ol>
@@ -341,6 +345,21 @@ async function main() {
   setWidth(zoom.value);
   zoom.oninput = () => setWidth(zoom.value);
   document.getElementById("tint").onchange = () => D.levels.forEach(lv => drawBase(lv.k));
+  // level slider: show one level's panel at a time instead of all side by side
+  const one = document.getElementById("one"), lvl = document.getElementById("level");
+  lvl.max = D.levels.length - 1;
+  const layout = () => {
+    D.levels.forEach((lv, i) => {
+      document.getElementById("level-" + lv.k).style.display =
+        one.checked && i !== Number(lvl.value) ? "none" : "";
+    });
+    lvl.disabled = !one.checked;
+    document.getElementById("levelK").textContent =
+      one.checked ? `K = ${D.levels[Number(lvl.value)].k}` : "";
+  };
+  one.onchange = layout;
+  lvl.oninput = layout;
+  layout();
 }
 window.explorer = {
   ready: main(), select, selection: sel, levels: D.levels.map(lv => lv.k),
