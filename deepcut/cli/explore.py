@@ -1,8 +1,8 @@
 """``deepcut-explore IMAGE [--levels 5,10,20,40] [--solver spectral] [--out page.html]``.
 
 Writes one self-contained HTML file (image and label maps embedded, no server, works offline):
-click a pixel and its segment is highlighted at every level, the nested chain from coarse to fine
-is listed, and the selected region of any level can be downloaded as a mask PNG
+click a pixel and its segment is highlighted at every level (side by side, or one level at a time
+with a slider), the nested chain from coarse to fine is listed, and the selected region of any level can be downloaded as a mask PNG
 (:mod:`deepcut.viz.explorer`). ``infer.py IMG --task hierarchy --html`` writes the same page next
 to its other outputs.
 """
