@@ -168,6 +168,9 @@ def _add_task_options(g: argparse._ArgumentGroup) -> None:
                         "(default: exact up to 5000 nodes, then 2048)")
     g.add_argument("--nested", action="store_true", default=None,
                    help="hierarchy task: every fine segment inside one coarse segment")
+    g.add_argument("--html", action="store_true",
+                   help="hierarchy task: also write <stem>_explorer.html, an offline page where "
+                        "a click shows a pixel's segment at every level (as deepcut-explore)")
 
 
 TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
@@ -284,6 +287,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         cfg, seg = _segmenter_from_args(args)
         if args.max_pixels is not None and args.max_pixels < 1:
             return fail(f"--max-pixels must be >= 1. Got {args.max_pixels}.")
+        if args.html and cfg.task != "hierarchy":
+            raise DeepCutError("--html needs --task hierarchy")
         out = check_out_dir(args.out)  # before any work: exit 2 naming the folder
         files = _collect(args.inputs)
         logger = _wandb_logger(args, cfg, seg)
@@ -291,7 +296,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return fail(one_line(str(e)))
     try:
         return run(cfg, files, out, overwrite=args.overwrite, quiet=args.quiet,
-                   logger=logger, segmenter=seg, max_pixels=args.max_pixels)
+                   logger=logger, segmenter=seg, max_pixels=args.max_pixels,
+                   html=args.html)
     except KeyboardInterrupt:
         print("\ninterrupted: finished images are saved; rerun the same command to resume",
               file=sys.stderr)
@@ -302,11 +308,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 
 def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool = False,
-        logger=None, segmenter=None, max_pixels: int | None = None) -> int:
+        logger=None, segmenter=None, max_pixels: int | None = None, html: bool = False) -> int:
     """Segment ``files`` into ``out``; returns the exit status (see the module docstring).
 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
-    ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`).
+    ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`); ``html`` also
+    writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
     """
     from tqdm import tqdm
 
@@ -350,7 +357,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
                 n_busy += 1
                 continue
             if not overwrite:
-                if outputs_exist(out, stem, image=path):
+                if outputs_exist(out, stem, image=path) and \
+                        (not html or (out / f"{stem}_explorer.html").exists()):
                     n_skip += 1
                     continue
                 owner = recorded_image(out, stem)
@@ -376,6 +384,16 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             pred.meta["image"] = str(path)
             extra = {"checkpoint": pred.meta["checkpoint"]} if "checkpoint" in pred.meta else None
             try:
+                if html:  # before the JSON, which marks the image as complete
+                    from deepcut.viz.explorer import write_explorer
+
+                    level_maps = getattr(pred.task_output, "level_labels", None) or {}
+                    page = write_explorer(
+                        out / f"{stem}_explorer.html", image, level_maps, title=stem,
+                        info={"method": f"spectral hierarchy ({pred.extra.get('method')})",
+                              "nested": bool(pred.extra.get("nested")),
+                              "backbone": pred.meta["backbone"]})
+                    extra = {**(extra or {}), "explorer": page.name}
                 paths = write_outputs(pred, image, out, stem, extra_record=extra)
             except OSError as e:
                 if e.errno in FATAL_WRITE_ERRNOS:  # no later image can be written either
