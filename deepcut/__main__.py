@@ -1,9 +1,10 @@
-"""``python -m deepcut <command> [options]``: the four command lines under one entry point.
+"""``python -m deepcut <command> [options]``: the command lines under one entry point.
 
 Commands: ``infer`` (segment images), ``train`` (dataset-level head, Lightning), ``eval``
-(benchmarks), ``cluster`` (k-less clustering). ``python -m deepcut <command> --help`` shows each
-command's options; the same commands are installed as ``deepcut-infer``, ``deepcut-train``,
-``deepcut-eval`` and ``deepcut-cluster``.
+(benchmarks), ``cluster`` (k-less clustering), ``explore`` (hierarchy explorer page).
+``python -m deepcut <command> --help`` shows each command's options; the same commands are
+installed as ``deepcut-infer``, ``deepcut-train``, ``deepcut-eval``, ``deepcut-cluster`` and
+``deepcut-explore``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ COMMANDS = {
     "train": ("deepcut.cli.train", "train one GNN head over a dataset (fit/validate/test/predict)"),
     "eval": ("deepcut.cli.evaluate", "score a method on a benchmark dataset"),
     "cluster": ("deepcut.cli.cluster", "k-less clustering of images or of a feature matrix"),
+    "explore": ("deepcut.cli.explore", "offline HTML page of an image's segmentation hierarchy"),
 }
 PROG = "python -m deepcut"
 

@@ -38,10 +38,12 @@ def console_script(tmp_path: Path, name: str) -> Path:
 
 
 def test_every_command_has_a_console_script():
-    assert set(SCRIPTS) == {"deepcut-infer", "deepcut-train", "deepcut-eval", "deepcut-cluster"}
+    assert set(SCRIPTS) == {"deepcut-infer", "deepcut-train", "deepcut-eval", "deepcut-cluster",
+                            "deepcut-explore"}
 
 
-@pytest.mark.parametrize("name", ["deepcut-infer", "deepcut-eval", "deepcut-cluster"])
+@pytest.mark.parametrize("name", ["deepcut-infer", "deepcut-eval", "deepcut-cluster",
+                                  "deepcut-explore"])
 def test_console_script_names_itself(tmp_path, name):
     script = console_script(tmp_path, name)
     help_ = run([str(script), "--help"])
@@ -60,7 +62,7 @@ def test_train_console_script_version_and_name(tmp_path):
     assert run([str(script), "fit", "--help"]).stdout.startswith("usage: deepcut-train ")
 
 
-@pytest.mark.parametrize("command", ["infer", "eval", "cluster"])
+@pytest.mark.parametrize("command", ["infer", "eval", "cluster", "explore"])
 def test_python_m_deepcut_command(command):
     """Each command names itself ``python -m deepcut <command>`` and has ``--version``."""
     r = run([sys.executable, "-m", "deepcut", command, "--help"])
@@ -73,13 +75,13 @@ def test_python_m_deepcut_command(command):
 def test_python_m_deepcut_lists_commands_and_refuses_unknown():
     r = run([sys.executable, "-m", "deepcut", "--help"])
     assert r.returncode == 0
-    for command in ("infer", "train", "eval", "cluster"):
+    for command in ("infer", "train", "eval", "cluster", "explore"):
         assert f"  {command} " in r.stdout
     bad = run([sys.executable, "-m", "deepcut", "segment"])
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         ("python -m deepcut: error: unknown command 'segment'; choose from infer, train, eval, "
-         "cluster")]
+         "cluster, explore")]
 
 
 def test_scripts_keep_their_file_names():
@@ -88,7 +90,7 @@ def test_scripts_keep_their_file_names():
 
 
 @pytest.mark.parametrize("module", ["deepcut.cli.infer", "deepcut.cli.evaluate",
-                                    "deepcut.cli.cluster"])
+                                    "deepcut.cli.cluster", "deepcut.cli.explore"])
 def test_help_imports_no_heavy_package(module):
     """``--help`` must not load torch, timm, torchvision, lightning or wandb (seconds each)."""
     code = (f"import sys\nfrom {module} import build_parser\n"

@@ -13,24 +13,25 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcut.cli.common import drop_none, fail, quiet_warnings
+from deepcut.cli.common import add_version, drop_none, fail, one_line, quiet_warnings
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from deepcut.backbones import list_backbones
-    from deepcut.solvers import list_solvers
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` defaults to ``deepcut-explore``. Built without importing torch, so
+    ``--help`` is instant."""
+    from deepcut.cli._choices import BACKBONE_METAVAR, SOLVERS, backbone_choice
 
     p = argparse.ArgumentParser(
-        prog="deepcut-explore",
+        prog=prog or "deepcut-explore",
         description="Write an interactive, offline HTML page of an image's segmentation "
                     "hierarchy: click a pixel to see its segment at every level, export it as a "
                     "mask PNG.")
     p.add_argument("image", help="the image file")
     p.add_argument("--levels", default="5,10,20,40",
                    help="comma-separated K per level (default: 5,10,20,40)")
-    p.add_argument("--solver", choices=list_solvers(), default="spectral",
+    p.add_argument("--solver", choices=SOLVERS, default="spectral",
                    help="spectral: one NCut eigendecomposition for all levels (the hierarchy "
                         "task); gnn/falcon: one independent solve per level (slower) "
                         "(default: spectral)")
@@ -40,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="the HTML file (default: <image stem>_explorer.html here)")
     p.add_argument("--max-side", type=int, default=1024,
                    help="larger images are shown and exported shrunk to this side (default: 1024)")
+    add_version(p)
     g = p.add_argument_group("backbone and solver (as in infer.py)")
-    g.add_argument("--backbone", choices=["auto", *list_backbones()],
+    g.add_argument("--backbone", type=backbone_choice, metavar=BACKBONE_METAVAR,
                    help="feature extractor (default: auto = DINO ViT-S/8 if its weights can be "
                         "had, else classic with a warning)")
     g.add_argument("--weights", help="local backbone checkpoint")
@@ -53,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from deepcut._threads import prefer_passive_waits
+
+    prefer_passive_waits()  # before torch loads
     quiet_warnings()
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     from deepcut.errors import DeepCutError
     from deepcut.io.images import load_image
     from deepcut.tasks.hierarchy import parse_levels
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         **config)
         write_explorer(out, image, maps, title=path.stem, info=record, max_side=args.max_side)
     except DeepCutError as e:
-        return fail(str(e))
+        return fail(one_line(str(e)))
     print(f"{path.name}: levels {levels} -> {out}", file=sys.stderr)
     return 0
 
