@@ -43,7 +43,9 @@ def four_blocks(h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:
     """``(h, w, 3)`` uint8: four flat colour blocks (2 x 2) with mild noise."""
     rng = np.random.default_rng(seed)
     img = np.zeros((h, w, 3))
-    cols = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (220, 220, 60)]
+    # Dark grey, not yellow, as the fourth: with the classic backbone's neighbourhood features
+    # (issue 11) yellow and green are close enough that K=4 splits off the boundary column instead.
+    cols = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (20, 20, 20)]
     for i, c in enumerate(cols):
         r, q = divmod(i, 2)
         img[r * h // 2:(r + 1) * h // 2, q * w // 2:(q + 1) * w // 2] = c
