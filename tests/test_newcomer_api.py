@@ -159,7 +159,10 @@ def test_cluster_cli_checks_k_max_before_features(tmp_path, capsys, image_file, 
         raise AssertionError("the backbone must not be built")
 
     monkeypatch.setattr(backbones, "resolve_backbone", no_backbone)
-    code = main([str(image_file), str(image_file), "--k-max", "5", "--out",
+    import shutil
+
+    twin = shutil.copy(image_file, tmp_path / "twin.png")  # one file given twice counts once
+    code = main([str(image_file), str(twin), "--k-max", "5", "--out",
                  str(tmp_path / "c.csv")])
     assert code == 2
     assert capsys.readouterr().err.strip() == (

@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         cli_main(argv, prog=prog)
     except DeepCutError as e:
         return fail(str(e))
+    except SystemExit as e:  # DeepCutCLI: 2 after its one error line, 1 after skipped images
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        raise
     return 0
 
 
