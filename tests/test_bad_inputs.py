@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 # capture of whichever test imported it first.
 sys.path.insert(0, str(REPO))
 try:
+    import lightning.pytorch  # noqa: F401  (train.py imports it lazily since issue 13)
+
     from train import cli_main
 finally:
     sys.path.remove(str(REPO))

@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except DeepCutError as e:
         return fail(str(e))
     except SystemExit as e:  # DeepCutCLI: 2 after its one error line, 1 after skipped images
-        if e.code is None or isinstance(e.code, int):
-            return e.code or 0
-        raise
+        if isinstance(e.code, int) and e.code != 0:
+            return e.code
+        raise  # --help / --version exit 0 as argparse does in the other commands
     return 0
 
 
