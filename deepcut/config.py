@@ -46,9 +46,11 @@ class SegmenterConfig:
         device: ``cpu`` or ``cuda``.
         solver: ``gnn`` (DeepCut), ``spectral`` or ``falcon``.
         n_clusters: K (None = the task's default; 2 for ``segment``).
-        loss: GNN loss: ``ncut`` (Eq. 9), ``soft_ncut`` or ``cc`` (Eq. 10).
-        steps: GNN optimiser steps (None = 10, DeepCut's stage-1 value).
-        lr: GNN AdamW learning rate.
+        loss: GNN loss: ``soft_ncut`` (default, the K-way NCut relaxation), ``ncut`` (Eq. 9,
+            the paper's) or ``cc`` (Eq. 10).
+        steps: GNN optimiser steps, at most (None = the solver's: 30, stopping early on a
+            converged loss; ``--preset paper``: 10, DeepCut's stage-1 value).
+        lr: GNN AdamW learning rate (None = the solver's: 0.03; ``--preset paper``: 1e-3).
         seed: seeds every random choice.
         graph: graph kind (None = the solver's own: ncut, cc or falcon).
         metric: similarity for ncut/cc graphs: ``dot`` (DeepCut) or ``cosine``.
@@ -61,6 +63,8 @@ class SegmenterConfig:
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`) or by the
             fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`).
+        preset: ``default`` or ``paper`` (DeepCut's exact solver settings; :mod:`deepcut.presets`).
+            A preset fills the values the user did not set (``from_dict`` / ``from_preset``).
         solver_params: extra keyword arguments for the solver.
         task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
     """
@@ -73,9 +77,9 @@ class SegmenterConfig:
     device: str = "cpu"
     solver: str = "gnn"
     n_clusters: int | None = None
-    loss: str = "ncut"
+    loss: str = "soft_ncut"
     steps: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     graph: str | None = None
     metric: str = "dot"
@@ -86,6 +90,7 @@ class SegmenterConfig:
     dense_max_nodes: int = 6000
     background_rule: str = "border"
     refine: str = "nearest"
+    preset: str = "default"
     solver_params: dict[str, Any] = field(default_factory=dict)
     task_params: dict[str, Any] = field(default_factory=dict)
 
@@ -95,12 +100,13 @@ class SegmenterConfig:
         "n_clusters": [Interval(Integral, 2, None, closed="left"), None],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         "steps": [Interval(Integral, 0, 100000, closed="both"), None],
-        "lr": [Interval(Real, 0, 10, closed="right")],
+        "lr": [Interval(Real, 0, 10, closed="right"), None],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
         "background_rule": [Options({"border", "corners"})],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral"})],
         "device": [str],
+        "preset": [Options({"default", "paper"})],
     }
 
     def validate(self) -> SegmenterConfig:
@@ -134,7 +140,16 @@ class SegmenterConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def from_preset(cls, preset: str, **values: Any) -> SegmenterConfig:
+        """The config of ``preset`` with ``values`` on top (``from_preset("paper", task="parts")``)."""
+        return cls.from_dict({**values, "preset": preset})
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SegmenterConfig:
+        """A config from the keys a user set; a ``preset`` key fills in that preset's values."""
+        from deepcut.presets import apply_preset
+
+        d = apply_preset(d) if d.get("preset") else d
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
