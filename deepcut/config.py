@@ -69,9 +69,11 @@ class SegmenterConfig:
             ``student`` (the paper's); other weight files hold one network.
         solver: ``gnn`` (DeepCut), ``spectral`` or ``falcon``.
         n_clusters: K (None = the task's default; 2 for ``segment``).
-        loss: GNN loss: ``ncut`` (Eq. 9), ``soft_ncut`` or ``cc`` (Eq. 10).
-        steps: GNN optimiser steps (None = 10, DeepCut's stage-1 value).
-        lr: GNN AdamW learning rate.
+        loss: GNN loss: ``soft_ncut`` (default, the K-way NCut relaxation), ``ncut`` (Eq. 9,
+            the paper's) or ``cc`` (Eq. 10).
+        steps: GNN optimiser steps, at most (None = the solver's: 30, stopping early on a
+            converged loss; ``--preset paper``: 10, DeepCut's stage-1 value).
+        lr: GNN AdamW learning rate (None = the solver's: 0.03; ``--preset paper``: 1e-3).
         seed: seeds every random choice.
         graph: graph kind (None = the solver's own: ncut, cc or falcon; ``local`` for the
             ``classic`` backbone on multi-region tasks unless the loss is ``cc``). ``local``: Shi-Malik's sparse graph
@@ -92,6 +94,8 @@ class SegmenterConfig:
             for ``dream``; ``max_side`` for the image-guided ones).
         depth: folder of depth maps, one per image with the image's stem (``refine="dream"``
             only; None = DREAM on RGB alone). See :mod:`deepcut.io.depth`.
+        preset: ``default`` or ``paper`` (DeepCut's exact solver settings; :mod:`deepcut.presets`).
+            A preset fills the values the user did not set (``from_dict`` / ``from_preset``).
         solver_params: extra keyword arguments for the solver.
         task_params: extra keyword arguments for the task (e.g. ``parts`` for ``parts``).
     """
@@ -109,9 +113,9 @@ class SegmenterConfig:
     dino_head: str = "teacher"
     solver: str = "gnn"
     n_clusters: int | None = None
-    loss: str = "ncut"
+    loss: str = "soft_ncut"
     steps: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     graph: str | None = None
     metric: str = "dot"
@@ -125,6 +129,7 @@ class SegmenterConfig:
     refine: str = "nearest"
     refine_params: dict[str, Any] = field(default_factory=dict)
     depth: str | None = None
+    preset: str = "default"
     solver_params: dict[str, Any] = field(default_factory=dict)
     task_params: dict[str, Any] = field(default_factory=dict)
 
@@ -139,7 +144,7 @@ class SegmenterConfig:
         "n_clusters": [Interval(Integral, 2, None, closed="left"), None],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         "steps": [Interval(Integral, 0, 100000, closed="both"), None],
-        "lr": [Interval(Real, 0, 10, closed="right")],
+        "lr": [Interval(Real, 0, 10, closed="right"), None],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
         "radius": [Interval(Real, 1, None, closed="left")],
@@ -147,6 +152,7 @@ class SegmenterConfig:
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
         "depth": [str, None],
         "device": [str],
+        "preset": [Options({"default", "paper"})],
     }
 
     def validate(self) -> SegmenterConfig:
@@ -192,7 +198,16 @@ class SegmenterConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def from_preset(cls, preset: str, **values: Any) -> SegmenterConfig:
+        """The config of ``preset`` with ``values`` on top (``from_preset("paper", task="parts")``)."""
+        return cls.from_dict({**values, "preset": preset})
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SegmenterConfig:
+        """A config from the keys a user set; a ``preset`` key fills in that preset's values."""
+        from deepcut.presets import apply_preset
+
+        d = apply_preset(d) if d.get("preset") else d
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

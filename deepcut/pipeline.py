@@ -107,6 +107,10 @@ class Segmenter:
             overrides["backbone"] = backbone
             backbone = None
         if overrides:
+            if overrides.get("preset"):  # the preset's values, then the caller's
+                from deepcut.presets import PRESETS
+
+                overrides = {**PRESETS.get(overrides["preset"], {}), **overrides}
             cfg = SegmenterConfig.from_dict({**cfg.to_dict(), **overrides})
         self.config = cfg.validate()
         self._backbone = backbone

@@ -42,9 +42,8 @@ def object_with_parts() -> np.ndarray:
     return r
 
 
-# GNN settings under which stage 1 recovers this small object exactly (8 of 10 seeds; 40 steps
-# at lr 1e-2 did for 1 or 2 of 12 seeds only: the ortho term prefers splitting the background)
-FAST = {"steps": 100, "lr": 3e-2}
+# The GNN's converged default recovers this small object (the paper's 10 steps at lr 1e-3 do not)
+FAST: dict = {}
 
 
 def _solver_param(name: str):
@@ -74,9 +73,10 @@ def test_part_labels_never_mark_a_background_node(object_with_parts, solver):
     lab = out.patch_labels
     assert np.all(lab[~fg] == 0)  # never a part on a background node
     assert np.all((lab[fg] >= 1) & (lab[fg] <= 2))
-    # one noisy object node sits closer to the background: moving it there lowers the Falcon
-    # graph's NCut (0.48888 < 0.48966 of the planted labels), which the falcon solver finds
-    assert np.count_nonzero(fg != (object_with_parts > 0)) <= (solver == "falcon")
+    # noisy object nodes sit closer to the background: moving one there lowers the Falcon
+    # graph's NCut (0.48888 < 0.48966 of the planted labels), which the falcon solver finds;
+    # the converged GNN moves two on the NCut graph (NCut 0.7942 < 0.8128 of the planted labels)
+    assert np.count_nonzero(fg != (object_with_parts > 0)) <= {"falcon": 1, "gnn": 2}.get(solver, 0)
     assert adjusted_rand_score(object_with_parts[fg], lab[fg]) == 1.0  # the two parts found
     assert out.label_names == {0: "background", 1: "part 1", 2: "part 2"}
     assert out.extra["parts_used"] == 2 and out.box == (32, 24, 96, 72)
@@ -124,7 +124,8 @@ def test_more_parts_than_foreground_nodes_reduces_k_with_warning():
     assert out.extra["parts_requested"] == 6 and out.extra["parts_used"] == 4
     assert set(np.unique(out.patch_labels[r == 1])) <= {1, 2, 3, 4}
     assert np.all(out.patch_labels[r == 0] == 0)
-    assert out.label_names[6] == "part 6"  # numbering follows the request, for every image
+    # numbering follows the request, for every image; names list only the labels present
+    assert set(out.label_names) == set(np.unique(out.patch_labels).tolist())
 
 
 @pytest.mark.parametrize("params,match", [({"parts": 0}, "'parts' task parameter must be an int"),

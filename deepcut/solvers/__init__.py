@@ -1,7 +1,8 @@
-"""Graph-cut solvers sharing one interface (design.md, "Solvers")."""
+"""Graph-cut solvers sharing one interface: DeepCut's GNN, spectral NCut, a Falcon-style cut."""
 from deepcut.solvers.base import (
     SOLVERS,
     BaseSolver,
+    DegenerateResultWarning,
     create_solver,
     list_solvers,
     register_solver,
@@ -14,6 +15,7 @@ from deepcut.solvers.spectral import SpectralNCut, eigengap, spectral_embedding,
 __all__ = [
     "SOLVERS",
     "BaseSolver",
+    "DegenerateResultWarning",
     "EmptyClusterWarning",
     "FalconCut",
     "GNNSolver",

@@ -8,6 +8,9 @@ Fitted attributes (every solver):
     assignment_: ``(N, K)`` soft assignment, rows sum to 1 (one-hot for hard solvers).
     labels_: ``(N,)`` int64 hard labels.
     n_clusters_: the K actually used (non-empty clusters).
+    n_clusters_requested_: the K asked for (None when the solver chose it, e.g. the eigengap).
+    warnings_: degenerate results in words (fewer clusters than asked, one cluster); each is
+        also issued once as a :class:`DegenerateResultWarning`.
     ncut_: discrete K-way NCut of ``labels_`` on the positive part of the graph (the yardstick).
     n_iter_: iterations / optimiser steps run.
     timings_: seconds per stage, e.g. ``{"solve": 0.01}``.
@@ -15,6 +18,7 @@ Fitted attributes (every solver):
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -27,6 +31,7 @@ from deepcut.losses import discrete_ncut
 __all__ = [
     "SOLVERS",
     "BaseSolver",
+    "DegenerateResultWarning",
     "create_solver",
     "list_solvers",
     "register_solver",
@@ -67,6 +72,10 @@ def relabel_consecutive(labels: torch.Tensor) -> torch.Tensor:
     return inv.reshape(labels.shape)
 
 
+class DegenerateResultWarning(UserWarning):
+    """A solver returned fewer non-empty clusters than asked (or a single cluster)."""
+
+
 class BaseSolver(ParamsMixin):
     """Base class: parameter handling, validation, timing and the NCut yardstick."""
 
@@ -92,6 +101,24 @@ class BaseSolver(ParamsMixin):
         self.assignment_ = assignment
         self.labels_ = labels.long()
         self.n_clusters_ = int(torch.unique(self.labels_).numel())
+        k = getattr(self, "n_clusters", None)
+        self.n_clusters_requested_ = int(k) if isinstance(k, int) else None
+        self.warnings_ = []
+        if getattr(self, "_k_is_bound", False):  # K_max of a k-less fit: only its bound matters
+            if self.n_clusters_ >= self.n_clusters_requested_:
+                self.warnings_.append(
+                    f"{self.solver_name}: K found = K_max = {self.n_clusters_} (the bound was "
+                    "hit: raise k_max or alpha)")
+            self.n_clusters_requested_ = None
+        elif self.n_clusters_requested_ is not None and \
+                self.n_clusters_ < self.n_clusters_requested_:
+            self.warnings_.append(
+                f"{self.solver_name}: {self.n_clusters_} of the {self.n_clusters_requested_} "
+                "clusters asked for are non-empty")
+        elif self.n_clusters_ < 2:
+            self.warnings_.append(f"{self.solver_name}: one cluster (a trivial cut)")
+        for w in self.warnings_:
+            warnings.warn(w, DegenerateResultWarning, stacklevel=3)
         with self._timer("ncut"):
             g = graph.positive()
             self.ncut_ = discrete_ncut(self.labels_, g.W, g.degree, assume_nonnegative=True)
@@ -106,5 +133,6 @@ class BaseSolver(ParamsMixin):
     def summary(self) -> dict[str, Any]:
         """The common yardstick as a JSON-able dict."""
         return {"solver": self.solver_name, "n_clusters": self.n_clusters_,
-                "ncut": self.ncut_, "n_iter": self.n_iter_,
+                "n_clusters_requested": self.n_clusters_requested_,
+                "warnings": list(self.warnings_), "ncut": self.ncut_, "n_iter": self.n_iter_,
                 "timings": {k: round(v, 6) for k, v in self.timings_.items()}}

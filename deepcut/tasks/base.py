@@ -89,8 +89,13 @@ def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
     seed_key = "seed" if "seed" in SOLVERS[cfg.solver]._parameter_constraints else "random_state"
     params: dict[str, Any] = {seed_key: cfg.seed}
     if cfg.solver == "gnn":
-        params.update(loss=cfg.loss, steps=steps if steps is not None else cfg.steps, lr=cfg.lr,
-                      device=cfg.device)
+        from deepcut.presets import gnn_preset_params
+
+        steps = steps if steps is not None else cfg.steps
+        params.update(gnn_preset_params(cfg.preset, steps))
+        params.update(loss=cfg.loss, lr=cfg.lr, device=cfg.device)
+        if steps is not None:
+            params["steps"] = steps
     params.update(cfg.solver_params)
     params.update(overrides)
     return create_solver(cfg.solver, n_clusters=n_clusters, **params)

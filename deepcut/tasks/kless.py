@@ -16,12 +16,15 @@ the K found; ``extra`` repeats it with the rule that found it.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
 from deepcut.graphs import ncut_graph
+from deepcut.solvers.base import DegenerateResultWarning
 from deepcut.solvers.spectral import eigengap, spectral_embedding
 from deepcut.tasks.base import TaskOutput, register_task, solve
 
@@ -53,10 +56,15 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         solver, _ = solve(F, cfg, k, grid=(h, w))
     labels = np.unique(solver.labels_.numpy(), return_inverse=True)[1].reshape(h, w)
     K = int(labels.max()) + 1
+    summary = solver.summary()
+    if rule == "eigengap" and K >= k_max:  # the CC path's solver says this itself
+        msg = f"kless: K found = k_max = {K} (the bound was hit: raise k_max)"
+        warnings.warn(msg, DegenerateResultWarning, stacklevel=2)
+        summary["warnings"] = [*summary.get("warnings", []), msg]
     return TaskOutput(
         patch_labels=labels.astype(np.int64),
         label_names={i: f"segment {i}" for i in range(K)},
-        solver=solver.summary(),
+        solver=summary,
         assignment=solver.assignment_,
         extra={"k_found": K, "k_max": k_max, "k_rule": rule,
                "alpha": cfg.alpha if rule == "cc" else None},

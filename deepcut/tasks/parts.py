@@ -55,7 +55,7 @@ DEFAULT_PARTS = 4
 
 
 class PartsReducedWarning(UserWarning):
-    """Fewer nodes than requested clusters in a stage: K was reduced to the number of nodes."""
+    """Fewer parts than asked: too few foreground nodes (K reduced), or the solver found fewer."""
 
 
 def part_label_names(parts: int, split_background: int | None) -> dict[int, str]:
@@ -125,14 +125,23 @@ def parts_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         labels[bg_idx] = k + 1 + reg
         stages["background"] = s_bg
 
-    n_labels = int(np.unique(labels).size)
+    present = np.unique(labels)
+    n_labels = int(present.size)
+    names = {i: n for i, n in part_label_names(k, b).items() if i in set(present.tolist())}
+    found = int(s_parts["n_clusters"])
+    warn = [w for s in stages.values() for w in s.get("warnings", [])]
+    if found < k and fg_idx.size >= k:
+        msg = f"parts: {found} of the {k} parts asked for were found"
+        warnings.warn(msg, PartsReducedWarning, stacklevel=2)
+        warn.append(msg)
     timings = {"graph": sum(float(s.get("timings", {}).get("graph", 0.0)) for s in stages.values())}
     for name, s in stages.items():
         timings.update({f"{name}/{t}": v for t, v in s.get("timings", {}).items()})
     return TaskOutput(
         patch_labels=labels.reshape(fg.shape),
-        label_names=part_label_names(k, b),
-        solver={"solver": cfg.solver, "n_clusters": n_labels, "ncut": s_parts["ncut"],
+        label_names=names,
+        solver={"solver": cfg.solver, "n_clusters": n_labels,
+                "n_clusters_requested": k + (b or 1), "warnings": warn, "ncut": s_parts["ncut"],
                 "n_iter": s_parts["n_iter"], "timings": timings,
                 "stages": {n: {kk: v for kk, v in s.items() if kk != "timings"}
                            for n, s in stages.items()}},

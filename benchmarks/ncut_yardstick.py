@@ -1,0 +1,142 @@
+"""The NCut yardstick: does every solver solve its objective, with all K clusters?
+
+One common graph per image (the ``classic`` backbone at ``--size`` 280, the NCut graph of DeepCut
+Eq. 6 on cosine similarities, dense: N ~ 1800), every solver run on it, every labelling scored by
+the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same graph. Per K:
+
+* median NCut, over the images (lower is better; a labelling with fewer than K clusters can
+  score lower, which is why the next column matters);
+* ``all K``: % of images where the solver used all K clusters;
+* ``best``: % of images where the solver used all K clusters and its NCut is <= every other
+  solver's that also used all K;
+* ``<= spectral``: % of images where it used all K clusters and its NCut is <= spectral's;
+* median seconds of the solve (graph excluded) and its median ratio to falcon's on the same
+  image (side by side, so machine load cancels);
+* for the default GNN also the NCut of the head's own argmax before rounding (``raw``).
+
+Solvers: ``gnn`` (default: converged, rounded), ``gnn-paper`` (``GNNSolver.PAPER``: DeepCut's
+10 steps at lr 1e-3), ``spectral``, ``falcon``, and scikit-learn's
+``SpectralClustering(affinity="precomputed")``.
+
+    python benchmarks/ncut_yardstick.py --data-root $DATA/sod/images $DATA/bsds500_test/images \\
+        --n-images 30 --ks 2 4 8 16
+
+One torch thread (``--threads``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics as st
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from deepcut.graphs import build_graph  # noqa: E402
+from deepcut.losses import discrete_ncut  # noqa: E402
+from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def features(paths: list[Path], size: int) -> list[torch.Tensor]:
+    from PIL import Image
+
+    from deepcut.backbones import create_backbone
+
+    bb = create_backbone("classic", size=size)
+    out = []
+    for p in paths:
+        pf = bb(Image.open(p).convert("RGB"))
+        out.append(pf.features.reshape(-1, pf.features.shape[-1]))
+    return out
+
+
+def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor, float, float]:
+    """(labels, seconds, raw NCut or nan)."""
+    raw = float("nan")
+    t0 = time.perf_counter()
+    if name == "sklearn":
+        from sklearn.cluster import SpectralClustering
+
+        A = G.W.numpy().astype(np.float64)
+        z = torch.as_tensor(SpectralClustering(K, affinity="precomputed", random_state=seed)
+                            .fit_predict(A))
+        return z, time.perf_counter() - t0, raw
+    if name == "gnn":
+        est = GNNSolver(K, seed=seed)
+    elif name == "gnn-paper":
+        est = GNNSolver(K, seed=seed, **{**GNNSolver.PAPER,
+                                         "steps": 10 if K == 2 else 100})
+    elif name == "spectral":
+        est = SpectralNCut(K, random_state=seed)
+    else:
+        est = FalconCut(K, random_state=seed)
+    est.fit(G, F)
+    sec = sum(v for k, v in est.timings_.items() if k != "ncut")
+    if name == "gnn":
+        raw = est.raw_ncut_
+    return est.labels_, sec, raw
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", nargs="+", required=True, type=Path,
+                    help="folders of images (each gives --n-images images)")
+    ap.add_argument("--n-images", type=int, default=30)
+    ap.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16])
+    ap.add_argument("--size", type=int, default=280)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", nargs="+",
+                    default=["gnn", "gnn-paper", "spectral", "falcon", "sklearn"])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    paths = []
+    for root in args.data_root:
+        paths += sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES)[:args.n_images]
+    feats = features(paths, args.size)
+    graphs = [build_graph(F, "ncut", metric="cosine") for F in feats]
+    print(f"{len(paths)} images, N = {int(np.median([g.num_nodes for g in graphs]))} (median), "
+          f"{args.threads} thread(s)\n")
+    print("| K | solver | median NCut | all K | best | <= spectral | median s | s / falcon |"
+          " raw NCut (gnn) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for K in args.ks:
+        res: dict[str, list] = {m: [] for m in args.methods}
+        for F, G in zip(feats, graphs):
+            for m in args.methods:
+                z, sec, raw = run(m, G, F, K, args.seed)
+                nc = discrete_ncut(z, G.W, G.degree, assume_nonnegative=True)
+                res[m].append((nc, int(torch.unique(z).numel()) == K, sec, raw))
+        n = len(feats)
+        for m in args.methods:
+            rs = res[m]
+            best = sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for mm, o in res.items()
+                                    if mm != m and o[i][1]) for i, r in enumerate(rs))
+            le_sp = sum(r[1] and r[0] <= res["spectral"][i][0] + 1e-6 for i, r in enumerate(rs)) \
+                if "spectral" in res else 0
+            ratio = st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])) \
+                if "falcon" in res else float("nan")
+            raws = [r[3] for r in rs if r[3] == r[3]]
+            print(f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
+                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
+                  f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | "
+                  f"{st.median(raws):.4f} |" if raws else
+                  f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
+                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
+                  f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | |")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
