@@ -130,3 +130,20 @@ def test_parts_on_a_planted_object_with_four_parts():
     assert out.extra["parts_found"] == 4 and out.solver["warnings"] == []
     assert adjusted_rand_score(r.reshape(-1), labels.reshape(-1)) >= 0.9
     assert set(out.label_names) == set(np.unique(labels).tolist())
+
+
+def test_sparse_knn_path_gives_the_dense_answer_on_a_planted_image(tmp_path):
+    """A size that takes the kNN path (forced by ``dense_max_nodes``) segments the planted
+    object as the dense graph does; it used to give a one-patch foreground (issue 14, item 5)."""
+    from conftest import make_image
+    from deepcut.pipeline import Segmenter
+
+    p = make_image(tmp_path / "img.png", size=(192, 128))  # red square: rows 32-96, cols 64-128
+    dense = Segmenter(backbone="classic", size=128, seed=0)(p)
+    knn = Segmenter(backbone="classic", size=128, seed=0, dense_max_nodes=50)(p)
+    assert knn.meta["config"]["dense_max_nodes"] == 50 and knn.meta["solver"]["warnings"] == []
+    a, b = dense.patch_labels.astype(bool), knn.patch_labels.astype(bool)
+    assert (a & b).sum() / (a | b).sum() >= 0.9
+    square = np.zeros_like(b)
+    square[4:12, 8:16] = True
+    assert b[square].all() and b.sum() < 2 * square.sum()
