@@ -237,9 +237,12 @@ class GNNSolver(BaseSolver):
         self.n_iter_ = len(self.loss_history_)
         self._k_is_bound = self.loss == "cc"
         self._finish(graph, S.detach().cpu(), labels.cpu())
-        g = graph.positive()
-        self.raw_ncut_ = discrete_ncut(self.raw_labels_.to(g.W.device), g.W, g.degree,
-                                       assume_nonnegative=True)
+        if torch.equal(self.raw_labels_, self.labels_):  # no rounding (paper, cc): same yardstick
+            self.raw_ncut_ = self.ncut_
+        else:  # one more O(N^2) (dense) or O(nnz) pass, only when rounding moved nodes
+            g = graph.positive()
+            self.raw_ncut_ = discrete_ncut(self.raw_labels_.to(g.W.device), g.W, g.degree,
+                                           assume_nonnegative=True)
         return self
 
 
