@@ -33,7 +33,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkpoint_vs_per_image import train_head  # noqa: E402
+from checkpoint_vs_per_image import train_head
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
