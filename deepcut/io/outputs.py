@@ -156,7 +156,8 @@ def write_outputs(pred, image: Image.Image, out_dir: str | Path, stem: str,
         save_label_map(pred.labels, paths["labels"])
         written.append(paths["labels"])
         bg = 0 if 0 in pred.label_names and pred.label_names[0] == "background" else None
-        save_image(overlay(image, pred.labels, box=pred.box, background=bg), paths["overlay"])
+        save_image(overlay(image, getattr(pred, "overlay_labels", pred.labels), box=pred.box,
+                           background=bg), paths["overlay"])
         written.append(paths["overlay"])
         paths.update(_write_task_files(pred, image, Path(out_dir), stem, written))
         rec = pred.record()

@@ -53,6 +53,7 @@ __all__ = [
     "hierarchy_task",
     "kway_labels",
     "ncut_merge",
+    "overlay_level",
     "parse_levels",
 ]
 
@@ -425,6 +426,24 @@ class HierarchyPredictor:
 # --------------------------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------------------------
+def overlay_level(level_labels: dict[int, np.ndarray], requested: int | None = None) -> int:
+    """The level the overlay shows: ``requested`` if given (one of the levels), else the
+    coarsest level with at least two segments found (the finest when none has two).
+
+    The finest level (K = 100 by default) is confetti at image scale; the coarsest level that
+    still splits the image is the readable one. ``level_labels``: ``{K: labels}`` (any shape).
+    """
+    if requested is not None:
+        if int(requested) not in level_labels:
+            raise ConfigError(f"overlay_level must be one of the levels "
+                              f"{sorted(level_labels)}. Got {requested!r} instead.")
+        return int(requested)
+    for k in sorted(level_labels):
+        if len(np.unique(level_labels[k])) >= 2:
+            return k
+    return max(level_labels)
+
+
 def _level_captions(level_labels: dict[int, np.ndarray]) -> list[str]:
     """``"K=10"`` per level, with the number of segments found where it differs."""
     out = []
@@ -440,11 +459,22 @@ class HierarchyOutput(TaskOutput):
 
     ``level_labels`` are nearest-upsampled by the task; the pipeline replaces them with the
     refined labels of ``level_patch_labels`` when ``refine`` is not ``nearest``, so the ``_k<K>``
-    maps and the summary show what the main label map shows.
+    maps, the summary and the overlay are refined alike. The main label map is the finest
+    level; the overlay shows level ``overlay_level`` (:func:`overlay_level`).
     """
 
     level_labels: dict[int, np.ndarray] = field(default_factory=dict)
     level_patch_labels: dict[int, np.ndarray] = field(default_factory=dict)
+    overlay_level: int | None = None
+
+    @property
+    def overlay_labels(self) -> np.ndarray | None:
+        """``(H, W)`` pixel labels of the overlay's level (None: no levels)."""
+        if not self.level_labels:
+            return None
+        k = self.overlay_level if self.overlay_level in self.level_labels \
+            else overlay_level(self.level_labels)
+        return self.level_labels[k]
 
     def extra_outputs(self, image: Image.Image) -> dict[str, np.ndarray | Image.Image]:
         """Files beside the main outputs: ``_k<K>`` label maps and the ``_summary`` grid."""
@@ -474,8 +504,10 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     Always spectral (eigenvectors once for the largest K). ``solver="falcon"`` is refused; the
     default ``gnn`` cannot be told from an explicit one here, so the command lines refuse an
     explicit ``--solver gnn`` (:func:`check_hierarchy_solver`). Task params: ``levels``,
-    ``nested`` (bool), ``n_sample`` (Nystrom landmarks). The main label map is the finest
-    level; ``extra`` records each level's K found and NCut.
+    ``nested`` (bool), ``n_sample`` (Nystrom landmarks), ``overlay_level`` (the K the overlay
+    shows; default :func:`overlay_level`'s rule: the coarsest level with two or more segments).
+    The main label map is the finest level; ``extra`` records each level's K found and NCut,
+    and the overlay's level.
     """
     if cfg.solver == "falcon":
         check_hierarchy_solver({"task": "hierarchy", "solver": cfg.solver})
@@ -487,6 +519,7 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     level_patch_labels = {k: est.labels(k).reshape(h, w) for k in levels}
     level_labels = {k: upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size,
                                        pf.stride) for k, lab in level_patch_labels.items()}
+    shown = overlay_level(level_patch_labels, tp.get("overlay_level"))
     fine = est.labels(levels[-1])
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}
@@ -499,7 +532,9 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
         extra={"levels": levels, "nested": est.nested, "method": est.method_,
                "n_segments_found": {str(k): int(est.labels(k).max()) + 1 for k in levels},
                "ncut_per_level": {str(k): round(v, 6) for k, v in ncuts.items()},
-               "label_maps": {str(k): f"_k{k}.png" for k in levels}},
+               "label_maps": {str(k): f"_k{k}.png" for k in levels},
+               "overlay_level": shown},
         level_labels=level_labels,
         level_patch_labels=level_patch_labels,
+        overlay_level=shown,
     )
