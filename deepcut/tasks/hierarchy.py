@@ -279,6 +279,9 @@ class HierarchyPredictor:
         metric: ``dot`` (DeepCut) or ``cosine``.
         seed: seeds every random choice.
         weights, size, stride, device: backbone options (as in ``infer.py``).
+        resize, resample, pos_embed, channel_layout, dino_head: the backbone's preprocessing
+            (None = its own default; DeepCut's values in
+            :data:`deepcut.backbones.paper.PAPER_PREPROCESSING`).
         refine: patch to pixel labels of :meth:`segments`, :meth:`summary` and :meth:`preview`:
             ``nearest`` or any method of :func:`deepcut.refine.refine_labels` (``dream``,
             ``pamr`` ...; image-guided ones need the images of :meth:`set_images`).
@@ -295,7 +298,10 @@ class HierarchyPredictor:
                  nested: bool = False, joint: bool = True, n_sample: int | None = None,
                  metric: str = "dot", seed: int | None = 0, weights: str | None = None,
                  size: int = 280, stride: int | None = None, device: str = "cpu",
-                 refine: str = "nearest", refine_params: dict[str, Any] | None = None) -> None:
+                 refine: str = "nearest", refine_params: dict[str, Any] | None = None,
+                 resize: str | None = None, resample: str | None = None,
+                 pos_embed: str | None = None, channel_layout: str | None = None,
+                 dino_head: str | None = None) -> None:
         self.backbone = backbone
         self.n_segments = n_segments
         self.nested = nested
@@ -309,13 +315,21 @@ class HierarchyPredictor:
         self.device = device
         self.refine = refine
         self.refine_params = refine_params
+        self.resize = resize
+        self.resample = resample
+        self.pos_embed = pos_embed
+        self.channel_layout = channel_layout
+        self.dino_head = dino_head
 
     def _backbone(self):
         if isinstance(self.backbone, str):
             from deepcut.backbones import resolve_backbone
 
-            self.backbone = resolve_backbone(self.backbone, weights=self.weights, size=self.size,
-                                             stride=self.stride, device=self.device)
+            self.backbone = resolve_backbone(
+                self.backbone, weights=self.weights, size=self.size, stride=self.stride,
+                device=self.device, resize=self.resize, resample=self.resample,
+                pos_embed=self.pos_embed, channel_layout=self.channel_layout,
+                dino_head=self.dino_head)
         return self.backbone
 
     def set_images(self, images: Sequence[Image.Image | str | Path] | Image.Image | str | Path
