@@ -24,7 +24,7 @@ GIVEN = {"resize": "square", "resample": "lanczos", "pos_embed": "dino",
 @pytest.fixture
 def built(monkeypatch) -> list[dict]:
     """Records the keyword arguments of every resolve_backbone call (the real one still runs)."""
-    import deepcut.backbones as backbones
+    from deepcut import backbones
 
     calls: list[dict] = []
     real = backbones.resolve_backbone
