@@ -18,6 +18,7 @@ steps, early stop) and the paper's (10 steps, lr 1e-3); run it under ``OMP_WAIT_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
@@ -30,6 +31,21 @@ REPO = Path(__file__).resolve().parents[1]
 def _spin() -> None:
     while True:
         pass
+
+
+@contextlib.contextmanager
+def busy(n: int):
+    """``n`` spinning processes (one core each) while the block runs; stopped after it."""
+    procs = [mp.Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(0.5 if procs else 0)
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
 
 
 def main() -> None:
@@ -59,11 +75,7 @@ def main() -> None:
         bb = create_backbone("classic", size=280)
     seg = Segmenter(backbone=bb, solver="gnn", seed=0)
     seg(image)  # warm-up: first-call allocations and lazy imports
-    procs = [mp.Process(target=_spin, daemon=True) for _ in range(args.load)]
-    for p in procs:
-        p.start()
-    try:
-        time.sleep(0.5 if procs else 0)
+    with busy(args.load):
         print(f"cores={os.cpu_count()} torch default threads={default} extra busy "
               f"processes={args.load} loadavg={os.getloadavg()[0]:.1f} backbone={args.backbone}")
         print("| threads | backbone s | solve s | total s |")
@@ -80,11 +92,7 @@ def main() -> None:
                              pred.timings["solve"], total))
             med = [statistics.median(r[i] for r in rows) for i in range(3)]
             print(f"| {t} ({n}) | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.3f} |")
-    finally:
-        for p in procs:
-            p.terminate()
-            p.join()
-        torch.set_num_threads(default)
+    torch.set_num_threads(default)
 
 
 def steps_only(args: argparse.Namespace) -> None:
@@ -103,11 +111,7 @@ def steps_only(args: argparse.Namespace) -> None:
     choices = [None if t == "default" else int(t) for t in args.threads.split(",")]
     for kw in settings.values():  # warm-up
         GNNSolver(**kw).fit_predict(graph, F)
-    procs = [mp.Process(target=_spin, daemon=True) for _ in range(args.load)]
-    for p in procs:
-        p.start()
-    try:
-        time.sleep(0.5 if procs else 0)
+    with busy(args.load):
         print(f"cores={os.cpu_count()} torch threads={torch.get_num_threads()} N={F.shape[0]} "
               f"extra busy processes={args.load} loadavg={os.getloadavg()[0]:.1f} "
               f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
@@ -123,10 +127,6 @@ def steps_only(args: argparse.Namespace) -> None:
         for s in settings:
             cells = " | ".join(f"{statistics.median(times[s, c]):.4f}" for c in choices)
             print(f"| {s} | {cells} |")
-    finally:
-        for p in procs:
-            p.terminate()
-            p.join()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_image
+from conftest import make_image, make_image_dir
 
 from deepcut.config import PREPROCESSING_KEYS
 
@@ -38,10 +38,7 @@ def built(monkeypatch) -> list[dict]:
 
 
 def _images(folder: Path, n: int = 3) -> Path:
-    folder.mkdir()
-    for i in range(n):
-        make_image(folder / f"im{i}.png", size=(96, 48), seed=i)  # 2:1, so square != aspect
-    return folder
+    return make_image_dir(folder, n, size=(96, 48))  # 2:1, so square != aspect
 
 
 def test_cluster_cli_passes_the_options(tmp_path, built):
