@@ -335,6 +335,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
         recorded_image,
         result_warnings,
         same_image,
+        warnings_said_per_file,
         write_outputs,
     )
     from deepcut.pipeline import Segmenter
@@ -375,7 +376,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             try:
                 image = load_image(path, max_pixels=max_pixels)
                 depth = depth_for(seg.config.depth, path, image.size)
-                pred = seg(image) if depth is None else seg(image, depth=depth)
+                with warnings_said_per_file():  # said below, naming the file
+                    pred = seg(image) if depth is None else seg(image, depth=depth)
             except DeepCutError as e:
                 failed.append(str(path))
                 report("skipped", name_file(path, str(e)))
