@@ -61,8 +61,8 @@ def add_preprocessing_options(group) -> None:
     ``--channel-layout`` (dests :data:`PREPROCESSING_KEYS`, default None = the backbone's own)
     to an argparse parser or group."""
     group.add_argument("--dino-head", choices=["teacher", "student"],
-                       help="network of a full DINO training checkpoint: teacher (DINO's "
-                            "evaluated and released one) or student (the DeepCut paper's) "
+                       help="network of a full DINO training checkpoint: teacher, DINO's "
+                            "evaluated and released one, or student, the DeepCut paper's "
                             "(default: teacher)")
     group.add_argument("--resize", choices=["aspect", "square"],
                        help="aspect: short side to --size, aspect ratio kept; square: squash to "
@@ -72,8 +72,8 @@ def add_preprocessing_options(group) -> None:
                             "backbone's, bicubic)")
     group.add_argument("--pos-embed", choices=["timm", "dino"],
                        help="ViT position-embedding resampling: timm (exact grid, antialiased) "
-                            "or dino (DINO's interpolate_pos_encoding, as DeepCut) "
-                            "(default: timm)")
+                            "or dino (DINO's interpolate_pos_encoding, as DeepCut); "
+                            "default: timm")
     group.add_argument("--channel-layout", choices=["head_major", "interleaved"],
                        help="ViT key channel order: head_major (h*64+d) or interleaved "
                             "(d*heads+h, as DeepCut); only a GNN's first layer sees it "
