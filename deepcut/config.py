@@ -8,7 +8,8 @@ from typing import Any
 from deepcut._validation import Interval, Options, validate_params
 from deepcut.errors import ConfigError
 
-__all__ = ["FOREGROUND_TASKS", "GRAPH_CONSTRAINTS", "SegmenterConfig", "default_graph_kind"]
+__all__ = ["FOREGROUND_TASKS", "GRAPH_CONSTRAINTS", "PREPROCESSING_KEYS", "SegmenterConfig",
+           "default_graph_kind"]
 
 
 #: Constraints of the graph options, shared by SegmenterConfig and the Lightning module.
@@ -21,6 +22,12 @@ GRAPH_CONSTRAINTS: dict[str, list] = {
     "knn": [Interval(Integral, 1, None, closed="left"), None],
     "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
 }
+
+
+#: The backbone's preprocessing options (DeepCut paper, section 4; DeepCut's values:
+#: :data:`deepcut.backbones.paper.PAPER_PREPROCESSING`), passed by every entry point that
+#: builds a backbone.
+PREPROCESSING_KEYS = ("resize", "resample", "pos_embed", "channel_layout", "dino_head")
 
 
 #: Tasks whose first cut is object vs background: on ``classic`` features the dense graph scored
