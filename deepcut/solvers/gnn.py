@@ -93,11 +93,12 @@ class GNNSolver(BaseSolver):
         init_state: a ``state_dict`` of a :class:`GNNHead` to start from instead of the seeded
             init (e.g. a dataset-level checkpoint for fine-tuning); ``steps=0`` then runs inference.
         device: torch device.
-        step_threads: CPU threads for the optimisation steps (None = torch's setting). On an
-            idle 2-core CPU two threads make 10 steps at N = 1225 about 1.6x faster (31 vs 50
-            ms); on a machine whose cores are shared by other busy processes, OpenMP threads
-            stall each other on these small ops (we saw 0.3 s become 6 s), and ``1`` avoids
-            that. The one-off ``A_hat X`` product always keeps all threads.
+        step_threads: CPU threads for the optimisation steps (default 1; None = torch's
+            setting). Measured on a 2-core CPU shared with other work, with OpenMP's default
+            spin-waiting (what a Python user gets), two threads were 6-20x slower than one on
+            these small ops at every load tried, and one thread was also faster on the quietest
+            run (1.14 vs 1.36 s for 30 steps, load 1.0). The one-off ``A_hat X`` product always
+            keeps all threads.
 
     Example:
         >>> from deepcut.graphs import ncut_graph
@@ -138,7 +139,7 @@ class GNNSolver(BaseSolver):
                  hidden: int = 64, mlp_hidden: int = 32, dropout: float = 0.25,
                  seed: int | None = 0, drop_empty: bool | None = None,
                  init_state: dict | None = None, device: str = "cpu",
-                 step_threads: int | None = None) -> None:
+                 step_threads: int | None = 1) -> None:
         self.n_clusters = n_clusters
         self.loss = loss
         self.steps = steps
