@@ -20,6 +20,7 @@ GRAPH_CONSTRAINTS: dict[str, list] = {
     "lam": [Interval(Real, 0, None, closed="left")],
     "knn": [Interval(Integral, 1, None, closed="left"), None],
     "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
+    "landmarks": [Interval(Integral, 2, None, closed="left"), None],
 }
 
 
@@ -83,7 +84,11 @@ class SegmenterConfig:
         beta: Falcon affinity power.
         lam: Falcon diagonal regulariser weight.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
-        dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
+        dense_max_nodes: above this many nodes the large-image graph is used (landmarks, or a
+            kNN graph with k=32 when ``landmarks`` is None).
+        landmarks: landmarks of the large-image path (:mod:`deepcut.graphs.landmarks`: the
+            solver runs on the dense graph of this many seeded landmarks and the labels extend
+            to every node; linear in N). None = a sparse kNN graph (k=32) instead.
         radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
         background_rule: ``border`` (largest share of border patches) or ``corners``.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
@@ -124,6 +129,7 @@ class SegmenterConfig:
     lam: float = 0.0
     knn: int | None = None
     dense_max_nodes: int = 6000
+    landmarks: int | None = 1024
     radius: float = 5.0
     background_rule: str = "border"
     refine: str = "nearest"
