@@ -129,7 +129,7 @@ class SegmenterConfig:
     lam: float = 0.0
     knn: int | None = None
     dense_max_nodes: int = 6000
-    landmarks: int | None = 1024
+    landmarks: int | None = 512
     radius: float = 5.0
     background_rule: str = "border"
     refine: str = "nearest"

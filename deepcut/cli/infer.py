@@ -119,7 +119,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                            "images)")
     g.add_argument("--landmarks", type=int,
                    help="large images (above dense_max_nodes patches): solve on this many "
-                        "seeded landmarks and extend the labels to every patch (default: 1024)")
+                        "seeded landmarks and extend the labels to every patch (default: 512)")
 
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
