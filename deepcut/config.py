@@ -85,7 +85,9 @@ class SegmenterConfig:
         lam: Falcon diagonal regulariser weight.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
         dense_max_nodes: above this many nodes the large-image graph is used (landmarks, or a
-            kNN graph with k=32 when ``landmarks`` is None).
+            kNN graph with k=32 when ``landmarks`` is None). 4096: up to there the dense graph
+            costs <= 64 MB and is exact; above it its cost grows as N^2 while the landmark
+            path's NCut on the dense graph stayed within 0.5% at K = 2 (benchmarks/scale.py).
         landmarks: landmarks of the large-image path (:mod:`deepcut.graphs.landmarks`: the
             solver runs on the dense graph of this many seeded landmarks and the labels extend
             to every node; linear in N). None = a sparse kNN graph (k=32) instead.
@@ -128,7 +130,7 @@ class SegmenterConfig:
     beta: float = 4.5
     lam: float = 0.0
     knn: int | None = None
-    dense_max_nodes: int = 6000
+    dense_max_nodes: int = 4096
     landmarks: int | None = 512
     radius: float = 5.0
     background_rule: str = "border"
