@@ -25,13 +25,13 @@ Without ``--data-root`` a synthetic image (smooth random blobs) is used.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deepcut.graphs import build_graph, fit_on_landmarks, knn_graph, landmark_graph  # noqa: E402
+from deepcut.graphs import (  # noqa: E402
+    LandmarkGraph,
+    build_graph,
+    fit_on_landmarks,
+    knn_graph,
+    landmark_graph,
+)
 from deepcut.losses import discrete_ncut  # noqa: E402
 from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
 
@@ -64,7 +70,7 @@ class PeakRSS:
             self.peak_mib = max(self.peak_mib, self._rss() - self._base)
             time.sleep(0.002)
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self):
         import ctypes
         import gc
 
@@ -134,6 +140,52 @@ def ncut_pytorch_labels(F: torch.Tensor, K: int):
     return ncut_pytorch.kway_ncut(eig).argmax(1)
 
 
+def build(path: str, X: torch.Tensor, landmarks: int):
+    """The graph of ``path`` (dense, knn or landmarks) on ``X: (N, D)``."""
+    if path == "dense":
+        return build_graph(X, "ncut", metric="dot", dense_max_nodes=X.shape[0])
+    if path == "knn":
+        return knn_graph(X, k=32, kind="ncut", metric="dot")
+    return landmark_graph(X, "ncut", n_landmarks=landmarks)
+
+
+def fit(sname: str, K: int, g, X: torch.Tensor):
+    est = SOLVERS[sname](K)
+    if isinstance(g, LandmarkGraph):
+        return fit_on_landmarks(est, g, X)
+    return est.fit(g, X)
+
+
+def run_side(side: int, im, args, K: int, have_ncp: bool, rows: list, fits: dict) -> None:
+    """Measure every path and solver at N = side^2; append table rows and (N, seconds) points."""
+    N = side * side
+    F, t_feat, m_feat = measure(partial(features, im, side), 1)
+    X = F.reshape(N, -1)
+    dense = build("dense", X, 0) if N <= args.dense_max else None
+
+    def score(z):
+        if dense is None:
+            return None
+        return discrete_ncut(z, dense.W, dense.degree, assume_nonnegative=True)
+
+    reps = args.repeats if N <= 4096 else 1
+    for path in args.paths:
+        if path == "dense" and N > args.dense_max or path == "knn" and N > args.knn_max:
+            continue
+        if path == "ncut-pytorch":
+            if have_ncp and N <= args.ncut_pytorch_max:
+                z, t, mem = measure(partial(ncut_pytorch_labels, X, K), reps)
+                rows.append((N, path, path, t_feat, m_feat, None, None, t, mem, score(z)))
+                fits.setdefault((path, path), []).append((N, t))
+            continue
+        g, t_graph, m_graph = measure(partial(build, path, X, args.landmarks), reps)
+        for sname in args.solvers:
+            est, t_solve, m_solve = measure(partial(fit, sname, K, g, X), reps)
+            rows.append((N, path, sname, t_feat, m_feat, t_graph, m_graph, t_solve, m_solve,
+                         score(est.labels_)))
+            fits.setdefault((path, sname), []).append((N, t_graph + t_solve))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", type=Path, default=None,
@@ -174,52 +226,8 @@ def main(argv=None) -> int:
         SOLVERS[sname](K).fit(build_graph(Fw, "ncut"), Fw)
     rows, fits = [], {}
     for side in args.sides:
-        N = side * side
-        F, t_feat, m_feat = measure(lambda: features(im, side), 1)
-        X = F.reshape(N, -1)
-        dense = None
-        if N <= args.dense_max:
-            dense = build_graph(X, "ncut", metric="dot", dense_max_nodes=N)
-
-        def score(z):
-            if dense is None:
-                return None
-            return discrete_ncut(z, dense.W, dense.degree, assume_nonnegative=True)
-
-        for path in args.paths:
-            if path == "dense" and N > args.dense_max or path == "knn" and N > args.knn_max:
-                continue
-            if path == "ncut-pytorch":
-                if not have_ncp or N > args.ncut_pytorch_max:
-                    continue
-                reps = args.repeats if N <= 4096 else 1
-                z, t, mem = measure(lambda: ncut_pytorch_labels(X, K), reps)
-                rows.append((N, path, "ncut-pytorch", t_feat, m_feat, None, None, t, mem,
-                             score(z)))
-                fits.setdefault((path, "ncut-pytorch"), []).append((N, t))
-                continue
-            if path == "dense":
-                build = lambda: build_graph(X, "ncut", metric="dot", dense_max_nodes=N)  # noqa: E731
-            elif path == "knn":
-                build = lambda: knn_graph(X, k=32, kind="ncut", metric="dot")  # noqa: E731
-            else:
-                build = lambda: landmark_graph(X, "ncut", n_landmarks=args.landmarks)  # noqa: E731
-            reps = args.repeats if N <= 4096 else 1
-            g, t_graph, m_graph = measure(build, reps)
-            for sname in args.solvers:
-                def fit():
-                    est = SOLVERS[sname](K)
-                    if path == "landmarks":
-                        return fit_on_landmarks(est, g, X)
-                    return est.fit(g, X)
-
-                est, t_solve, m_solve = measure(fit, reps)
-                rows.append((N, path, sname, t_feat, m_feat, t_graph, m_graph, t_solve, m_solve,
-                             score(est.labels_)))
-                fits.setdefault((path, sname), []).append((N, t_graph + t_solve))
-            del g
-        del dense
-        print(f"done N={N}", file=sys.stderr, flush=True)
+        run_side(side, im, args, K, have_ncp, rows, fits)
+        print(f"done N={side * side}", file=sys.stderr, flush=True)
 
     def f(x, spec):
         return "n/a" if x is None else format(x, spec)

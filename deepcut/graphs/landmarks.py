@@ -27,6 +27,7 @@ nothing is sampled: the landmark graph is the dense graph itself.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -191,16 +192,25 @@ def fit_on_landmarks(solver, graph: LandmarkGraph, features: torch.Tensor | None
     """
     import time
 
+    from deepcut.solvers.base import DegenerateResultWarning  # here: solvers import graphs
+
     Fs = None
     if features is not None:
         Fs = features.reshape(graph.num_total, -1)[graph.landmarks.to(features.device)]
     solver.fit(graph, Fs)
     t0 = time.perf_counter()
     z = solver.labels_
-    A = graph.extend(z, int(z.max()) + 1)
+    with torch.no_grad():
+        A = graph.extend(z, int(z.max()) + 1)
     solver.landmark_labels_ = z
     solver.labels_ = A.argmax(1).cpu()
     solver.assignment_ = A.cpu()
+    k_landmarks = int(torch.unique(z).numel())
     solver.n_clusters_ = int(torch.unique(solver.labels_).numel())
+    if solver.n_clusters_ < k_landmarks:  # a cluster of landmarks won no node: say so
+        msg = (f"{getattr(solver, 'solver_name', type(solver).__name__)}: {solver.n_clusters_} "
+               f"of the {k_landmarks} landmark clusters kept nodes after the extension")
+        solver.warnings_ = [*getattr(solver, "warnings_", []), msg]
+        warnings.warn(msg, DegenerateResultWarning, stacklevel=2)
     solver.timings_ = {**getattr(solver, "timings_", {}), "extend": time.perf_counter() - t0}
     return solver
