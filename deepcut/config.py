@@ -20,7 +20,6 @@ GRAPH_CONSTRAINTS: dict[str, list] = {
     "lam": [Interval(Real, 0, None, closed="left")],
     "knn": [Interval(Integral, 1, None, closed="left"), None],
     "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
-    "landmarks": [Interval(Integral, 2, None, closed="left"), None],
 }
 
 
@@ -155,6 +154,7 @@ class SegmenterConfig:
         "lr": [Interval(Real, 0, 10, closed="right"), None],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
+        "landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "radius": [Interval(Real, 1, None, closed="left")],
         "background_rule": [Options({"border", "corners"})],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
