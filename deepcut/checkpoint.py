@@ -46,7 +46,7 @@ MODEL_KEYS = ("backbone", "stride", "solver", "n_clusters", "loss", "graph", "me
               "beta", "lam", *PREPROCESSING_KEYS)
 #: Settings a user may change at inference time.
 FREE_KEYS = ("weights", "size", "device", "knn", "dense_max_nodes", "task", "background_rule",
-             "refine", "refine_params", "depth", "seed", "lr")
+             "refine", "refine_params", "depth", "seed", "lr", "landmarks")
 
 
 class CheckpointError(DeepCutError):

@@ -90,7 +90,13 @@ class SegmenterConfig:
         beta: Falcon affinity power.
         lam: Falcon diagonal regulariser weight.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
-        dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
+        dense_max_nodes: above this many nodes the large-image graph is used (landmarks, or a
+            kNN graph with k=32 when ``landmarks`` is None). 4096: up to there the dense graph
+            costs <= 64 MB and is exact; above it its cost grows as N^2 while the landmark
+            path's NCut on the dense graph stayed within 0.5% at K = 2 (benchmarks/scale.py).
+        landmarks: landmarks of the large-image path (:mod:`deepcut.graphs.landmarks`: the
+            solver runs on the dense graph of this many seeded landmarks and the labels extend
+            to every node; linear in N). None = a sparse kNN graph (k=32) instead.
         radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
         background_rule: ``border`` (largest share of border patches) or ``corners``.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
@@ -130,7 +136,8 @@ class SegmenterConfig:
     beta: float = 4.5
     lam: float = 0.0
     knn: int | None = None
-    dense_max_nodes: int = 6000
+    dense_max_nodes: int = 4096
+    landmarks: int | None = 512
     radius: float = 5.0
     background_rule: str = "border"
     refine: str = "nearest"
@@ -154,6 +161,7 @@ class SegmenterConfig:
         "lr": [Interval(Real, 0, 10, closed="right"), None],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
+        "landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "radius": [Interval(Real, 1, None, closed="left")],
         "background_rule": [Options({"border", "corners"})],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],

@@ -110,7 +110,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--beta", type=float, help="Falcon affinity power (default: 4.5)")
     g.add_argument("--lam", type=float, help="Falcon diagonal regulariser (default: 0)")
     g.add_argument("--knn", type=int, help="use a sparse kNN graph with this many neighbours "
-                                           "(default: dense up to 6000 nodes, then 32)")
+                                           "(default: none: dense graph, landmarks on large "
+                                           "images)")
+    g.add_argument("--landmarks", type=int,
+                   help="large images (above dense_max_nodes patches): solve on this many "
+                        "seeded landmarks and extend the labels to every patch (default: 512)")
 
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
@@ -185,6 +189,7 @@ CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_c
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
 CONFIG_KEYS += PREPROCESSING_KEYS
 CONFIG_KEYS += ("preset",)
+CONFIG_KEYS += ("landmarks",)
 
 
 def _segmenter_from_args(args: argparse.Namespace):
