@@ -142,7 +142,8 @@ def test_sparse_knn_path_gives_the_dense_answer_on_a_planted_image(tmp_path):
 
     p = make_image(tmp_path / "img.png", size=(192, 128))  # red square: rows 32-96, cols 64-128
     dense = Segmenter(backbone="classic", size=128, seed=0)(p)
-    knn = Segmenter(backbone="classic", size=128, seed=0, dense_max_nodes=50)(p)
+    knn = Segmenter(backbone="classic", size=128, seed=0, dense_max_nodes=50,
+                    landmarks=None)(p)
     assert knn.meta["config"]["dense_max_nodes"] == 50 and knn.meta["solver"]["warnings"] == []
     a, b = dense.patch_labels.astype(bool), knn.patch_labels.astype(bool)
     assert (a & b).sum() / (a | b).sum() >= 0.9
