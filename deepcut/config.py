@@ -98,7 +98,11 @@ class SegmenterConfig:
             solver runs on the dense graph of this many seeded landmarks and the labels extend
             to every node; linear in N). None = a sparse kNN graph (k=32) instead.
         radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
-        background_rule: ``border`` (largest share of border patches) or ``corners``.
+        background_rule: how the ``segment`` task tells object from background: ``border``
+            (the cluster with the largest share of border patches), ``corners`` (DeepCut's
+            vote) or ``saliency`` (a 5-way cut; object = the clusters that differ most from the
+            border-connected ones, :mod:`deepcut.tasks.foreground`). None = ``saliency`` for
+            the ``classic`` backbone, ``border`` for the ViTs.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`), by the
             fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`) or by Falcon's ``dream``
@@ -139,7 +143,7 @@ class SegmenterConfig:
     dense_max_nodes: int = 4096
     landmarks: int | None = 512
     radius: float = 5.0
-    background_rule: str = "border"
+    background_rule: str | None = None
     refine: str = "nearest"
     refine_params: dict[str, Any] = field(default_factory=dict)
     depth: str | None = None
@@ -163,7 +167,7 @@ class SegmenterConfig:
         **GRAPH_CONSTRAINTS,
         "landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "radius": [Interval(Real, 1, None, closed="left")],
-        "background_rule": [Options({"border", "corners"})],
+        "background_rule": [Options({"border", "corners", "saliency"}), None],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
         "depth": [str, None],
         "device": [str],
@@ -208,6 +212,12 @@ class SegmenterConfig:
     def graph_kind_for(self, backbone: str | None) -> str:
         """The graph kind for features of ``backbone`` (the resolved name when ``auto``)."""
         return self.graph or default_graph_kind(self.solver, self.loss, backbone, self.task)
+
+    def background_rule_for(self, backbone: str | None) -> str:
+        """The segment task's background rule for features of ``backbone``: the config's, else
+        ``saliency`` for ``classic`` (SOD / Weizmann 1obj IoU 30.1 / 49.6 with the border rule,
+        docs/RESULTS.md) and ``border`` for every other backbone."""
+        return self.background_rule or ("saliency" if backbone == "classic" else "border")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
