@@ -103,3 +103,33 @@ def test_fit_batched_inference_and_errors():
         GNNSolver(3).fit_many(graphs[:2], [feats[0][:, :16], feats[1]])
     with pytest.raises(ValueError, match="needs the signed correlation-clustering graph"):
         GNNSolver(3, loss="cc").fit_many(graphs[:1], feats[:1])
+
+
+def _tiny_images():
+    rng = np.random.default_rng(0)
+    out = []
+    for h, w in [(64, 96), (80, 64), (72, 72)]:  # different sizes: different N
+        a = (rng.random((h, w, 3)) * 60).astype(np.uint8)
+        a[h // 4:3 * h // 4, w // 3:2 * w // 3] += 150  # a bright object
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("task", ["segment", "clusters"])
+def test_segmenter_predict_batch_equals_one_image_at_a_time(task):
+    from deepcut import Segmenter
+
+    seg = Segmenter(backbone="classic", task=task, seed=0,
+                    n_clusters=3 if task == "clusters" else None)
+    images = _tiny_images()
+    alone = [seg(im) for im in images]
+    many = seg.predict_batch(images)
+    for a, b in zip(alone, many):
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.patch_labels,
+                                                                     b.patch_labels)
+        assert b.ncut == pytest.approx(a.ncut, abs=1e-6) and b.box == a.box
+        ra, rb = a.record(), b.record()
+        assert rb["solver"]["n_iter"] == ra["solver"]["n_iter"] == 30
+        assert b.timings["solve"] > 0
+    if task == "segment":  # the planted object is found
+        assert all(p.patch_labels.mean() > 0.1 for p in many)
