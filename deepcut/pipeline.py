@@ -91,6 +91,15 @@ class Prediction:
 _HEAD_BATCH_TASKS = ("segment", "clusters")
 
 
+def _precision(cfg: SegmenterConfig) -> str | None:
+    """The ViT forward precision: ``auto`` is bf16 autocast on CUDA, float32 elsewhere; None
+    for non-ViT backbones (``classic`` takes no such option)."""
+    p = cfg.precision
+    if p == "auto":
+        p = "bf16" if str(cfg.device).startswith("cuda") else "fp32"
+    return None if cfg.backbone == "classic" else p
+
+
 def _nonnegative(x: float) -> float:
     """NCut is >= 0; float error leaves ``-0.0`` or ``-1e-9`` on one-cluster cuts."""
     return x if x > 0.0 or math.isnan(x) else 0.0  # NaN (no value) stays NaN
@@ -131,7 +140,8 @@ class Segmenter:
                                               resize=c.resize, resample=c.resample,
                                               pos_embed=c.pos_embed, dino_head=c.dino_head,
                                               channel_layout=c.channel_layout,
-                                              stride=c.stride, device=c.device)
+                                              stride=c.stride, device=c.device,
+                                              precision=_precision(c))
         return self._backbone
 
     def features(self, image: ImageLike) -> PatchFeatures:

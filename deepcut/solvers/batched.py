@@ -110,7 +110,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             raise ValueError("GNNSolver.fit needs node features (N, D): the GCN's input.")
         if solver.loss == "cc" and not g.signed:
             raise ValueError("loss='cc' needs the signed correlation-clustering graph "
-                             "(graph kind 'cc', Eq. 7); got kind %r." % g.kind)
+                             f"(graph kind 'cc', Eq. 7); got kind {g.kind!r}.")
         c.timings_, c.loss_history_ = {}, []
     dev = torch.device(solver.device)
     graphs = [g.to(dev) for g in graphs]

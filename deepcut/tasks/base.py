@@ -99,6 +99,8 @@ def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
         params.update(loss=cfg.loss, lr=cfg.lr, device=cfg.device)
         if steps is not None:
             params["steps"] = steps
+    elif "device" in SOLVERS[cfg.solver]._parameter_constraints:  # Falcon runs on the device
+        params["device"] = cfg.device
     params.update(cfg.solver_params)
     params.update(overrides)
     return create_solver(cfg.solver, n_clusters=n_clusters, **params)
