@@ -133,3 +133,21 @@ def test_segmenter_predict_batch_equals_one_image_at_a_time(task):
         assert b.timings["solve"] > 0
     if task == "segment":  # the planted object is found
         assert all(p.patch_labels.mean() > 0.1 for p in many)
+
+
+def test_same_size_dense_graphs_take_the_vmap_loss_and_equal_single(monkeypatch):
+    calls, vmap = [], torch.func.vmap
+    monkeypatch.setattr(torch.func, "vmap", lambda *a, **k: calls.append(1) or vmap(*a, **k))
+    graphs, feats = [], []
+    for i in range(3):  # one grid size: the stacked, vmapped loss
+        reg = _regions(12, 16, i)
+        F = planted_grid(12, 16, reg, noise=2.0, seed=i).reshape(-1, 32)
+        graphs.append(build_graph(F, "ncut"))
+        feats.append(F)
+    for params in ({}, dict(GNNSolver.PAPER), {"balance_weight": 0.0, "tol": 1e-3}):
+        alone = [GNNSolver(3, **params).fit(g, F) for g, F in zip(graphs, feats)]
+        many = GNNSolver(3, **params).fit_many(graphs, feats)
+        for a, b in zip(alone, many):
+            assert torch.equal(a.labels_, b.labels_) and a.n_iter_ == b.n_iter_
+            np.testing.assert_allclose(b.loss_history_, a.loss_history_, rtol=1e-4, atol=1e-6)
+    assert len(calls) >= 3  # the stacked path ran

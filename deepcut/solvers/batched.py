@@ -12,7 +12,10 @@ several CPU cores. :func:`fit_batched` trains the heads of ``B`` graphs together
   because the loss reads only each image's first ``N_b`` rows;
 * **the same loss code**: each image's loss is :meth:`GNNSolver._loss` on its own graph (dense or
   sparse, unpadded), so the objective cannot drift from the per-image solver; the total is the
-  sum of the per-image losses, whose gradient in each slice is that image's gradient;
+  sum of the per-image losses, whose gradient in each slice is that image's gradient. When the
+  graphs are dense and of one size (a folder batch of one input size), the same function runs
+  once over the stacked graphs under ``torch.func.vmap`` (bit-identical values and gradients on
+  the CPU, B times fewer kernel launches);
 * **the same randomness**: image ``b``'s dropout mask is drawn from its own generator seeded as
   the per-image solve seeds the global one (:func:`~deepcut.nn.head.dropout_keep`), so the
   masks are bit-identical;
@@ -137,6 +140,20 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             Wl.append(W)
             dl.append(g.degree)
 
+    # Graphs of one size (a folder batch of one input size) and dense: the loss runs once over
+    # the stacked (B, N, N) graphs under torch.func.vmap (the same per-image function, B times
+    # fewer kernel launches on a GPU); otherwise image by image on its own unpadded graph.
+    stacked = len(set(sizes)) == 1 and not any(g.is_sparse for g in graphs) and B > 1
+    if stacked:
+        Wb, db = torch.stack(Wl), torch.stack(dl)  # (B, N, N), (B, N)
+
+    def batch_losses(S: torch.Tensor, progress: float) -> torch.Tensor:
+        """``(B,)`` per-image losses of ``S: (B, N, K)``."""
+        if stacked:
+            return torch.func.vmap(lambda s, w, d: solver._loss(s, w, d, progress))(S, Wb, db)
+        return torch.stack([solver._loss(S[b, :sizes[b]], Wl[b], dl[b], progress)
+                            for b in range(B)])
+
     head = solver.make_head(D)
     init = head.state_dict()
     if set(init) != set(_HEAD_KEYS):
@@ -160,8 +177,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             else:
                 keep = None
             S = torch.softmax(batched_head_logits(params, AX, keep, p_drop), dim=-1)
-            losses = torch.stack([solver._loss(S[b, :sizes[b]], Wl[b], dl[b], t / steps)
-                                  for b in range(B)])  # (B,)
+            losses = batch_losses(S, t / steps)  # (B,)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
