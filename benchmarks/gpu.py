@@ -148,7 +148,7 @@ def main() -> None:
             "yes" if all(np.array_equal(a.labels, b.labels) for a, b in zip(base[0], preds))
             else f"{sum(np.array_equal(a.labels, b.labels) for a, b in zip(base[0], preds))}/{n}")
         split = " | ".join(f"{v / n * 1000:.1f} ms" for v in stages.values())
-        print(f"| {m} | {n / wall:.1f} | {wall / n * 1000:.1f} ms | {split} | {same} |")
+        print(f"| {m} | {n / wall:.2f} | {wall / n * 1000:.1f} ms | {split} | {same} |")
     if dev.startswith("cuda"):
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; "
               f"target >= 50 images/s: "
