@@ -49,6 +49,11 @@ def _WS(W: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     """``W @ S`` for ``S: (B, N, K)`` with W ``(N, N)`` dense/sparse or ``(B, N, N)`` dense."""
     if W.dim() == 2 and (W.is_sparse or W.layout == torch.sparse_csr):
         return torch.stack([propagate(W, s) for s in S])  # B is 1 for per-image graphs
+    if S.shape[-1] <= 8:
+        # W is symmetric, so W S = (S^T W)^T. For few columns the row-vector product streams W
+        # once in its memory order: 6.8x faster at K = 2 and 2x at K = 8 on one CPU thread
+        # (N = 1820), the same at K = 16, where the plain product is used.
+        return (S.mT @ W).mT
     return W @ S
 
 
