@@ -56,7 +56,8 @@ _elu = ELU()
 
 
 def batched_head_logits(params: dict[str, torch.Tensor], AX: torch.Tensor,
-                        keep: torch.Tensor | None = None, p: float = 0.0) -> torch.Tensor:
+                        keep: torch.Tensor | None = None, p: float = 0.0,
+                        embedding: bool = False):
     """Logits of ``B`` stacked heads, :meth:`GNNHead.forward` with a leading batch axis.
 
     Args:
@@ -66,8 +67,11 @@ def batched_head_logits(params: dict[str, torch.Tensor], AX: torch.Tensor,
         keep: ``(B, N, H2)`` boolean dropout mask (train mode) or None (eval mode).
         p: dropout rate (kept elements are scaled by ``1 / (1 - p)``, as torch does).
 
+        embedding: also return the node embeddings ``E: (B, N, H2)`` (the input of the last
+            layer, as ``head.mlp[:-1]`` gives in eval mode).
+
     Returns:
-        ``(B, N, K)`` logits.
+        ``(B, N, K)`` logits, or ``(logits, E)`` with ``embedding``.
     """
     def lin(x, w, b):  # (B, N, I) @ (B, I, O) + (B, 1, O)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
@@ -77,7 +81,8 @@ def batched_head_logits(params: dict[str, torch.Tensor], AX: torch.Tensor,
     h = _elu(h)
     if keep is not None:
         h = h * keep.to(h.dtype) * (1.0 / (1.0 - p)) if p < 1 else h * 0
-    return lin(h, params["mlp.4.weight"], params["mlp.4.bias"])  # (B, N, K)
+    logits = lin(h, params["mlp.4.weight"], params["mlp.4.bias"])  # (B, N, K)
+    return (logits, h) if embedding else logits
 
 
 def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor]) -> list:
@@ -167,8 +172,10 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     steps = solver.steps
     t0 = time.perf_counter()
     with _num_threads(solver.step_threads if dev.type == "cpu" else None):
+        # as GNNSolver.fit (AdamW is elementwise: each slice follows the per-image update)
         opt = torch.optim.AdamW(list(params.values()), lr=solver.lr,
-                                weight_decay=solver.weight_decay)
+                                weight_decay=solver.weight_decay,
+                                fused=dev.type in ("cpu", "cuda"))
         for t in range(steps):
             if p_drop > 0:
                 keep = torch.zeros(B, N, H2, dtype=torch.bool, device=dev)
@@ -198,7 +205,8 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     with torch.no_grad():
         last = {k: torch.stack([v[b].detach() if final[b] is None else final[b][k]
                                 for b in range(B)]) for k, v in params.items()}
-        S_all = torch.softmax(batched_head_logits(last, AX), dim=-1)  # eval mode: no dropout
+        logits, E_all = batched_head_logits(last, AX, embedding=True)  # eval mode: no dropout
+        S_all = torch.softmax(logits, dim=-1)
     t_pred = time.perf_counter() - t0
 
     for b, (c, g) in enumerate(zip(clones, graphs)):
@@ -209,7 +217,8 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         c.raw_labels_ = labels.cpu()
         if c.polish and c.loss != "cc":
             with c._timer("polish"):
-                labels = _round_to_local_optimum(g.positive(), labels, c.n_clusters)
+                labels = _round_to_local_optimum(g.positive(), labels, c.n_clusters,
+                                                 E_all[b, :sizes[b]].cpu(), c.n_init, c.seed)
         drop = c.loss == "cc" if c.drop_empty is None else c.drop_empty
         if drop:
             labels = relabel_consecutive(labels)
