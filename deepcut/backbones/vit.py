@@ -238,7 +238,8 @@ class ViTBackbone(Backbone):
             pass
         finally:
             handle.remove()
-        qkv = captured["qkv"].float()  # (B, N, 3 * D): q, k, v each (heads, head_dim) head-major
+        qkv = captured["qkv"]  # (B, N, 3 * D): q, k, v each (heads, head_dim) head-major
+        qkv = qkv.to(x.dtype)  # bf16 under autocast: keys leave in the input's dtype
         N = qkv.shape[1]
         attn = self.model.blocks[-1].attn
         k = qkv.reshape(B, N, 3, self.num_heads, -1)[:, :, 1]  # (B, N, heads, head_dim)
