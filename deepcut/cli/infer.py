@@ -546,6 +546,8 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             bar.update(1)
         else:
             todo.append((path, stem))
+    if not todo:
+        return n_skip, n_busy
     bb = seg.backbone
     ds = DecodeDataset([p for p, _ in todo], bb.preprocess, bb.patch_size, bb.name,
                        depth_folder=seg.config.depth, max_pixels=max_pixels)
@@ -594,7 +596,12 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             pred.meta["image"] = str(item.path)
             pred.image = item.image
             seconds = item.load_s + share + time.perf_counter() - t0
-            writer.put(write_job(item, stem, lock, pred, seconds))
+            try:
+                writer.put(write_job(item, stem, lock, pred, seconds))
+            except BaseException:  # the writer stopped (a full disk): free what this batch holds
+                for _, _, held in batch[b:]:
+                    held.release()
+                raise
 
     try:
         for item in decode_loader(ds, workers):
@@ -629,6 +636,10 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
         for batch in batcher.flush():
             for _, _, lock in batch:
                 lock.release()
+        try:
+            writer.close()  # the queued jobs release their locks without writing
+        except DeepCutError:
+            pass
         return one_line(str(e))
     except KeyboardInterrupt:
         try:  # the images already computed are written (a few at most), then the run stops
