@@ -204,3 +204,28 @@ def test_batched_backbone_equals_one_image_at_a_time(tmp_path):
             else:  # a batched matmul may sum in another order
                 torch.testing.assert_close(s.features, b.features, rtol=1e-4, atol=1e-5)
                 torch.testing.assert_close(s.cls, b.cls, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    src = _folder(tmp_path)
+    (src / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.Popen([sys.executable, str(root / "infer.py"), str(src), "--out", str(out),
+                          "--workers", "1", "--batch-size", "2", *FAST], cwd=root, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()  # the first image is written: interrupt the run mid-folder
+    assert " K=" in first
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode in (0, 130) and "Traceback" not in err
+    assert not list(out.glob(".*.lock")) and not list(out.glob(".*.part"))
+    done = {p.stem for p in out.glob("*.json")}
+    assert done and all((out / f"{s}.png").exists() for s in done)  # complete sets only

@@ -553,6 +553,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
                        depth_folder=seg.config.depth, max_pixels=max_pixels)
     writer = BackgroundWriter(max_pending=2 * batch_size + 2)
     batcher = SizeBatcher(batch_size)
+    held: list = []  # every lock taken (release() is idempotent)
 
     def write_job(item, stem, lock, pred, seconds):
         def job(run: bool) -> None:
@@ -596,17 +597,13 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             pred.meta["image"] = str(item.path)
             pred.image = item.image
             seconds = item.load_s + share + time.perf_counter() - t0
-            try:
-                writer.put(write_job(item, stem, lock, pred, seconds))
-            except BaseException:  # the writer stopped (a full disk): free what this batch holds
-                for _, _, held in batch[b:]:
-                    held.release()
-                raise
+            writer.put(write_job(item, stem, lock, pred, seconds))
 
     try:
         for item in decode_loader(ds, workers):
             stem = todo[item.index][1]
             lock = lock_factory(out, stem)
+            held.append(lock)  # released by its writer job, or at the latest on the way out
             if not lock.acquire():  # another process on this --out is segmenting it now
                 n_busy += 1
                 bar.update(1)
@@ -633,9 +630,6 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             compute(batch)
         writer.close()
     except DeepCutError as e:  # a fatal write error, raised by the writer thread
-        for batch in batcher.flush():
-            for _, _, lock in batch:
-                lock.release()
         try:
             writer.close()  # the queued jobs release their locks without writing
         except DeepCutError:
@@ -646,6 +640,9 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             writer.close()
         finally:
             raise
+    finally:  # images decoded or computed but not handed to the writer: free their names
+        for lock in held:
+            lock.release()
     return n_skip, n_busy
 
 
