@@ -518,6 +518,23 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     return 1 if failed else 0
 
 
+def _sigterm_as_interrupt():
+    """Make SIGTERM (``kill``, a batch scheduler's stop) end the run like Ctrl-C: the queued
+    outputs are written, the decode worker processes shut down, exit status 130. Returns the
+    function that restores the previous handler (nothing to do outside the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: int,
                    batch_size: int, overwrite: bool, max_pixels: int | None, bar, report,
                    done_already, collision, finish, failed: list[str], lock_factory):
@@ -599,6 +616,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
             seconds = item.load_s + share + time.perf_counter() - t0
             writer.put(write_job(item, stem, lock, pred, seconds))
 
+    stop_on_sigterm = _sigterm_as_interrupt()  # so the decode workers are shut down too
     try:
         for item in decode_loader(ds, workers):
             stem = todo[item.index][1]
@@ -643,6 +661,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     finally:  # images decoded or computed but not handed to the writer: free their names
         for lock in held:
             lock.release()
+        stop_on_sigterm()
     return n_skip, n_busy
 
 

@@ -34,7 +34,8 @@ class Decoded:
     Attributes:
         index: position in the run's list of inputs.
         path: the image file.
-        image: the RGB PIL image (None when ``error`` is set).
+        image: the RGB PIL image (None when ``error`` is set; an ``(H, W, 3)`` uint8 tensor
+            until :meth:`DecodeDataset.unpack`).
         x: ``(1, 3, H_in, W_in)`` backbone input (None when ``error`` is set).
         depth: ``(H, W)`` depth map or None.
         load_s: seconds spent reading and preprocessing.
@@ -95,7 +96,29 @@ class DecodeDataset:
             return Decoded(i, path, error=name_file(path, str(e)))
         except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
             return Decoded(i, path, error=f"{path}: unexpected {type(e).__name__}: {e}")
-        return Decoded(i, path, image=image, x=x, depth=depth, load_s=time.perf_counter() - t0)
+        # Pixels and depth travel as tensors (torch moves them through shared memory): the
+        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
+        # would keep an orphaned worker from exiting if the main process is killed.
+        import numpy as np
+        import torch
+
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+        if depth is not None:
+            depth = torch.from_numpy(np.ascontiguousarray(depth))
+        return Decoded(i, path, image=pixels, x=x, depth=depth,
+                       load_s=time.perf_counter() - t0)
+
+    @staticmethod
+    def unpack(item: Decoded) -> Decoded:
+        """``item`` with its PIL image and numpy depth map back (in the main process)."""
+        import torch
+        from PIL import Image
+
+        if isinstance(item.image, torch.Tensor):
+            item.image = Image.fromarray(item.image.numpy(), "RGB")
+        if isinstance(item.depth, torch.Tensor):
+            item.depth = item.depth.numpy()
+        return item
 
 
 def _as_is(item: Decoded) -> Decoded:
@@ -106,11 +129,12 @@ def _as_is(item: Decoded) -> Decoded:
 def decode_loader(ds: DecodeDataset, workers: int) -> Iterator[Decoded]:
     """The decoded items of ``ds`` in order; ``workers`` processes decode ahead (0: inline)."""
     if workers == 0:
-        return (ds[i] for i in range(len(ds)))
+        return (ds.unpack(ds[i]) for i in range(len(ds)))
     from torch.utils.data import DataLoader
 
-    return iter(DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers,
-                           collate_fn=_as_is, prefetch_factor=4))
+    loader = DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers,
+                        collate_fn=_as_is, prefetch_factor=4)
+    return (ds.unpack(item) for item in loader)
 
 
 class SizeBatcher:
