@@ -1,14 +1,15 @@
 """Folder throughput of ``infer.py DIR``: images/s end to end, sequential vs pipelined.
 
-Every run is a fresh process (``python infer.py DIR ...`` for the classic backbone; for the
-random-init DINO ViT-S/8, which no CLI flag can build offline, a child of this script that builds
-it with ``create_backbone("dino_vits8", pretrained=False)`` and calls the CLI's own ``run``).
-Per run the parent timestamps the one line per image the CLI prints, so it measures:
+Every run is a fresh process: for the classic backbone the CLI's ``main`` with ``infer.py``'s
+arguments; for the random-init DINO ViT-S/8, which no CLI flag can build offline, the backbone is
+built with ``create_backbone("dino_vits8", pretrained=False)`` and the CLI's own ``run`` called.
+The child prints a marker as ``run`` (the folder loop) is entered, and the parent timestamps it
+and the one line per image the CLI prints, so one run gives:
 
 * ``img/s incl.``: images / wall time of the whole process (start-up included);
-* ``img/s excl.``: images / (wall time - start-up), where start-up is the wall time of the same
-  command run again on the finished output folder (every image skipped: imports, backbone
-  build, listing and the resume checks, no image work);
+* ``start-up``: seconds from process start to the marker (imports, config, backbone build for
+  the ViT);
+* ``img/s excl.``: images / (time of the last image line - the marker);
 * ``first image``: seconds from process start to the first image line (time to first image).
 
 Configurations, interleaved (one run of each per repeat, medians reported, so machine load hits
@@ -39,6 +40,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+MARKER = "@@run-start"
+
+
+def _announce_run(infer) -> None:
+    """Print :data:`MARKER` when ``infer.run`` is entered (any checkout: the name is old)."""
+    real = infer.run
+
+    def run(*args, **kwargs):
+        print(MARKER, flush=True)
+        return real(*args, **kwargs)
+
+    infer.run = run
+
+
+def _child_cli(argv: list[str]) -> int:
+    """``--child-cli ARGS``: ``infer.py ARGS`` with the run-start marker."""
+    from deepcut.cli import infer
+
+    _announce_run(infer)
+    return infer.main(argv, prog="infer.py")
+
+
 def _child(argv: list[str]) -> int:
     """``--child``: segment a folder with a random-init DINO ViT-S/8 through the CLI's ``run``."""
     p = argparse.ArgumentParser()
@@ -65,32 +88,37 @@ def _child(argv: list[str]) -> int:
     params = inspect.signature(infer.run).parameters
     if a.workers is not None and "workers" in params:  # an older checkout has no such option
         kw.update(workers=a.workers, batch_size=a.batch_size)
+    _announce_run(infer)
     return infer.run(cfg, list_images(a.folder), Path(a.out), segmenter=seg, **kw)
 
 
-def _timed_run(cmd: list[str], cwd: Path, env: dict, resume: bool = False) -> dict:
-    """Run ``cmd``; timestamps of its per-image stdout lines; wall time."""
+def _timed_run(cmd: list[str], cwd: Path, env: dict) -> dict:
+    """Run ``cmd``; the times of its run-start marker and per-image stdout lines; wall time."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    stamps = []
+    stamps, start = [], float("nan")
     for line in proc.stdout:  # one line per written image: "<name>: K=.. NCut=.. -> ..."
-        if " K=" in line and " -> " in line:
+        if line.startswith(MARKER):
+            start = time.perf_counter() - t0
+        elif " K=" in line and " -> " in line:
             stamps.append(time.perf_counter() - t0)
     err = proc.stderr.read()
     rc = proc.wait()
     wall = time.perf_counter() - t0
-    if rc != 0 or bool(stamps) == resume:
+    if rc != 0 or not stamps:
         raise SystemExit(f"run failed (exit {rc}): {' '.join(cmd)}\n{err[-2000:]}")
-    return {"n": len(stamps), "wall": wall, "first": stamps[0] if stamps else float("nan")}
+    n = len(stamps)
+    return {"n": n, "wall": wall, "first": stamps[0], "start": start, "incl": n / wall,
+            "excl": n / (stamps[-1] - start)}
 
 
 def _command(backbone: str, checkout: Path, folder: Path, out: Path, size: int,
              workers: int | None, batch: int | None) -> list[str]:
     opt = [] if workers is None else ["--workers", str(workers), "--batch-size", str(batch)]
     if backbone == "classic":
-        return [sys.executable, str(checkout / "infer.py"), str(folder), "--out", str(out),
-                "--backbone", "classic", *opt]
+        return [sys.executable, str(Path(__file__).resolve()), "--child-cli", str(folder),
+                "--out", str(out), "--backbone", "classic", *opt]
     return [sys.executable, str(Path(__file__).resolve()), "--child", str(folder), "--out",
             str(out), "--size", str(size), *opt]
 
@@ -139,10 +167,41 @@ def _encode_table(folder: Path, limit: int, repeat: int) -> list[str]:
     return rows
 
 
+STARTUP_STEPS = {
+    "python (nothing imported)": "pass",
+    "import torch": "import torch",
+    "import torch, torch._dynamo": "import torch, torch._dynamo",
+    "import torch_geometric (imports torch._dynamo)": "import torch_geometric",
+    "deepcut CLI up to its folder loop (classic)":
+        "from deepcut.cli import infer; from deepcut.pipeline import Segmenter; "
+        "infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
+        "'classic'])); Segmenter(backbone='classic').backbone",
+}
+
+
+def _startup_table(env: dict, repeat: int) -> list[str]:
+    """Wall seconds of fresh processes importing what the CLI's start-up imports."""
+    times: dict[str, list[float]] = {k: [] for k in STARTUP_STEPS}
+    for _ in range(repeat):
+        for name, code in STARTUP_STEPS.items():  # interleaved
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t0)
+    full = statistics.median(times["deepcut CLI up to its folder loop (classic)"])
+    rows = ["| start-up step (fresh process) | s (median) | share of the CLI's |", "|---|---|---|"]
+    for name in STARTUP_STEPS:
+        m = statistics.median(times[name])
+        rows.append(f"| {name} | {m:.2f} | {m / full:.0%} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         return _child(argv[1:])
+    if argv and argv[0] == "--child-cli":
+        return _child_cli(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folder", type=Path, help="folder of images (20+)")
     p.add_argument("--limit", type=int, default=20, help="images taken from it (default: 20)")
@@ -158,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: 1x4,2x4,1x1)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
+    p.add_argument("--startup-repeat", type=int, default=3,
+                   help="interleaved repeats of the import-time table (default: 3; 0 = skip)")
     p.add_argument("--encode-limit", type=int, default=10,
                    help="images for the overlay encoding table (default: 10; 0 = skip)")
     a = p.parse_args(argv)
@@ -201,15 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 out = tmp / f"out-{backbone}-{r}-{len(results)}"
                 cmd = _command(backbone, checkout, src, out, a.size, w, b)
                 res = _timed_run(cmd, checkout, env_for(checkout))
-                start = _timed_run(cmd, checkout, env_for(checkout), resume=True)["wall"]
-                res.update(start=start, incl=res["n"] / res["wall"],
-                           excl=res["n"] / max(res["wall"] - start, 1e-9))
                 results.setdefault((backbone, label), []).append(res)
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"# {backbone} | {label} | repeat {r}: {res['n']} images, "
                       f"{res['wall']:.1f} s, {res['incl']:.2f} img/s incl., "
                       f"{res['excl']:.2f} excl., first {res['first']:.1f} s, "
-                      f"start-up {start:.1f} s", file=sys.stderr)
+                      f"start-up {res['start']:.1f} s", file=sys.stderr)
 
     print(f"\n{len(files)} images from {a.folder.name}, OMP_NUM_THREADS={a.threads}, "
           f"{os.cpu_count()} CPUs, medians of {a.repeat} interleaved runs; "
@@ -230,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "
                   f"{m['first']:.1f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
                   "(not measured) |")
+    if a.startup_repeat:
+        print()
+        print("\n".join(_startup_table(env_for(ROOT), a.startup_repeat)))
     if a.encode_limit:
         print()
         print("\n".join(_encode_table(src, a.encode_limit, max(1, a.repeat))))
