@@ -1,7 +1,7 @@
 """``python infer.py IMAGE|DIR ... [--out OUT]``: segment images, write labels, overlays and JSON.
 
 Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel
-value = label id, 0 = background), ``<stem>_overlay.png`` and ``<stem>.json`` (config, seed,
+value = label id, 0 = background), ``<stem>_overlay.png`` (or ``.jpg`` / ``.webp``) and ``<stem>.json`` (config, seed,
 backbone and weights id, K, NCut value, box, timings per stage). Existing complete outputs are
 skipped, so an interrupted folder run resumes where it stopped. Output names are unique per input:
 where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG`` and ``img.jpg``) they
@@ -11,9 +11,14 @@ Two processes on one ``--out`` split the images (an advisory lock per image). A 
 reported on one line that names it and the run goes on; a degenerate result (e.g. one cluster) is
 reported on one ``warning:`` line and in its JSON.
 
+A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): decode processes read
+and resize ahead, the backbone runs on batches of one input size, a background thread writes;
+the outputs are byte for byte those of ``--workers 0`` (one image at a time). The overlay format
+is ``--overlay-format`` (png by default, at a fast zlib level); the label map is always PNG.
+
 Exit status: 0 every image segmented (or already done); 1 some input failed (each was reported);
 2 a fatal error before or during the run (bad option or config, ``--out`` not writable, a full
-disk, missing weights); 130 interrupted.
+disk, missing weights); 130 interrupted (Ctrl-C, or SIGTERM during a pipelined run).
 
 ``--checkpoint CKPT`` (from ``train.py fit``) segments with the trained dataset-level head: no
 per-image training (or ``--finetune-steps N`` from the checkpoint), the same outputs, and the JSON
