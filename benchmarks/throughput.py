@@ -10,7 +10,10 @@ and the one line per image the CLI prints, so one run gives:
 * ``start-up``: seconds from process start to the marker (imports, config, backbone build for
   the ViT);
 * ``img/s excl.``: images / (time of the last image line - the marker);
-* ``first image``: seconds from process start to the first image line (time to first image).
+* ``first image``: seconds from process start to the first image line (time to first image);
+* ``CPU s / img``: CPU seconds (user + system) of the whole process tree (decode workers
+  included) after the marker, per image. On a machine whose cores are taken by other work,
+  wall-clock rates say little (a run gets what the others leave); this is what an image costs.
 
 Configurations, interleaved (one run of each per repeat, medians reported, so machine load hits
 all alike): ``--baseline DIR`` (optional: another checkout of deepcut, e.g. the last release, run
@@ -48,7 +51,8 @@ def _announce_run(infer) -> None:
     real = infer.run
 
     def run(*args, **kwargs):
-        print(MARKER, flush=True)
+        cpu = os.times()
+        print(f"{MARKER} {cpu.user + cpu.system:.4f}", flush=True)
         return real(*args, **kwargs)
 
     infer.run = run
@@ -94,23 +98,29 @@ def _child(argv: list[str]) -> int:
 
 def _timed_run(cmd: list[str], cwd: Path, env: dict) -> dict:
     """Run ``cmd``; the times of its run-start marker and per-image stdout lines; wall time."""
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    stamps, start = [], float("nan")
+    stamps, start, cpu_start = [], float("nan"), float("nan")
     for line in proc.stdout:  # one line per written image: "<name>: K=.. NCut=.. -> ..."
         if line.startswith(MARKER):
             start = time.perf_counter() - t0
+            cpu_start = float(line.split()[1])
         elif " K=" in line and " -> " in line:
             stamps.append(time.perf_counter() - t0)
     err = proc.stderr.read()
     rc = proc.wait()
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child and its reaped workers
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if rc != 0 or not stamps:
         raise SystemExit(f"run failed (exit {rc}): {' '.join(cmd)}\n{err[-2000:]}")
     n = len(stamps)
     return {"n": n, "wall": wall, "first": stamps[0], "start": start, "incl": n / wall,
-            "excl": n / (stamps[-1] - start)}
+            "excl": n / (stamps[-1] - start), "cpu": (cpu - cpu_start) / n}
 
 
 def _command(backbone: str, checkout: Path, folder: Path, out: Path, size: int,
@@ -267,17 +277,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {backbone} | {label} | repeat {r}: {res['n']} images, "
                       f"{res['wall']:.1f} s, {res['incl']:.2f} img/s incl., "
                       f"{res['excl']:.2f} excl., first {res['first']:.1f} s, "
-                      f"start-up {res['start']:.1f} s", file=sys.stderr)
+                      f"start-up {res['start']:.1f} s, CPU {res['cpu']:.3f} s/img", file=sys.stderr)
 
     print(f"\n{len(files)} images from {a.folder.name}, OMP_NUM_THREADS={a.threads}, "
           f"{os.cpu_count()} CPUs, medians of {a.repeat} interleaved runs; "
           f"`infer.py --help`: {statistics.median(help_s):.2f} s (median of 3)\n")
     print("| backbone | run | img/s incl. start-up | img/s excl. | start-up s | first image s | "
-          "vs sequential (excl.) | vs baseline (incl.) | vs baseline (excl.) | batched heads |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "CPU s / img | vs sequential (excl.) | vs baseline (incl.) | vs baseline (excl.) | "
+          "batched heads |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for backbone in a.backbones.split(","):
         med = {lab: {k: statistics.median(x[k] for x in results[(backbone, lab)])
-                     for k in ("incl", "excl", "first", "start")} for lab, *_ in configs}
+                     for k in ("incl", "excl", "first", "start", "cpu")} for lab, *_ in configs}
         seq = med["sequential (--workers 0)"]
         base = med[configs[0][0]] if a.baseline is not None else None
         name = "classic" if backbone == "classic" else f"ViT-S/8 random-init, {a.size} px"
@@ -286,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             vs_base = (f"{m['incl'] / base['incl']:.2f}x | {m['excl'] / base['excl']:.2f}x"
                        if base else "- | -")
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "
-                  f"{m['first']:.1f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
+                  f"{m['first']:.1f} | {m['cpu']:.3f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
                   "(not measured) |")
     if a.startup_repeat:
         print()
