@@ -15,8 +15,8 @@ and the one line per image the CLI prints, so one run gives:
   included) after the marker, per image. On a machine whose cores are taken by other work,
   wall-clock rates say little (a run gets what the others leave); this is what an image costs.
 
-Configurations, interleaved (one run of each per repeat, medians reported, so machine load hits
-all alike): ``--baseline DIR`` (optional: another checkout of deepcut, e.g. the last release, run
+Configurations, interleaved (one run of each per repeat, in reversed order every second repeat,
+medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another checkout of deepcut, e.g. the last release, run
 with its own defaults), ``sequential`` (``--workers 0``), and the pipelined run at the given
 worker and batch counts (``--grid``). The batched-heads column is left for the batched-heads API
 (not part of this script's runs). A second table times the overlay encodings (PNG zlib level 6,
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: 1x4,2x4,1x1)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
+    p.add_argument("--reverse", action="store_true",
+                   help="start with the reversed order (to pair with an earlier run)")
     p.add_argument("--startup-repeat", type=int, default=3,
                    help="interleaved repeats of the import-time table (default: 3; 0 = skip)")
     p.add_argument("--encode-limit", type=int, default=10,
@@ -268,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], list[dict]] = {}
     for backbone in a.backbones.split(","):
         for r in range(a.repeat):
-            for label, checkout, w, b in configs:
+            # ABC CBA ...: a load that drifts during the runs favours no configuration.
+            for label, checkout, w, b in (configs if (r + a.reverse) % 2 == 0
+                                          else configs[::-1]):
                 out = tmp / f"out-{backbone}-{r}-{len(results)}"
                 cmd = _command(backbone, checkout, src, out, a.size, w, b)
                 res = _timed_run(cmd, checkout, env_for(checkout))
