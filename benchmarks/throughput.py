@@ -23,7 +23,7 @@ worker and batch counts (``--grid``). The batched-heads column is left for the b
 Pillow's default, vs 1; JPEG; WebP) on the same images, and ``infer.py --help`` is timed.
 
     python benchmarks/throughput.py DIR [--limit 20] [--repeat 2] [--threads 1]
-        [--backbones classic,vits8] [--grid 1x4,2x4,1x1] [--baseline OTHER_CHECKOUT]
+        [--backbones classic,vits8] [--grid 1x1,2x1,1x4] [--baseline OTHER_CHECKOUT]
 
 DIR is a folder of images (20+, e.g. ``$DATA/bsds500_test/images``).
 """
@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbones", default="classic,vits8",
                    help="classic and/or vits8 (random-init DINO ViT-S/8) (default: both)")
     p.add_argument("--size", type=int, default=280, help="ViT input short side (default: 280)")
-    p.add_argument("--grid", default="1x4,2x4,1x1",
+    p.add_argument("--grid", default="1x1,2x1,1x4",
                    help="pipelined settings WORKERSxBATCH, the first is the default "
-                        "(default: 1x4,2x4,1x1)")
+                        "(default: 1x1,2x1,1x4)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
     p.add_argument("--reverse", action="store_true",

@@ -39,10 +39,14 @@ from deepcut.cli.common import add_version, drop_none, fail, load_yaml, one_line
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 
-#: Decode processes of the pipelined folder run (``--workers``); see benchmarks/throughput.py.
+#: Decode processes of the pipelined folder run (``--workers``). On the 2-core test machine one
+#: worker keeps decoding ahead of the main thread (decode is ~4% of a classic image) and two were
+#: no faster (benchmarks/throughput.py, 20 BSDS images).
 DEFAULT_WORKERS = 1
-#: Images of one input size per backbone forward in the pipelined run (``--batch-size``).
-DEFAULT_BATCH_SIZE = 4
+#: Images of one input size per backbone forward in the pipelined run (``--batch-size``). On a
+#: CPU a batch of 4 was no faster than 1 for the classic backbone or a ViT-S/8 (and used more CPU
+#: per image, and delays the first image), so 1; a GPU wants more.
+DEFAULT_BATCH_SIZE = 1
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -67,9 +71,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "resized ahead, the backbone runs on batches of images of one size and "
                         "a background thread writes the outputs while the next image is "
                         "segmented; 0 = one image at a time, every stage in turn, in this "
-                        f"process (default: {DEFAULT_WORKERS}, measured fastest on 2 cores)")
+                        f"process (default: {DEFAULT_WORKERS}; 2 was no faster on 2 cores)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="pipelined run: images of one input size per backbone forward "
+                   help="pipelined run: images of one input size per backbone forward; "
+                        "more fills a GPU, on a CPU 1 was as fast "
                         f"(default: {DEFAULT_BATCH_SIZE})")
     p.add_argument("--overlay-format", choices=["png", "jpg", "webp"], default="png",
                    help="file format of <stem>_overlay: png (lossless, fast zlib level), or "
