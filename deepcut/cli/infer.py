@@ -578,6 +578,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     bb = seg.backbone
     ds = DecodeDataset([p for p, _ in todo], bb.preprocess, bb.patch_size, bb.name,
                        depth_folder=seg.config.depth, max_pixels=max_pixels)
+    decoded = decode_loader(ds, workers)  # forks the workers: before the writer thread starts
     writer = BackgroundWriter(max_pending=2 * batch_size + 2)
     batcher = SizeBatcher(batch_size)
     held: list = []  # every lock taken (release() is idempotent)
@@ -628,7 +629,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
 
     stop_on_sigterm = _sigterm_as_interrupt()  # so the decode workers are shut down too
     try:
-        for item in decode_loader(ds, workers):
+        for item in decoded:
             stem = todo[item.index][1]
             lock = lock_factory(out, stem)
             held.append(lock)  # released by its writer job, or at the latest on the way out

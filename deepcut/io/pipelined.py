@@ -127,14 +127,19 @@ def _as_is(item: Decoded) -> Decoded:
 
 
 def decode_loader(ds: DecodeDataset, workers: int) -> Iterator[Decoded]:
-    """The decoded items of ``ds`` in order; ``workers`` processes decode ahead (0: inline)."""
+    """The decoded items of ``ds`` in order; ``workers`` processes decode ahead (0: inline).
+
+    The worker processes are started (forked) by this call, so a caller starts its own threads
+    after it: a fork copies no thread, and a lock another thread held at that moment would stay
+    held in the worker."""
     if workers == 0:
         return (ds.unpack(ds[i]) for i in range(len(ds)))
     from torch.utils.data import DataLoader
 
     loader = DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers,
                         collate_fn=_as_is, prefetch_factor=4)
-    return (ds.unpack(item) for item in loader)
+    it = iter(loader)  # the workers are forked now: call this before starting other threads
+    return (ds.unpack(item) for item in it)
 
 
 class SizeBatcher:
