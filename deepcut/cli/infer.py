@@ -3,9 +3,9 @@
 Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel
 value = label id, 0 = background), ``<stem>_overlay.png`` (or ``.jpg`` / ``.webp``) and
 ``<stem>.json`` (config, seed, backbone and weights id, K, NCut value, box, timings per stage).
-Existing complete outputs are skipped, so an interrupted folder run resumes where it stopped. Output names are unique per input:
-where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG`` and ``img.jpg``) they
-get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
+Existing complete outputs are skipped, so an interrupted folder run resumes where it stopped.
+Output names are unique per input: where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``,
+``img.JPG`` and ``img.jpg``) they get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
 for another image are never taken as done. ``--out`` is created and test-written before any work.
 Two processes on one ``--out`` split the images (an advisory lock per image). A bad file is
 reported on one line that names it and the run goes on; a degenerate result (e.g. one cluster) is
