@@ -53,13 +53,17 @@ def _lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.strip()]
 
 
-@pytest.mark.parametrize("workers,batch", [("1", "4"), ("2", "2")])
-def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, batch):
+@pytest.mark.parametrize("workers,batch,task", [
+    ("1", "4", []), ("2", "2", []),
+    # a one-solve GNN task: the batch's heads are trained together (GNNSolver.fit_many)
+    ("1", "4", ["--task", "clusters", "--k", "3"])])
+def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, batch, task):
     src = _folder(tmp_path)
-    assert main([str(src), "--out", str(tmp_path / "seq"), "--workers", "0", *FAST]) == 1
+    assert main([str(src), "--out", str(tmp_path / "seq"), "--workers", "0", *FAST,
+                 *task]) == 1
     seq = capsys.readouterr()
     assert main([str(src), "--out", str(tmp_path / "pip"), "--workers", workers,
-                 "--batch-size", batch, *FAST]) == 1
+                 "--batch-size", batch, *FAST, *task]) == 1
     pip = capsys.readouterr()
     a, b = _outputs(tmp_path / "seq"), _outputs(tmp_path / "pip")
     assert len(a) == 3 * 7 and sorted(a) == sorted(b)  # label map, overlay, JSON per good image

@@ -1,15 +1,15 @@
 """``python infer.py IMAGE|DIR ... [--out OUT]``: segment images, write labels, overlays and JSON.
 
-Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel
-value = label id, 0 = background), ``<stem>_overlay.png`` (or ``.jpg`` / ``.webp``) and
-``<stem>.json`` (config, seed, backbone and weights id, K, NCut value, box, timings per stage).
-Existing complete outputs are skipped, so an interrupted folder run resumes where it stopped.
-Output names are unique per input: where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``,
-``img.JPG`` and ``img.jpg``) they get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
-for another image are never taken as done. ``--out`` is created and test-written before any work.
-Two processes on one ``--out`` split the images (an advisory lock per image). A bad file is
-reported on one line that names it and the run goes on; a degenerate result (e.g. one cluster) is
-reported on one ``warning:`` line and in its JSON.
+Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel value
+= label id, 0 = background), ``<stem>_overlay.png`` (or ``.jpg`` / ``.webp``) and ``<stem>.json``
+(config, seed, backbone and weights id, K, NCut value, box, timings per stage). Existing complete
+outputs are skipped, so an interrupted folder run resumes where it stopped. Output names are unique
+per input: where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG`` and
+``img.jpg``) they get their extension and then their folder names (``img_png``, ``a__img_jpg``);
+outputs recorded for another image are never taken as done. ``--out`` is created and test-written
+before any work. Two processes on one ``--out`` split the images (an advisory lock per image). A
+bad file is reported on one line that names it and the run goes on; a degenerate result (e.g. one
+cluster) is reported on one ``warning:`` line and in its JSON.
 
 A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): decode processes read
 and resize ahead, the backbone runs on batches of one input size, a background thread writes;
@@ -563,6 +563,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     again under the lock (another process may have finished it meanwhile).
     """
     from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.outputs import warnings_said_per_file
     from deepcut.io.pipelined import (
         BackgroundWriter,
         DecodeDataset,
@@ -570,7 +571,6 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
         batch_features,
         decode_loader,
     )
-    from deepcut.io.outputs import warnings_said_per_file
 
     n_skip = n_busy = 0
     todo: list[tuple[Path, str]] = []
@@ -606,6 +606,19 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
                                          [it.x for it, _, _ in batch])
         except Exception:  # noqa: BLE001 - one at a time, so the bad image is named
             feats = None
+        preds, t_solve = None, 0.0
+        if feats is not None and len(batch) > 1:
+            # GNN heads of the batch trained together (GNNSolver.fit_many: the same labels as
+            # one at a time); on any error each image is redone alone, so a bad one is named
+            t0 = time.perf_counter()
+            try:
+                with warnings_said_per_file():  # said below, naming the file
+                    preds = seg.predict_features_batch(
+                        list(feats), [it.image for it, _, _ in batch],
+                        [it.depth for it, _, _ in batch])
+            except Exception:  # noqa: BLE001
+                preds = None
+            t_solve = (time.perf_counter() - t0) / len(batch)
         for b, (item, stem, lock) in enumerate(batch):
             t0 = time.perf_counter()
             try:
@@ -613,10 +626,13 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
                     pf, share = batch_features(bb, [item.image], [item.x])
                 else:
                     pf, share = [feats[b]], t_bb / len(batch)
-                with warnings_said_per_file():  # said below, naming the file
-                    pred = seg.predict_features(pf[0], image=item.image) \
-                        if item.depth is None else \
-                        seg.predict_features(pf[0], image=item.image, depth=item.depth)
+                if preds is not None:
+                    pred, share = preds[b], share + t_solve
+                else:
+                    with warnings_said_per_file():  # said below, naming the file
+                        pred = seg.predict_features(pf[0], image=item.image) \
+                            if item.depth is None else \
+                            seg.predict_features(pf[0], image=item.image, depth=item.depth)
             except DeepCutError as e:
                 failed.append(str(item.path))
                 report("skipped", name_file(item.path, str(e)))

@@ -19,8 +19,8 @@ import os
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
