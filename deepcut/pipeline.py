@@ -302,6 +302,12 @@ class Segmenter:
         if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and \
                 len({pf.features.shape[-1] for pf in pfs}) == 1:
             k = cfg.n_clusters or 2
+            if cfg.task == "segment" and not cfg.n_clusters and len(
+                    {cfg.background_rule_for(pf.backbone) for pf in pfs}) == 1 and \
+                    cfg.background_rule_for(pfs[0].backbone) == "saliency":
+                from deepcut.tasks.foreground import SALIENCY_K
+
+                k = SALIENCY_K  # the K the segment task asks for (tasks/segment.py)
             graphs, t_graph = [], []
             for pf in pfs:
                 c = cfg if cfg.graph is not None or cfg.backbone != "auto" else \
