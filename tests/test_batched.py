@@ -135,6 +135,19 @@ def test_segmenter_predict_batch_equals_one_image_at_a_time(task):
         assert all(p.patch_labels.mean() > 0.1 for p in many)
 
 
+def test_predict_batch_uses_the_batched_heads_for_the_classic_5_way_segment(monkeypatch):
+    """The classic segment task cuts K = 5 (saliency rule): the batched heads must be fitted
+    at that K, or every image is solved a second time alone."""
+    from deepcut import Segmenter
+
+    solo = []
+    fit = GNNSolver.fit
+    monkeypatch.setattr(GNNSolver, "fit", lambda self, *a, **k: solo.append(1) or
+                        fit(self, *a, **k))
+    many = Segmenter(backbone="classic", seed=0).predict_batch(_tiny_images())
+    assert solo == [] and all(p.extra["cluster_saliency"] for p in many)
+
+
 def test_same_size_dense_graphs_take_the_vmap_loss_and_equal_single(monkeypatch):
     calls, vmap = [], torch.func.vmap
     monkeypatch.setattr(torch.func, "vmap", lambda *a, **k: calls.append(1) or vmap(*a, **k))
