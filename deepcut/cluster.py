@@ -4,8 +4,11 @@ Two estimators with the scikit-learn contract (``fit(X)`` returns self, ``fit_pr
 labels, fitted attributes end in ``_``), both on a graph whose nodes are the samples:
 
 * :class:`KLessClustering` -- DeepCut's method: the GNN head trained with the correlation-
-  clustering loss (Eq. 10) on the signed CC graph (Eq. 7)
-  :math:`W = S - \max(S)/\alpha` with ``S`` the pairwise similarity of the samples. ``k_max`` is
+  clustering loss (Eq. 10) on the signed CC graph (Eq. 7) :math:`W = S - t` with ``S`` the
+  pairwise similarity of the samples and the threshold
+  :math:`t = \mu + (\max S - \mu)/\alpha` (``shift="mean"``, default; ``mu`` is the mean
+  similarity of two distinct samples) or the paper's :math:`t = \max(S)/\alpha`
+  (``shift="max"``); see :func:`deepcut.graphs.affinity.cc_threshold`. ``k_max`` is
   only an upper bound: clusters left empty are dropped and the labels renumbered, so
   ``n_clusters_`` is found from the data. ``alpha`` (default 3, the paper's value) is the
   k-sensitivity: lower alpha, more repulsion, more clusters. CC is NP-hard and the GNN finds a
@@ -86,6 +89,8 @@ class KLessClustering(_ClusteringMixin):
         k_max: upper bound on the number of clusters (the GNN's output width; DeepCut: 10).
         alpha: CC k-sensitivity (Eq. 7), ``>= 1``; the paper uses 3.
         metric: sample similarity, ``cosine`` (default) or ``dot`` (the paper).
+        shift: CC threshold rule, ``mean`` (default: alpha means the same on every data set)
+            or ``max`` (the paper's Eq. 7).
         center: subtract the mean sample first (default; see the module docstring).
         steps: optimiser steps.
         lr: AdamW learning rate.
@@ -106,6 +111,7 @@ class KLessClustering(_ClusteringMixin):
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "alpha": [Interval(Real, 1, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
+        "shift": [Options({"mean", "max"})],
         "center": ["boolean"],
         "steps": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -116,12 +122,13 @@ class KLessClustering(_ClusteringMixin):
     }
 
     def __init__(self, k_max: int = 10, *, alpha: float = 3.0, metric: str = "cosine",
-                 center: bool = True, steps: int = 100, lr: float = 1e-2, n_init: int = 1,
-                 seed: int | None = 0, device: str = "cpu",
+                 shift: str = "mean", center: bool = True, steps: int = 100, lr: float = 1e-2,
+                 n_init: int = 1, seed: int | None = 0, device: str = "cpu",
                  solver_params: dict | None = None) -> None:
         self.k_max = k_max
         self.alpha = alpha
         self.metric = metric
+        self.shift = shift
         self.center = center
         self.steps = steps
         self.lr = lr
@@ -135,7 +142,7 @@ class KLessClustering(_ClusteringMixin):
         from deepcut.solvers import GNNSolver
 
         X = self._check(X)
-        graph = cc_graph(X, alpha=self.alpha, metric=self.metric)
+        graph = cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift)
         base = 0 if self.seed is None else int(self.seed)
         best = None
         for r in range(self.n_init):  # restarts, not a loop over samples
