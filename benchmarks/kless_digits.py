@@ -13,7 +13,7 @@ Methods (``k_max=10``, features centred on the draw's mean, cosine similarity):
 
 * CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
   once as the paper defines its graph (``shift="max"``: ``W = S - max(S)/alpha``, alpha 3) and
-  with the mean-shifted threshold (``shift="mean"``: ``t = mu + (max S - mu)/alpha``,
+  with the mean-shifted threshold (``shift="mean"``: ``t = mu + (mean S_ii - mu)/alpha``,
   :func:`deepcut.graphs.affinity.cc_threshold`) at each ``--alpha`` (default: the library's
   default 6, chosen on the tuning draws below, and 10, the best on the digits tuning draws);
 * eigengap: :class:`deepcut.cluster.EigengapClustering` (NCut graph, K by the largest eigengap of

@@ -6,8 +6,9 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
 * :class:`KLessClustering` -- DeepCut's method: the GNN head trained with the correlation-
   clustering loss (Eq. 10) on the signed CC graph (Eq. 7) :math:`W = S - t` with ``S`` the
   pairwise similarity of the samples and the threshold
-  :math:`t = \mu + (\max S - \mu)/\alpha` (``shift="mean"``, default; ``mu`` is the mean
-  similarity of two distinct samples) or the paper's :math:`t = \max(S)/\alpha`
+  :math:`t = \mu + (\overline{S_{ii}} - \mu)/\alpha` (``shift="mean"``, default; ``mu`` is the
+  mean similarity of two distinct samples, :math:`\overline{S_{ii}}` the mean self-similarity,
+  1 for the cosine) or the paper's :math:`t = \max(S)/\alpha`
   (``shift="max"``); see :func:`deepcut.graphs.affinity.cc_threshold`. ``k_max`` is
   only an upper bound: clusters left empty are dropped and the labels renumbered, so
   ``n_clusters_`` is found from the data. ``alpha`` (default 6; the paper uses 3 with its

@@ -16,9 +16,10 @@ F = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
 
 def test_mean_shift_threshold_by_hand():
     # F F^T = [[1,2,0,-1],[2,4,0,-2],[0,0,1,0],[-1,-2,0,1]]: off-diagonal sum 2*(2-1-2) = -2 over
-    # 12 pairs -> mu = -1/6; max = 4; alpha 2 -> t = -1/6 + (4 + 1/6)/2 = 11/6 + ... = 23/12
+    # 12 pairs -> mu = -1/6; mean self-similarity (1+4+1+1)/4 = 7/4 (not the max, 4);
+    # alpha 2 -> t = -1/6 + (7/4 + 1/6)/2 = 19/24
     g = cc_graph(F, alpha=2.0)
-    t = -1 / 6 + (4 + 1 / 6) / 2
+    t = 19 / 24
     assert g.params["threshold"] == pytest.approx(t)
     assert torch.allclose(g.W, F @ F.T - t)
     assert cc_graph(F, alpha=2.0, shift="max").params["threshold"] == pytest.approx(2.0)
@@ -30,7 +31,8 @@ def test_threshold_matches_brute_force_and_is_scale_free():
     X = torch.randn(50, 7, generator=torch.Generator().manual_seed(0)) + 0.5
     S = X @ X.T
     mu = S[~torch.eye(50, dtype=torch.bool)].mean()
-    assert cc_threshold(X, 4.0) == pytest.approx(float(mu + (S.max() - mu) / 4), rel=1e-5)
+    assert cc_threshold(X, 4.0) == pytest.approx(float(mu + (S.diag().mean() - mu) / 4), rel=1e-5)
+    assert cc_threshold(X, 4.0, "max") == pytest.approx(float(S.max() / 4), rel=1e-6)
     # a global scale multiplies W (the CC optimum does not move); cosine ignores it altogether
     assert torch.allclose(cc_graph(3 * X, 4.0).W, 9 * cc_graph(X, 4.0).W, rtol=1e-4, atol=1e-4)
     assert torch.allclose(cc_graph(3 * X, 4.0, "cosine").W, cc_graph(X, 4.0, "cosine").W,
@@ -47,6 +49,16 @@ def test_mean_shift_makes_alpha_offset_free():
     ours = cc_graph(torch.from_numpy(X), 6.0, "cosine").W
     assert (paper > 0).all()
     assert 0.4 < (ours < 0).float().mean() < 0.9
+
+
+def test_one_outlier_norm_does_not_move_the_threshold():
+    # dot product: the paper's max/alpha follows the one patch with the largest norm; the mean
+    # self-similarity hardly moves
+    X = torch.randn(200, 8, generator=torch.Generator().manual_seed(2))
+    Y = X.clone()
+    Y[0] *= 4  # one outlier
+    assert cc_threshold(Y, 3.0, "max") > 5 * cc_threshold(X, 3.0, "max")
+    assert cc_threshold(Y, 3.0) == pytest.approx(float(cc_threshold(X, 3.0)), rel=0.15)
 
 
 def test_knn_cc_graph_uses_the_same_threshold():

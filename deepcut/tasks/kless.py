@@ -4,10 +4,10 @@
 the signed CC graph (Eq. 7) with ``K_max`` outputs; K_max is only an upper bound, clusters left
 empty are dropped and the labels renumbered 0..K-1. ``alpha`` (``--alpha``) is the
 k-sensitivity: a lower alpha repels more pairs and gives more segments. The CC graph is
-``W = S - t`` with, by default, ``t = mu + (max S - mu) / alpha`` (``mu`` the image's mean pair
-similarity, :func:`deepcut.graphs.affinity.cc_threshold`), so one alpha means the same on every
-image; task parameter ``cc_shift="max"`` gives the paper's ``t = max(S) / alpha``. Default 100
-steps (DeepCut's value for multi-segment outputs; ``cfg.steps`` overrides).
+``W = S - t`` with, by default, ``t = mu + (s - mu) / alpha`` (``mu`` the image's mean pair
+similarity, ``s`` its mean self-similarity; :func:`deepcut.graphs.affinity.cc_threshold`), so
+one alpha means the same on every image; task parameter ``cc_shift="max"`` gives the paper's
+``t = max(S) / alpha``. Default 100 steps (DeepCut's value for multi-segment outputs; ``cfg.steps`` overrides).
 
 Other solvers cannot find K by themselves, so K is chosen by the **eigengap** of the normalised
 Laplacian over ``[2, K_max]`` (the spectral baseline of DeepCut Table 5;
