@@ -60,7 +60,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--shift", choices=["mean", "max"],
                    help="cc: graph threshold t = mu + (s - mu) / alpha with mu the mean pair "
                         "similarity and s the mean self-similarity (mean), or the paper's "
-                        "t = max S / alpha (max; use it with --alpha 3) (default: mean)")
+                        "t = max S / alpha (max, used with --alpha 3); default: mean")
     g.add_argument("--no-center", dest="center", action="store_false",
                    help="use the features as given; by default the mean sample is subtracted "
                         "first (raw non-negative features otherwise all look alike: K = 1)")
