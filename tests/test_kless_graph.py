@@ -1,6 +1,5 @@
 """The CC graph's threshold (Eq. 7, mean-shifted by default) and k-less K found on planted data
 over many seeds, for CC and the eigengap baseline."""
-import numpy as np
 import pytest
 import torch
 from test_kless import planted

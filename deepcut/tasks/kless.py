@@ -7,7 +7,8 @@ k-sensitivity: a lower alpha repels more pairs and gives more segments. The CC g
 ``W = S - t`` with, by default, ``t = mu + (s - mu) / alpha`` (``mu`` the image's mean pair
 similarity, ``s`` its mean self-similarity; :func:`deepcut.graphs.affinity.cc_threshold`), so
 one alpha means the same on every image; task parameter ``cc_shift="max"`` gives the paper's
-``t = max(S) / alpha``. Default 100 steps (DeepCut's value for multi-segment outputs; ``cfg.steps`` overrides).
+``t = max(S) / alpha``. Default 100 steps (DeepCut's value for multi-segment outputs;
+``cfg.steps`` overrides).
 
 Other solvers cannot find K by themselves, so K is chosen by the **eigengap** of the normalised
 Laplacian over ``[2, K_max]`` (the spectral baseline of DeepCut Table 5;
