@@ -13,8 +13,8 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
   only an upper bound: clusters left empty are dropped and the labels renumbered, so
   ``n_clusters_`` is found from the data. ``alpha`` (default 6; the paper uses 3 with its
   ``max`` threshold) is the k-sensitivity: lower alpha, more repulsion, more clusters. CC is
-  NP-hard and the GNN finds a local optimum; ``n_init > 1`` restarts from different seeds and keeps the lowest loss (the
-  paper uses one run, ``n_init=1``).
+  NP-hard and the GNN finds a local optimum; ``n_init > 1`` restarts from different seeds and
+  keeps the lowest loss (the paper uses one run, ``n_init=1``).
 * :class:`EigengapClustering` -- the spectral baseline of Table 5: NCut graph (Eq. 6) on the
   samples, K by the largest eigengap of the normalised Laplacian over ``[2, k_max]``, then k-means
   on the first K eigenvectors (:class:`~deepcut.solvers.SpectralNCut` with ``n_clusters="auto"``).
