@@ -6,8 +6,8 @@ Rows, each adding to the one above (the solver is :class:`deepcut.solvers.Falcon
 1. K-way NCut base: no power transform (``beta = 1``), hard alternating updates;
 2. + power transform (``beta = 4.5``, the default);
 3. + soft assignment (``mode = "soft"``, temperature 0.01);
-4. + dynamic affinity regularisation (``reweight_gamma = 0.5``, the third-party value of
-   ``docs/references.md`` 2.3);
+4. + dynamic affinity regularisation (Falcon section 3.3; ``reweight_gamma = 0.5``, the value
+   of a public third-party reimplementation, unverified);
 5. + mask generation by partition centres (``refine = "centres"``);
 6. + PAMR, 7. + DREAM (RGB): refinements of row 4's patch labels.
 

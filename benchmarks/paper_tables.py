@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import _shown, run_one  # one eval.py runner for both tables
 
 #: DeepCut's graph/solver settings, spelled out as eval.py flags, per loss.
 PAPER_SOLVER: dict[str, list[str]] = {
@@ -147,15 +149,6 @@ TABLE_TITLES = {
 _HEAD = {"corloc": "CorLoc", "iou": "IoU", "max_f": "maxF", "part_nmi": "NMI", "part_ari": "ARI"}
 
 
-def _shown(path: Path | str) -> str:
-    """``path`` as the commands show it: relative to the repository when inside it."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO))
-    except ValueError:
-        return str(path)
-
-
 def _with_data_var(command: str, data_root: str) -> str:
     """The command as the tables show it: the data root written ``$DATA`` (set above them)."""
     root = _shown(data_root)
@@ -247,27 +240,6 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
             runs.append({"spec": spec, "name": name, "loss": loss, "argv": argv, "out": out,
                          "root": root})
     return runs, skipped
-
-
-def run_one(run: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    prefix = ""
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-        prefix = f"OMP_NUM_THREADS={threads} "
-    run["command"] = prefix + "python " + shlex.join(run["argv"])
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, *run["argv"]], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=False)
-    run["seconds"] = time.perf_counter() - t0
-    summary = Path(run["out"]) / "summary.json"
-    if proc.returncode in (0, 1) and summary.is_file():
-        run["summary"] = json.loads(summary.read_text())
-    else:
-        run["error"] = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    print(f"[{run['seconds']:6.1f} s] {run['command']}"
-          + (f"\n    FAILED: {run['error']}" if "error" in run else ""), file=sys.stderr)
-    return run
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,10 +95,10 @@ def region_task() -> tuple[str, list[str]] | None:
     return None
 
 
-def _shown(path: Path) -> str:
+def _shown(path: Path | str) -> str:
     """``path`` as the commands show it: relative to the repository (their working directory)
     when inside it, else absolute."""
-    path = path.resolve()
+    path = Path(path).resolve()
     try:
         return str(path.relative_to(REPO))
     except ValueError:
@@ -150,6 +150,10 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
 
 
 def run_one(run: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    """Run ``python <run["argv"]>`` from the repository (offline, ``OMP_NUM_THREADS=threads``)
+    and add to ``run``: ``command`` (as printed), ``seconds``, ``returncode`` and the run's
+    ``summary`` (``<run["out"]>/summary.json``) or its last stderr line as ``error``. Shared
+    with ``benchmarks/paper_tables.py``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     prefix = ""
     if threads:
@@ -161,7 +165,7 @@ def run_one(run: dict[str, Any], threads: int | None) -> dict[str, Any]:
                           capture_output=True, text=True, check=False)
     run["seconds"] = time.perf_counter() - t0
     run["returncode"] = proc.returncode
-    summary = run["out"] / "summary.json"
+    summary = Path(run["out"]) / "summary.json"
     if proc.returncode in (0, 1) and summary.is_file():
         run["summary"] = json.loads(summary.read_text())
     else:

@@ -8,10 +8,17 @@ prints the median backbone, solve and total seconds. ``--load N`` starts N busy 
 Python loops, one core each) for the duration, to imitate a machine shared with other jobs; they
 are stopped at the end. ``--backbone vit`` uses a random-init ViT-S/8 (the DINO architecture,
 no download) so the backbone's share is realistic.
+
+``--steps-only`` times just the GNN solve on fixed features and graph (what
+``GNNSolver(step_threads=...)`` controls; torch's threads stay at their default for everything
+else) for ``step_threads`` in ``--threads`` ("default" = None), with the default solver (30
+steps, early stop) and the paper's (10 steps, lr 1e-3); run it under ``OMP_WAIT_POLICY=PASSIVE``
+(what the command lines set) and without, idle and with ``--load``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
@@ -26,6 +33,21 @@ def _spin() -> None:
         pass
 
 
+@contextlib.contextmanager
+def busy(n: int):
+    """``n`` spinning processes (one core each) while the block runs; stopped after it."""
+    procs = [mp.Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(0.5 if procs else 0)
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--load", type=int, default=0, help="busy processes to start (default 0)")
@@ -33,7 +55,11 @@ def main() -> None:
     ap.add_argument("--backbone", choices=["classic", "vit"], default="classic")
     ap.add_argument("--threads", default="1,2,4,default",
                     help="comma-separated thread counts; 'default' = torch's own")
+    ap.add_argument("--steps-only", action="store_true",
+                    help="time only the GNN solve, varying GNNSolver(step_threads=...)")
     args = ap.parse_args()
+    if args.steps_only:
+        return steps_only(args)
 
     import torch
 
@@ -49,11 +75,7 @@ def main() -> None:
         bb = create_backbone("classic", size=280)
     seg = Segmenter(backbone=bb, solver="gnn", seed=0)
     seg(image)  # warm-up: first-call allocations and lazy imports
-    procs = [mp.Process(target=_spin, daemon=True) for _ in range(args.load)]
-    for p in procs:
-        p.start()
-    try:
-        time.sleep(0.5 if procs else 0)
+    with busy(args.load):
         print(f"cores={os.cpu_count()} torch default threads={default} extra busy "
               f"processes={args.load} loadavg={os.getloadavg()[0]:.1f} backbone={args.backbone}")
         print("| threads | backbone s | solve s | total s |")
@@ -70,11 +92,41 @@ def main() -> None:
                              pred.timings["solve"], total))
             med = [statistics.median(r[i] for r in rows) for i in range(3)]
             print(f"| {t} ({n}) | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.3f} |")
-    finally:
-        for p in procs:
-            p.terminate()
-            p.join()
-        torch.set_num_threads(default)
+    torch.set_num_threads(default)
+
+
+def steps_only(args: argparse.Namespace) -> None:
+    """Median seconds of ``GNNSolver.fit_predict`` per ``step_threads``, interleaved settings."""
+    import torch
+
+    from deepcut.backbones import create_backbone
+    from deepcut.graphs import ncut_graph
+    from deepcut.io.images import load_image
+    from deepcut.solvers.gnn import GNNSolver
+
+    pf = create_backbone("classic", size=280)(load_image(REPO / "examples" / "chelsea.png"))
+    F = pf.features.reshape(-1, pf.features.shape[-1])
+    graph = ncut_graph(F)
+    settings = {"default (30 steps)": {}, "paper (10 steps)": dict(GNNSolver.PAPER)}
+    choices = [None if t == "default" else int(t) for t in args.threads.split(",")]
+    for kw in settings.values():  # warm-up
+        GNNSolver(**kw).fit_predict(graph, F)
+    with busy(args.load):
+        print(f"cores={os.cpu_count()} torch threads={torch.get_num_threads()} N={F.shape[0]} "
+              f"extra busy processes={args.load} loadavg={os.getloadavg()[0]:.1f} "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+        times = {(s, c): [] for s in settings for c in choices}
+        for _ in range(args.repeat):  # interleaved: every setting sees the same load
+            for s, kw in settings.items():
+                for c in choices:
+                    t0 = time.perf_counter()
+                    GNNSolver(**kw, step_threads=c).fit_predict(graph, F)
+                    times[s, c].append(time.perf_counter() - t0)
+        print("| solver | " + " | ".join(f"step_threads={c} s" for c in choices) + " |")
+        print("|---|" + "---|" * len(choices))
+        for s in settings:
+            cells = " | ".join(f"{statistics.median(times[s, c]):.4f}" for c in choices)
+            print(f"| {s} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from deepcut.backbones.base import Backbone, PatchFeatures
-from deepcut.config import SegmenterConfig, default_graph_kind
+from deepcut.config import PREPROCESSING_KEYS, SegmenterConfig, default_graph_kind
 from deepcut.errors import ConfigError, DeepCutError
 from deepcut.pipeline import Prediction, Segmenter
 
@@ -41,11 +41,12 @@ CHECKPOINT_FORMAT = 1
 #: ``kless`` needs a CC-loss head (K = its k_max) and renumbers the segments it finds.
 CHECKPOINT_TASKS = ("segment", "clusters", "kless")
 #: Settings that define the trained model: a checkpoint fixes them.
+#: The preprocessing options (``--resize`` ...) shape the features the head was trained on.
 MODEL_KEYS = ("backbone", "stride", "solver", "n_clusters", "loss", "graph", "metric", "alpha",
-              "beta", "lam")
+              "beta", "lam", *PREPROCESSING_KEYS)
 #: Settings a user may change at inference time.
 FREE_KEYS = ("weights", "size", "device", "knn", "dense_max_nodes", "task", "background_rule",
-             "refine", "refine_params", "depth", "seed", "lr")
+             "refine", "refine_params", "depth", "seed", "lr", "landmarks")
 
 
 class CheckpointError(DeepCutError):

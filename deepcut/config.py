@@ -8,7 +8,8 @@ from typing import Any
 from deepcut._validation import Interval, Options, validate_params
 from deepcut.errors import ConfigError
 
-__all__ = ["FOREGROUND_TASKS", "GRAPH_CONSTRAINTS", "SegmenterConfig", "default_graph_kind"]
+__all__ = ["FOREGROUND_TASKS", "GRAPH_CONSTRAINTS", "PREPROCESSING_KEYS", "SegmenterConfig",
+           "default_graph_kind"]
 
 
 #: Constraints of the graph options, shared by SegmenterConfig and the Lightning module.
@@ -21,6 +22,12 @@ GRAPH_CONSTRAINTS: dict[str, list] = {
     "knn": [Interval(Integral, 1, None, closed="left"), None],
     "dense_max_nodes": [Interval(Integral, 1, None, closed="left")],
 }
+
+
+#: The backbone's preprocessing options (DeepCut paper, section 4; DeepCut's values:
+#: :data:`deepcut.backbones.paper.PAPER_PREPROCESSING`), passed by every entry point that
+#: builds a backbone.
+PREPROCESSING_KEYS = ("resize", "resample", "pos_embed", "channel_layout", "dino_head")
 
 
 #: Tasks whose first cut is object vs background: on ``classic`` features the dense graph scored
@@ -83,9 +90,19 @@ class SegmenterConfig:
         beta: Falcon affinity power.
         lam: Falcon diagonal regulariser weight.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes``).
-        dense_max_nodes: above this many nodes a kNN graph (k=32) is used.
+        dense_max_nodes: above this many nodes the large-image graph is used (landmarks, or a
+            kNN graph with k=32 when ``landmarks`` is None). 4096: up to there the dense graph
+            costs <= 64 MB and is exact; above it its cost grows as N^2 while the landmark
+            path's NCut on the dense graph stayed within 0.5% at K = 2 (benchmarks/scale.py).
+        landmarks: landmarks of the large-image path (:mod:`deepcut.graphs.landmarks`: the
+            solver runs on the dense graph of this many seeded landmarks and the labels extend
+            to every node; linear in N). None = a sparse kNN graph (k=32) instead.
         radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
-        background_rule: ``border`` (largest share of border patches) or ``corners``.
+        background_rule: how the ``segment`` task tells object from background: ``border``
+            (the cluster with the largest share of border patches), ``corners`` (DeepCut's
+            vote) or ``saliency`` (a 5-way cut; object = the clusters that differ most from the
+            border-connected ones, :mod:`deepcut.tasks.foreground`). None = ``saliency`` for
+            the ``classic`` backbone, ``border`` for the ViTs.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`), by the
             fast ``bilateral`` solver (:mod:`deepcut.refine.bilateral`) or by Falcon's ``dream``
@@ -123,9 +140,10 @@ class SegmenterConfig:
     beta: float = 4.5
     lam: float = 0.0
     knn: int | None = None
-    dense_max_nodes: int = 6000
+    dense_max_nodes: int = 4096
+    landmarks: int | None = 512
     radius: float = 5.0
-    background_rule: str = "border"
+    background_rule: str | None = None
     refine: str = "nearest"
     refine_params: dict[str, Any] = field(default_factory=dict)
     depth: str | None = None
@@ -147,8 +165,9 @@ class SegmenterConfig:
         "lr": [Interval(Real, 0, 10, closed="right"), None],
         "seed": [Interval(Integral, 0, 2**63 - 1, closed="both")],
         **GRAPH_CONSTRAINTS,
+        "landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "radius": [Interval(Real, 1, None, closed="left")],
-        "background_rule": [Options({"border", "corners"})],
+        "background_rule": [Options({"border", "corners", "saliency"}), None],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
         "depth": [str, None],
         "device": [str],
@@ -193,6 +212,12 @@ class SegmenterConfig:
     def graph_kind_for(self, backbone: str | None) -> str:
         """The graph kind for features of ``backbone`` (the resolved name when ``auto``)."""
         return self.graph or default_graph_kind(self.solver, self.loss, backbone, self.task)
+
+    def background_rule_for(self, backbone: str | None) -> str:
+        """The segment task's background rule for features of ``backbone``: the config's, else
+        ``saliency`` for ``classic`` (SOD / Weizmann 1obj IoU 30.1 / 49.6 with the border rule,
+        docs/RESULTS.md) and ``border`` for every other backbone."""
+        return self.background_rule or ("saliency" if backbone == "classic" else "border")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

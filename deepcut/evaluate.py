@@ -411,7 +411,10 @@ def _predict(seg, dataset, ids: list[str], pred_dir: Path, identity: dict[str, A
                 image = load_image(sample.image_path)
                 depth = depth_for(getattr(getattr(seg, "config", None), "depth", None),
                                   sample.image_path, image.size)
-                pred = seg(image) if depth is None else seg(image, depth=depth)
+                from deepcut.io.outputs import warnings_said_per_file
+
+                with warnings_said_per_file():  # logged below, naming the file
+                    pred = seg(image) if depth is None else seg(image, depth=depth)
             except Exception as e:  # report the item and go on (Ctrl-C stops)
                 failures[item] = str(e) if isinstance(e, DeepCutError) else \
                     f"{type(e).__name__}: {e}"

@@ -67,7 +67,14 @@ class Prediction:
             raise ConfigError("this prediction holds no image (made by predict_features): "
                               "pass overlay(image)")
         bg = 0 if self.label_names.get(0) == "background" else None
-        return overlay(im, self.labels, alpha=alpha, box=self.box, background=bg)
+        return overlay(im, self.overlay_labels, alpha=alpha, box=self.box, background=bg)
+
+    @property
+    def overlay_labels(self) -> np.ndarray:
+        """``(H, W)`` labels the overlay shows: the task's choice (hierarchy: a readable level,
+        ``extra["overlay_level"]``), else :attr:`labels`."""
+        shown = getattr(self.task_output, "overlay_labels", None)
+        return self.labels if shown is None else shown
 
     def record(self) -> dict[str, Any]:
         """JSON-able summary (what ``infer.py`` writes next to the label map)."""

@@ -3,7 +3,8 @@
 
 Each notebook's source is a percent-format script ``notebooks/src/<name>.py`` (``# %%`` starts a
 code cell, ``# %% [markdown]`` a Markdown cell whose lines start with ``# ``; the format jupytext
-reads). This command turns every source into ``notebooks/<name>.ipynb``, executes it top to
+reads; helpers they share are in ``notebooks/nbtools.py``, imported from the notebooks' working
+directory). This command turns every source into ``notebooks/<name>.ipynb``, executes it top to
 bottom with nbclient in ``notebooks/`` (the working directory the notebooks assume) and saves it
 with its outputs, so it renders on a code host. Rerun it after any change to the library: the
 notebooks then show the current behaviour. ``--check`` only builds and compares the code cells

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -52,6 +53,21 @@ def make_image(path, size=(96, 64), mode="RGB", seed=0):
         im = im.convert(mode)
     im.save(path)
     return path
+
+
+def make_image_dir(folder, n: int = 4, size=(64, 48)) -> Path:
+    """A new folder of ``n`` :func:`make_image` images ``im0.png`` ... (seeds 0..n-1)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        make_image(folder / f"im{i}.png", size=size, seed=i)
+    return folder
+
+
+@pytest.fixture
+def image_dir(tmp_path) -> Path:
+    """``tmp_path/images``: four 64 x 48 synthetic images (train.py, W&B and folder runs)."""
+    return make_image_dir(tmp_path / "images")
 
 
 @pytest.fixture

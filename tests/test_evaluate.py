@@ -129,7 +129,7 @@ def test_numbers_equal_metrics_on_saved_predictions(sod_root, tmp_path):
     assert res.metrics["max_f"] == ref.max_f
     assert res.summary["counts"]["iou"] == 4 and res.summary["n_failed"] == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["metrics"] == res.metrics
-    assert 0.0 <= res.metrics["iou"] <= 1.0 and res.metrics["n_clusters"] == 2
+    assert 0.0 <= res.metrics["iou"] <= 1.0 and res.metrics["n_clusters"] == 5  # classic: 5-way cut, saliency rule
 
 
 def test_scoring_resolution_resizes_both_maps(sod_root, tmp_path):

@@ -221,3 +221,45 @@ def test_infer_cli_hierarchy(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["obj.json", "obj.png", "obj_k2.png", "obj_k4.png", "obj_k8.png",
                      "obj_overlay.png", "obj_summary.png"]
+
+
+def test_overlay_level_rule():
+    from deepcut.tasks.hierarchy import overlay_level
+
+    one, two = np.zeros((4, 4), np.int64), np.arange(16).reshape(4, 4) % 2
+    # the coarsest level that splits the image; one-segment levels are passed over
+    assert overlay_level({3: one, 6: two, 12: np.arange(16).reshape(4, 4)}) == 6
+    assert overlay_level({3: two, 6: two}) == 3
+    assert overlay_level({3: one, 6: one}) == 6  # none splits: the finest
+    assert overlay_level({3: two, 6: two}, requested=6) == 6
+    with pytest.raises(ConfigError, match="overlay_level must be one of the levels"):
+        overlay_level({3: two, 6: two}, requested=5)
+
+
+@pytest.mark.parametrize("refine", ["nearest", "dream"])
+def test_hierarchy_overlay_shows_the_coarsest_level_not_the_finest(regions, tmp_path, refine):
+    from deepcut.viz.overlay import overlay
+
+    pf = _pf(orthogonal_grid(regions, sep=10.0))
+    h, w = pf.image_size
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8))
+    cfg = SegmenterConfig(backbone="classic", task="hierarchy", refine=refine,
+                          task_params={"levels": "3,6,24"})
+    pred = Segmenter(cfg).predict_features(pf, image=image)
+    out = pred.task_output
+    assert pred.extra["overlay_level"] == 3 and out.overlay_level == 3
+    assert np.array_equal(pred.overlay_labels, out.level_labels[3])
+    assert np.unique(pred.overlay_labels).size == 3 and np.unique(pred.labels).size == 24
+    assert np.array_equal(out.level_labels[24], pred.labels)  # main label map: the finest
+    write_outputs(pred, image, tmp_path, "img")
+    written = np.asarray(Image.open(tmp_path / "img_overlay.png").convert("RGB"))
+    assert np.array_equal(written, np.asarray(overlay(image, out.level_labels[3], background=None)))
+    assert not np.array_equal(written, np.asarray(overlay(image, pred.labels, background=None)))
+    assert np.array_equal(np.asarray(pred.overlay(image)), written)
+    rec = json.loads((tmp_path / "img.json").read_text())
+    assert rec["extra"]["overlay_level"] == 3
+    # asked for a level
+    cfg = SegmenterConfig(backbone="classic", task="hierarchy", refine=refine,
+                          task_params={"levels": "3,6,24", "overlay_level": 6})
+    pred = Segmenter(cfg).predict_features(pf, image=image)
+    assert np.array_equal(pred.overlay_labels, pred.task_output.level_labels[6])

@@ -18,7 +18,7 @@ import torch
 
 lightning = pytest.importorskip("lightning")
 
-from conftest import make_image
+from conftest import make_image, make_image_dir
 from lightning.pytorch import Callback, Trainer
 
 from deepcut.io import read_label_map
@@ -31,10 +31,7 @@ N_IMAGES = 6
 
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("images")
-    for i in range(N_IMAGES):
-        make_image(d / f"im{i}.png", size=(64, 48), seed=i)
-    return d
+    return make_image_dir(tmp_path_factory.mktemp("run") / "images", N_IMAGES)
 
 
 def _dm(image_dir, cache, **kw) -> DeepCutDataModule:

@@ -106,3 +106,17 @@ def test_batched_and_masked():
     m = torch.tensor([[True, True, False]])
     assert soft_ncut_loss(S2, W2, mask=m).item() == pytest.approx(2.0)
     assert cc_loss(S2, W2, mask=m).item() == pytest.approx(0.0)
+
+
+def test_cluster_ratios_hand_values():
+    from deepcut.losses import cluster_ratios
+
+    W = torch.tensor([[0, 1, 0.1, 0], [1, 0, 0, 0.1], [0.1, 0, 0, 1], [0, 0.1, 1, 0]])
+    # pairs {0,1} and {2,3}: assoc 2, vol 2.2 each
+    r = cluster_ratios(torch.tensor([0, 0, 1, 1]), W)
+    assert r.tolist() == pytest.approx([2 / 2.2, 2 / 2.2], abs=1e-6)
+    # {0,2} and {1,3}: inside only the 0.1 edges (assoc 0.2 of vol 2.2): less than half inside
+    r = cluster_ratios(torch.tensor([0, 1, 0, 1]), W.to_sparse())
+    assert r.tolist() == pytest.approx([0.2 / 2.2, 0.2 / 2.2], abs=1e-6)
+    # discrete NCut is K minus their sum
+    assert discrete_ncut(torch.tensor([0, 1, 0, 1]), W) == pytest.approx(2 - 0.4 / 2.2, abs=1e-6)

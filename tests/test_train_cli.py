@@ -7,21 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_image
 
 from deepcut.cli.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "segment_folder.yaml")
-
-
-@pytest.fixture
-def image_dir(tmp_path) -> Path:
-    d = tmp_path / "images"
-    d.mkdir()
-    for i in range(2):
-        make_image(d / f"im{i}.png", size=(64, 48), seed=i)
-    return d
 
 
 def _fit(image_dir, tmp_path, *extra):

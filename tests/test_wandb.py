@@ -9,20 +9,10 @@ import pytest
 
 pytest.importorskip("wandb")
 
-from conftest import make_image
 
 from deepcut.lightning.wandb_utils import find_offline_runs, read_offline_run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def image_dir(tmp_path) -> Path:
-    d = tmp_path / "images"
-    d.mkdir()
-    for i in range(4):
-        make_image(d / f"im{i}.png", size=(64, 48), seed=i)
-    return d
 
 
 def test_train_logs_metrics_images_and_config_offline(image_dir, tmp_path, capsys, monkeypatch):

@@ -24,7 +24,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcut.cli.common import DefaultsOnce, add_version, drop_none, fail, one_line, quiet_warnings
+from deepcut.cli.common import (
+    PREPROCESSING_KEYS,
+    DefaultsOnce,
+    add_preprocessing_options,
+    add_version,
+    drop_none,
+    fail,
+    one_line,
+    quiet_warnings,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -80,6 +89,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--weights", help="local backbone checkpoint")
     g.add_argument("--size", type=int, default=224, help="short side of the network input in px")
     g.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_preprocessing_options(g)  # DeepCut's preprocessing (--preset paper's) on demand
     g.add_argument("--features", choices=["auto", "cls", "mean"], default="auto",
                    help="per-image feature: the CLS token, or the mean patch feature "
                         "(auto: CLS when the backbone has one)")
@@ -112,7 +122,8 @@ def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[s
     from deepcut.cluster import check_k_max
 
     check_k_max(len(files), args.k_max, f"--method {args.method}")  # before any feature work
-    bb = resolve_backbone(args.backbone, weights=args.weights, size=args.size, device=args.device)
+    bb = resolve_backbone(args.backbone, weights=args.weights, size=args.size, device=args.device,
+                          **{k: getattr(args, k) for k in PREPROCESSING_KEYS})
     if bb.name == "classic":
         print("warning: the 'classic' backbone standardises every image's statistics, so its "
               "pooled features hardly tell images apart; use a ViT backbone (--backbone "

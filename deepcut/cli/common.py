@@ -9,7 +9,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DefaultsOnce", "add_version", "drop_none", "fail", "load_yaml", "one_line", "one_line_warnings",
+from deepcut.config import PREPROCESSING_KEYS  # flag dests = config keys (no torch import)
+
+__all__ = ["PREPROCESSING_KEYS", "DefaultsOnce", "add_preprocessing_options", "add_version", "drop_none", "fail", "load_yaml", "one_line", "one_line_warnings",
            "quiet_warnings", "version_string"]
 
 
@@ -50,6 +52,32 @@ def version_string() -> str:
     from deepcut import __version__
 
     return f"%(prog)s {__version__}"
+
+
+
+
+def add_preprocessing_options(group) -> None:
+    """Add ``--dino-head``, ``--resize``, ``--resample``, ``--pos-embed`` and
+    ``--channel-layout`` (dests :data:`PREPROCESSING_KEYS`, default None = the backbone's own)
+    to an argparse parser or group."""
+    group.add_argument("--dino-head", choices=["teacher", "student"],
+                       help="network of a full DINO training checkpoint: teacher, DINO's "
+                            "evaluated and released one, or student, the DeepCut paper's "
+                            "(default: teacher)")
+    group.add_argument("--resize", choices=["aspect", "square"],
+                       help="aspect: short side to --size, aspect ratio kept; square: squash to "
+                            "size x size as DeepCut (default: aspect)")
+    group.add_argument("--resample", choices=["bicubic", "bilinear", "lanczos", "nearest"],
+                       help="filter of that resize; DeepCut uses lanczos (default: the "
+                            "backbone's, bicubic)")
+    group.add_argument("--pos-embed", choices=["timm", "dino"],
+                       help="ViT position-embedding resampling: timm (exact grid, antialiased) "
+                            "or dino (DINO's interpolate_pos_encoding, as DeepCut); "
+                            "default: timm")
+    group.add_argument("--channel-layout", choices=["head_major", "interleaved"],
+                       help="ViT key channel order: head_major (h*64+d) or interleaved "
+                            "(d*heads+h, as DeepCut); only a GNN's first layer sees it "
+                            "(default: head_major)")
 
 
 def add_version(parser) -> None:

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcut.cli.common import add_version, drop_none, fail, one_line, quiet_warnings
+from deepcut.cli.common import (
+    PREPROCESSING_KEYS,
+    add_preprocessing_options,
+    add_version,
+    drop_none,
+    fail,
+    one_line,
+    quiet_warnings,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -52,6 +60,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="gnn: optimiser steps per level (default: 10)")
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
     g.add_argument("--device", help="cpu or cuda (default: cpu)")
+    add_preprocessing_options(g)
     return p
 
 
@@ -77,7 +86,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         levels = parse_levels(args.levels)
         image = load_image(path)
         config = drop_none({k: getattr(args, k) for k in
-                            ("backbone", "weights", "size", "stride", "steps", "seed", "device")})
+                            ("backbone", "weights", "size", "stride", "steps", "seed", "device",
+                             *PREPROCESSING_KEYS)})
         maps, record = hierarchy_levels(image, levels, solver=args.solver, nested=args.nested,
                                         **config)
         write_explorer(out, image, maps, title=path.stem, info=record, max_side=args.max_side)

@@ -30,7 +30,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepcut.cli.common import add_version, drop_none, fail, load_yaml, one_line, quiet_warnings
+from deepcut.cli.common import (
+    PREPROCESSING_KEYS,
+    add_preprocessing_options,
+    add_version,
+    drop_none,
+    fail,
+    load_yaml,
+    one_line,
+    quiet_warnings,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -64,27 +73,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "ViT, e.g. timm:vit_small_patch16_224.dino (default: auto)")
     g.add_argument("--weights", help="local backbone checkpoint (timm or original DINO layout; "
                                      "from a full DINO checkpoint, --dino-head picks the network)")
-    g.add_argument("--dino-head", choices=["teacher", "student"],
-                   help="network of a full DINO training checkpoint: teacher (DINO's evaluated "
-                        "and released one) or student (the DeepCut paper's) (default: teacher)")
     g.add_argument("--size", type=int, help="short side of the network input in px; larger "
                                             "gives more nodes and finer masks (default: 280)")
     g.add_argument("--stride", type=int, help="patch stride; below the patch size gives "
                                               "overlapping patches and 4x the nodes at half "
                                               "(default: the patch size)")
     g.add_argument("--device", help="cpu or cuda (default: cpu)")
-    g.add_argument("--resize", choices=["aspect", "square"],
-                   help="aspect: short side to --size, aspect ratio kept; square: squash to "
-                        "size x size as DeepCut (default: aspect)")
-    g.add_argument("--resample", choices=["bicubic", "bilinear", "lanczos", "nearest"],
-                   help="filter of that resize; DeepCut uses lanczos (default: the backbone's, "
-                        "bicubic)")
-    g.add_argument("--pos-embed", choices=["timm", "dino"],
-                   help="ViT position-embedding resampling: timm (exact grid, antialiased) or "
-                        "dino (DINO's interpolate_pos_encoding, as DeepCut) (default: timm)")
-    g.add_argument("--channel-layout", choices=["head_major", "interleaved"],
-                   help="ViT key channel order: head_major (h*64+d) or interleaved (d*heads+h, "
-                        "as DeepCut); only a GNN's first layer sees it (default: head_major)")
+    add_preprocessing_options(g)  # --dino-head --resize --resample --pos-embed --channel-layout
 
     g = p.add_argument_group("solver")
     g.add_argument("--solver", choices=SOLVERS, help="graph-cut solver (default: gnn)")
@@ -115,13 +110,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--beta", type=float, help="Falcon affinity power (default: 4.5)")
     g.add_argument("--lam", type=float, help="Falcon diagonal regulariser (default: 0)")
     g.add_argument("--knn", type=int, help="use a sparse kNN graph with this many neighbours "
-                                           "(default: dense up to 6000 nodes, then 32)")
+                                           "(default: none: dense graph, landmarks on large "
+                                           "images)")
+    g.add_argument("--landmarks", type=int,
+                   help="large images (above dense_max_nodes patches): solve on this many "
+                        "seeded landmarks and extend the labels to every patch (default: 512)")
 
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
-    g.add_argument("--background-rule", choices=["border", "corners"],
-                   help="background = cluster owning most border patches, or DeepCut's corner "
-                        "vote (default: border)")
+    g.add_argument("--background-rule", choices=["border", "corners", "saliency"],
+                   help="background = cluster owning most border patches, DeepCut's corner "
+                        "vote, or saliency (5-way cut, object = clusters unlike the "
+                        "border-connected ones) (default: saliency for classic, else border)")
     g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral", "dream"],
                    help="patch to pixel labels: nearest upsampling, partition centres, or "
                         "nearest labels refined along the image by PAMR, by the fast "
@@ -188,8 +188,9 @@ CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_c
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
                "background_rule", "refine", "radius", "depth")
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
-CONFIG_KEYS += ("resize", "resample", "pos_embed", "channel_layout", "dino_head")
+CONFIG_KEYS += PREPROCESSING_KEYS
 CONFIG_KEYS += ("preset",)
+CONFIG_KEYS += ("landmarks",)
 
 
 def _segmenter_from_args(args: argparse.Namespace):
@@ -340,6 +341,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
         recorded_image,
         result_warnings,
         same_image,
+        warnings_said_per_file,
         write_outputs,
     )
     from deepcut.pipeline import Segmenter
@@ -380,7 +382,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             try:
                 image = load_image(path, max_pixels=max_pixels)
                 depth = depth_for(seg.config.depth, path, image.size)
-                pred = seg(image) if depth is None else seg(image, depth=depth)
+                with warnings_said_per_file():  # said below, naming the file
+                    pred = seg(image) if depth is None else seg(image, depth=depth)
             except DeepCutError as e:
                 failed.append(str(path))
                 report("skipped", name_file(path, str(e)))

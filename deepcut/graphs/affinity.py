@@ -226,15 +226,19 @@ def build_graph(
     dense_max_nodes: int = 6000,
     grid=None,
     radius: float = 5.0,
+    landmarks: int | None = None,
+    seed: int | None = 0,
     cc_shift: str = "mean",
 ) -> Graph:
     """Build the graph of ``kind`` (``ncut``, ``cc``, ``falcon`` or ``local``) from ``F: (N, D)``
     or ``(h, w, D)``.
 
     ``local`` is always sparse (``radius`` in patches; it needs ``grid`` for flat ``F``). For the
-    others a sparse kNN graph is used when ``knn`` is given, or automatically when N exceeds
-    ``dense_max_nodes`` (then with ``knn=32``), so large images fit in memory. ``cc_shift``:
-    the CC threshold rule (:func:`cc_threshold`).
+    others a sparse kNN graph is used when ``knn`` is given. Above ``dense_max_nodes`` nodes the
+    graph is a :class:`~deepcut.graphs.landmarks.LandmarkGraph` on ``landmarks`` seeded landmarks
+    when ``landmarks`` is given (fit it with :func:`~deepcut.graphs.landmarks.fit_on_landmarks`:
+    linear in N), else a kNN graph with ``knn=32`` (quadratic in N to build), so large images fit
+    in memory. ``cc_shift``: the CC threshold rule (:func:`cc_threshold`; dense and kNN graphs).
     """
     if kind not in GRAPH_KINDS:
         raise ValueError(f"The graph kind must be one of {GRAPH_KINDS}. Got {kind!r} instead.")
@@ -242,6 +246,11 @@ def build_graph(
         return local_graph(F, grid=grid, radius=radius, metric=metric)
     N = F.shape[0] * F.shape[1] if F.dim() == 3 else F.shape[0]
     if knn is None and N > dense_max_nodes:
+        if landmarks is not None:
+            from deepcut.graphs.landmarks import landmark_graph
+
+            return landmark_graph(F, kind, n_landmarks=landmarks, metric=metric, alpha=alpha,
+                                  beta=beta, lam=lam, seed=seed, grid=grid)
         knn = 32
     if knn is not None:
         return knn_graph(F, k=knn, kind=kind, metric=metric, alpha=alpha, beta=beta, lam=lam,

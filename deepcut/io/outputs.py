@@ -17,7 +17,9 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from deepcut.io.writers import save_image, save_json, save_label_map
 from deepcut.viz.overlay import overlay
 
 __all__ = ["output_paths", "output_stems", "outputs_exist", "recorded_image", "result_warnings",
-           "same_image", "write_outputs"]
+           "same_image", "warnings_said_per_file", "write_outputs"]
 
 #: Longest output stem in bytes: leaves room for suffixes such as ``_overlay.png`` and the
 #: temporary ``.<name>.<pid>-<random>.part`` within the usual 255-byte file-name limit.
@@ -156,7 +158,8 @@ def write_outputs(pred, image: Image.Image, out_dir: str | Path, stem: str,
         save_label_map(pred.labels, paths["labels"])
         written.append(paths["labels"])
         bg = 0 if 0 in pred.label_names and pred.label_names[0] == "background" else None
-        save_image(overlay(image, pred.labels, box=pred.box, background=bg), paths["overlay"])
+        save_image(overlay(image, getattr(pred, "overlay_labels", pred.labels), box=pred.box,
+                           background=bg), paths["overlay"])
         written.append(paths["overlay"])
         paths.update(_write_task_files(pred, image, Path(out_dir), stem, written))
         rec = pred.record()
@@ -205,3 +208,15 @@ def result_warnings(pred) -> list[str]:
             if str(w) not in found:
                 found.append(str(w))
     return found
+
+
+@contextmanager
+def warnings_said_per_file():
+    """Inside, a solver's :class:`~deepcut.solvers.DegenerateResultWarning` is not shown: the
+    command line says each of :func:`result_warnings` once, on a line naming the file (without
+    this, every degenerate result was printed twice, once without the file)."""
+    from deepcut.solvers.base import DegenerateResultWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        yield

@@ -21,7 +21,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -120,6 +120,9 @@ class DeepCutDataModule(L.LightningDataModule):
         weights: local backbone checkpoint (timm or original DINO layout).
         size: short side of the network input in px (DeepCut: 280).
         stride: patch stride (None = the patch size).
+        resize, resample, pos_embed, channel_layout, dino_head: the backbone's preprocessing
+            (None = its own default; DeepCut's values:
+            :data:`deepcut.backbones.paper.PAPER_PREPROCESSING`), as ``infer.py --resize ...``.
         backbone_options: extra backbone-factory arguments, e.g. ``{pretrained: false, depth: 2}``
             for a tiny random-init test ViT (seeded with ``seed``, so every DDP rank builds the
             same one).
@@ -143,6 +146,11 @@ class DeepCutDataModule(L.LightningDataModule):
         weights: str | None = None,
         size: int = 280,
         stride: int | None = None,
+        resize: Literal["aspect", "square"] | None = None,
+        resample: Literal["bicubic", "bilinear", "lanczos", "nearest"] | None = None,
+        pos_embed: Literal["timm", "dino"] | None = None,
+        channel_layout: Literal["head_major", "interleaved"] | None = None,
+        dino_head: Literal["teacher", "student"] | None = None,
         backbone_options: dict[str, Any] | None = None,
         device: str = "cpu",
         batch_size: int = 8,
@@ -161,7 +169,11 @@ class DeepCutDataModule(L.LightningDataModule):
         self.weights = weights
         self.size = size
         self.stride = stride
-        self.backbone_options = dict(backbone_options or {})
+        preprocessing = {"resize": resize, "resample": resample, "pos_embed": pos_embed,
+                         "channel_layout": channel_layout, "dino_head": dino_head}
+        # one dict of factory arguments: the named options win over backbone_options' copies
+        self.backbone_options = {**dict(backbone_options or {}),
+                                 **{k: v for k, v in preprocessing.items() if v is not None}}
         self.device = device
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -208,7 +220,8 @@ class DeepCutDataModule(L.LightningDataModule):
         bb = self.backbone
         return {"name": bb.name, "weights_id": bb.weights_id, "weights": self.weights,
                 "size": self.size, "stride": bb.stride, "patch_size": bb.patch_size,
-                "feature_dim": bb.feature_dim, "options": dict(self.backbone_options)}
+                "feature_dim": bb.feature_dim, "options": dict(self.backbone_options),
+                "preprocessing": dict(getattr(bb, "preprocessing", {}))}
 
     # -- listing ----------------------------------------------------------------------------
     def _list(self, root: str | None, dataset: str | None) -> list[ImageItem]:

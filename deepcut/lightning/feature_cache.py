@@ -8,7 +8,8 @@ Layout::
 
 The folder key hashes the backbone name, its weights id (``hub:<tag>``, ``file:<name>@sha256:..``,
 ``none``; for random-init ViTs a hash of the parameters, because every random init differs), the
-input size (short side and long-side cap) and the stride: any change gives a new folder, so a
+input size (short side and long-side cap), the stride and the preprocessing (resize, resample,
+position embeddings, channel order): any change gives a new folder, so a
 stale entry is never read. The image key hashes the file's absolute path, byte size and
 modification time (``st_mtime_ns``), so an edited or replaced image is recomputed without reading
 its bytes. Entries are written to a temporary file and moved into place with :func:`os.replace`:
@@ -70,6 +71,8 @@ def backbone_spec(backbone: Backbone) -> dict[str, Any]:
         "patch_size": backbone.patch_size,
         "stride": backbone.stride,
         "feature_dim": backbone.feature_dim,
+        # resize, resample, position embeddings, channel order: other options, other features
+        "preprocessing": dict(getattr(backbone, "preprocessing", {})),
     }
 
 

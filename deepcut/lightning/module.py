@@ -26,7 +26,12 @@ import lightning as L
 import torch
 
 from deepcut._validation import Interval, Options, validate_params
-from deepcut.config import GRAPH_CONSTRAINTS, SegmenterConfig, default_graph_kind
+from deepcut.config import (
+    GRAPH_CONSTRAINTS,
+    PREPROCESSING_KEYS,
+    SegmenterConfig,
+    default_graph_kind,
+)
 from deepcut.errors import ConfigError
 from deepcut.lightning.graph_batch import GraphBatch, build_graph_batch
 from deepcut.losses import cc_loss, deepcut_ncut_loss, soft_ncut_loss
@@ -43,13 +48,15 @@ class DeepCutModule(L.LightningModule):
         n_clusters: K (for ``loss="cc"`` an upper bound; 2 for object segmentation).
         loss: ``ncut`` (DeepCut Eq. 9), ``soft_ncut`` (sum-of-ratios NCut) or ``cc``
             (correlation clustering, Eq. 10, on the signed graph; K becomes an upper bound).
-        graph: graph kind ``ncut`` (Eq. 6), ``cc`` (Eq. 7) or ``falcon``; None picks the loss's own.
+        graph: graph kind ``ncut`` (Eq. 6), ``cc`` (Eq. 7), ``falcon`` or ``local`` (Shi and
+            Malik's sparse graph of patches within ``radius``); None picks the loss's own.
         metric: feature similarity of the graph, ``dot`` (DeepCut) or ``cosine``.
         alpha: CC k-sensitivity (Eq. 7), >= 1; lower gives more clusters.
         beta: Falcon affinity power.
         lam: Falcon diagonal regulariser.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes`` nodes).
         dense_max_nodes: above this many nodes a sparse kNN graph (k=32) is used.
+        radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
         hidden: GCN width (64 in DeepCut).
         mlp_hidden: MLP hidden width (32 in DeepCut).
         dropout: dropout before the last layer (0.25 in DeepCut; off at inference).
@@ -75,6 +82,7 @@ class DeepCutModule(L.LightningModule):
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         **GRAPH_CONSTRAINTS,
+        "radius": [Interval(Real, 1, None, closed="left")],
         "hidden": [Interval(Integral, 1, None, closed="left")],
         "mlp_hidden": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -95,13 +103,14 @@ class DeepCutModule(L.LightningModule):
         in_dim: int,
         n_clusters: int = 2,
         loss: Literal["ncut", "soft_ncut", "cc"] = "ncut",
-        graph: Literal["ncut", "cc", "falcon"] | None = None,
+        graph: Literal["ncut", "cc", "falcon", "local"] | None = None,
         metric: Literal["dot", "cosine"] = "dot",
         alpha: float = 3.0,
         beta: float = 4.5,
         lam: float = 0.0,
         knn: int | None = None,
         dense_max_nodes: int = 6000,
+        radius: float = 5.0,
         hidden: int = 64,
         mlp_hidden: int = 32,
         dropout: float = 0.25,
@@ -146,7 +155,15 @@ class DeepCutModule(L.LightningModule):
             n_clusters=hp.n_clusters, loss=hp.loss, lr=hp.lr, seed=hp.seed,
             graph=hp.graph or default_graph_kind("gnn", hp.loss), metric=hp.metric,
             alpha=hp.alpha, beta=hp.beta, lam=hp.lam, knn=hp.knn,
-            dense_max_nodes=hp.dense_max_nodes, background_rule=hp.background_rule)
+            dense_max_nodes=hp.dense_max_nodes, radius=hp.get("radius", 5.0),
+            background_rule=hp.background_rule, **self._preprocessing())
+
+    def _preprocessing(self) -> dict[str, Any]:
+        """The preprocessing options the datamodule was given (``resize``, ``resample``,
+        ``pos_embed``, ``channel_layout``, ``dino_head``; unset ones are the backbone's
+        defaults), recorded so that inference with the checkpoint makes the same features."""
+        options = dict(self.backbone_info().get("options") or {})
+        return {k: v for k, v in options.items() if k in PREPROCESSING_KEYS and v is not None}
 
     def backbone_info(self) -> dict[str, Any]:
         """The features' provenance: from the datamodule when attached, else the hparams."""
@@ -168,7 +185,8 @@ class DeepCutModule(L.LightningModule):
         cfg = self.segmenter_config(device="cpu").to_dict()
         cfg = {k: cfg[k] for k in ("task", "backbone", "weights", "size", "stride", "n_clusters",
                                    "loss", "lr", "seed", "graph", "metric", "alpha", "beta",
-                                   "lam", "knn", "dense_max_nodes", "background_rule")}
+                                   "lam", "knn", "dense_max_nodes", "radius", "background_rule",
+                                   *self._preprocessing())}
         trained = {"epoch": int(self.current_epoch) if self._trainer else None,
                    "global_step": int(self.global_step) if self._trainer else None}
         return inference_spec(in_dim=hp.in_dim, n_clusters=hp.n_clusters, hidden=hp.hidden,

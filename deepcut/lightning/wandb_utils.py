@@ -199,7 +199,8 @@ class InferWandbLogger:
         if self.n < self.max_images:
             bg = 0 if pred.label_names.get(0) == "background" else None
             row["image/overlay"] = self._wandb.Image(
-                overlay(image, pred.labels, box=pred.box, background=bg), caption=stem)
+                overlay(image, getattr(pred, "overlay_labels", pred.labels), box=pred.box,
+                        background=bg), caption=stem)
         self.run.log(row, step=self.n)
         self.rows.append([stem, int(pred.n_clusters), float(pred.ncut), total])
         self.n += 1

@@ -6,8 +6,9 @@ Overcoming minima": quadratic transform of the K ratios, alternating updates, so
 dynamic affinity reweighting, mask generation by partition centres), with the hard step made
 monotone in the way the ICLR 2026 version describes ("Fast Proximal Linearization of Normalized
 Cuts": volume-weighted gradient scores, row-wise one-hot proximal updates with inertia,
-backtracking so that the NCut never gets worse). The update rule below was derived by us
-(``docs/references.md`` 2.2); it is not verified against either paper's code.
+backtracking so that the NCut never gets worse). The update rule below was derived by us from
+the quadratic transform of Falcon section 3.3 (Eqs. 13-16; the transform of its Appendix B.1)
+and the proximal step of the ICLR 2026 abstract; it is not verified against either paper's code.
 
 **Objective.** With one-hot (or soft) ``X: (N, K)``, ``d = W 1``, ``vol_k = d^T x_k`` and
 ``assoc_k = x_k^T W x_k``, maximise :math:`\sum_k assoc_k / vol_k` (i.e. minimise the discrete

@@ -40,7 +40,11 @@ Eigensolvers (``eigen_solver``; timings on the 2-core CPU of ``benchmarks/solver
   0.05-0.4 s at N=4761, against 0.1-2 s for ARPACK's matrix-vector products.
 * ``"arpack"`` -- ``scipy.sparse.linalg.eigsh`` (implicitly restarted Lanczos) with a seeded
   ``v0``. kNN graphs have many eigenvalues clustered near 1, where subspace iteration stalls and
-  Lanczos does not (0.2-1.5 s at N=16384, K<=27).
+  Lanczos does not (0.2-1.5 s at N=16384, K<=27). On the local graph (radius 5, classic
+  features, one loaded CPU thread) it took 3.1 / 4.7 s at N=16384 and 9.3 / 8.8 s at N=65536
+  (K = 2 / 8); lobpcg took 88-261 s for the same eigenvalues and randomized stopped after
+  1.3-3.9 s on eigenvalues 0.14-0.26 where the true ones are < 1e-3 (a 10-20x higher NCut), so
+  ARPACK stays the sparse choice.
 * ``"lobpcg"`` -- ``torch.lobpcg`` (seeded start block); offered for completeness, it was the
   slowest here.
 * ``"auto"`` -- ``dense`` for N <= 512 (or when K is close to N), ``randomized`` for larger dense

@@ -10,7 +10,7 @@ import torch
 
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
-from deepcut.graphs import Graph, build_graph
+from deepcut.graphs import Graph, LandmarkGraph, build_graph, fit_on_landmarks
 from deepcut.solvers import BaseSolver, create_solver
 
 __all__ = [
@@ -66,18 +66,21 @@ class TaskOutput:
 
 
 def make_graph(F: torch.Tensor, cfg: SegmenterConfig, kind: str | None = None,
-               grid: tuple[int, int] | None = None) -> Graph:
+               grid: tuple[int, int] | None = None, landmarks: bool = False) -> Graph:
     """The graph of ``kind`` (default: the config's) on ``F: (N, D)`` or ``(h, w, D)``.
 
     ``grid`` is the ``(h, w)`` patch grid of flat ``F``; the ``local`` graph needs it (a grid-less
-    call, e.g. on a subset of patches, falls back to the NCut graph).
+    call, e.g. on a subset of patches, falls back to the NCut graph). ``landmarks``: above
+    ``cfg.dense_max_nodes`` nodes return the landmark graph of ``cfg.landmarks`` (fit it with
+    :func:`deepcut.graphs.fit_on_landmarks`); otherwise an N-node kNN graph there.
     """
     kind = kind or cfg.graph_kind
     if kind == "local" and grid is None and F.dim() != 3:
         kind = "ncut"
     return build_graph(F.to(cfg.device), kind, metric=cfg.metric,
                        alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, knn=cfg.knn,
-                       dense_max_nodes=cfg.dense_max_nodes, grid=grid, radius=cfg.radius)
+                       dense_max_nodes=cfg.dense_max_nodes, grid=grid, radius=cfg.radius,
+                       landmarks=cfg.landmarks if landmarks else None, seed=cfg.seed)
 
 
 def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
@@ -108,9 +111,12 @@ def solve(F: torch.Tensor, cfg: SegmenterConfig, n_clusters: int, steps: int | N
     import time
 
     t0 = time.perf_counter()
-    g = make_graph(F, cfg, kind=kind, grid=grid)
+    g = make_graph(F, cfg, kind=kind, grid=grid, landmarks=True)
     t_graph = time.perf_counter() - t0
     solver = make_solver(cfg, n_clusters, steps, **overrides)
-    solver.fit(g, F.reshape(g.num_nodes, -1).to(cfg.device))
+    if isinstance(g, LandmarkGraph):  # large image: solve on the landmarks, extend to all nodes
+        fit_on_landmarks(solver, g, F.reshape(g.num_total, -1).to(cfg.device))
+    else:
+        solver.fit(g, F.reshape(g.num_nodes, -1).to(cfg.device))
     solver.timings_ = {"graph": t_graph, **solver.timings_}
     return solver, g

@@ -53,6 +53,7 @@ __all__ = [
     "hierarchy_task",
     "kway_labels",
     "ncut_merge",
+    "overlay_level",
     "parse_levels",
 ]
 
@@ -278,6 +279,9 @@ class HierarchyPredictor:
         metric: ``dot`` (DeepCut) or ``cosine``.
         seed: seeds every random choice.
         weights, size, stride, device: backbone options (as in ``infer.py``).
+        resize, resample, pos_embed, channel_layout, dino_head: the backbone's preprocessing
+            (None = its own default; DeepCut's values in
+            :data:`deepcut.backbones.paper.PAPER_PREPROCESSING`).
         refine: patch to pixel labels of :meth:`segments`, :meth:`summary` and :meth:`preview`:
             ``nearest`` or any method of :func:`deepcut.refine.refine_labels` (``dream``,
             ``pamr`` ...; image-guided ones need the images of :meth:`set_images`).
@@ -294,7 +298,10 @@ class HierarchyPredictor:
                  nested: bool = False, joint: bool = True, n_sample: int | None = None,
                  metric: str = "dot", seed: int | None = 0, weights: str | None = None,
                  size: int = 280, stride: int | None = None, device: str = "cpu",
-                 refine: str = "nearest", refine_params: dict[str, Any] | None = None) -> None:
+                 refine: str = "nearest", refine_params: dict[str, Any] | None = None,
+                 resize: str | None = None, resample: str | None = None,
+                 pos_embed: str | None = None, channel_layout: str | None = None,
+                 dino_head: str | None = None) -> None:
         self.backbone = backbone
         self.n_segments = n_segments
         self.nested = nested
@@ -308,13 +315,21 @@ class HierarchyPredictor:
         self.device = device
         self.refine = refine
         self.refine_params = refine_params
+        self.resize = resize
+        self.resample = resample
+        self.pos_embed = pos_embed
+        self.channel_layout = channel_layout
+        self.dino_head = dino_head
 
     def _backbone(self):
         if isinstance(self.backbone, str):
             from deepcut.backbones import resolve_backbone
 
-            self.backbone = resolve_backbone(self.backbone, weights=self.weights, size=self.size,
-                                             stride=self.stride, device=self.device)
+            self.backbone = resolve_backbone(
+                self.backbone, weights=self.weights, size=self.size, stride=self.stride,
+                device=self.device, resize=self.resize, resample=self.resample,
+                pos_embed=self.pos_embed, channel_layout=self.channel_layout,
+                dino_head=self.dino_head)
         return self.backbone
 
     def set_images(self, images: Sequence[Image.Image | str | Path] | Image.Image | str | Path
@@ -425,6 +440,24 @@ class HierarchyPredictor:
 # --------------------------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------------------------
+def overlay_level(level_labels: dict[int, np.ndarray], requested: int | None = None) -> int:
+    """The level the overlay shows: ``requested`` if given (one of the levels), else the
+    coarsest level with at least two segments found (the finest when none has two).
+
+    The finest level (K = 100 by default) is confetti at image scale; the coarsest level that
+    still splits the image is the readable one. ``level_labels``: ``{K: labels}`` (any shape).
+    """
+    if requested is not None:
+        if int(requested) not in level_labels:
+            raise ConfigError(f"overlay_level must be one of the levels "
+                              f"{sorted(level_labels)}. Got {requested!r} instead.")
+        return int(requested)
+    for k in sorted(level_labels):
+        if len(np.unique(level_labels[k])) >= 2:
+            return k
+    return max(level_labels)
+
+
 def _level_captions(level_labels: dict[int, np.ndarray]) -> list[str]:
     """``"K=10"`` per level, with the number of segments found where it differs."""
     out = []
@@ -440,11 +473,22 @@ class HierarchyOutput(TaskOutput):
 
     ``level_labels`` are nearest-upsampled by the task; the pipeline replaces them with the
     refined labels of ``level_patch_labels`` when ``refine`` is not ``nearest``, so the ``_k<K>``
-    maps and the summary show what the main label map shows.
+    maps, the summary and the overlay are refined alike. The main label map is the finest
+    level; the overlay shows level ``overlay_level`` (:func:`overlay_level`).
     """
 
     level_labels: dict[int, np.ndarray] = field(default_factory=dict)
     level_patch_labels: dict[int, np.ndarray] = field(default_factory=dict)
+    overlay_level: int | None = None
+
+    @property
+    def overlay_labels(self) -> np.ndarray | None:
+        """``(H, W)`` pixel labels of the overlay's level (None: no levels)."""
+        if not self.level_labels:
+            return None
+        k = self.overlay_level if self.overlay_level in self.level_labels \
+            else overlay_level(self.level_labels)
+        return self.level_labels[k]
 
     def extra_outputs(self, image: Image.Image) -> dict[str, np.ndarray | Image.Image]:
         """Files beside the main outputs: ``_k<K>`` label maps and the ``_summary`` grid."""
@@ -474,8 +518,10 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     Always spectral (eigenvectors once for the largest K). ``solver="falcon"`` is refused; the
     default ``gnn`` cannot be told from an explicit one here, so the command lines refuse an
     explicit ``--solver gnn`` (:func:`check_hierarchy_solver`). Task params: ``levels``,
-    ``nested`` (bool), ``n_sample`` (Nystrom landmarks). The main label map is the finest
-    level; ``extra`` records each level's K found and NCut.
+    ``nested`` (bool), ``n_sample`` (Nystrom landmarks), ``overlay_level`` (the K the overlay
+    shows; default :func:`overlay_level`'s rule: the coarsest level with two or more segments).
+    The main label map is the finest level; ``extra`` records each level's K found and NCut,
+    and the overlay's level.
     """
     if cfg.solver == "falcon":
         check_hierarchy_solver({"task": "hierarchy", "solver": cfg.solver})
@@ -487,6 +533,7 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     level_patch_labels = {k: est.labels(k).reshape(h, w) for k in levels}
     level_labels = {k: upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size,
                                        pf.stride) for k, lab in level_patch_labels.items()}
+    shown = overlay_level(level_patch_labels, tp.get("overlay_level"))
     fine = est.labels(levels[-1])
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}
@@ -499,7 +546,9 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
         extra={"levels": levels, "nested": est.nested, "method": est.method_,
                "n_segments_found": {str(k): int(est.labels(k).max()) + 1 for k in levels},
                "ncut_per_level": {str(k): round(v, 6) for k, v in ncuts.items()},
-               "label_maps": {str(k): f"_k{k}.png" for k in levels}},
+               "label_maps": {str(k): f"_k{k}.png" for k in levels},
+               "overlay_level": shown},
         level_labels=level_labels,
         level_patch_labels=level_patch_labels,
+        overlay_level=shown,
     )

@@ -6,7 +6,15 @@ import numpy as np
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.tasks.base import TaskOutput, register_task, solve
-from deepcut.tasks.foreground import background_cluster, corner_background
+from deepcut.tasks.foreground import (
+    SALIENCY_K,
+    SALIENCY_SIGMA,
+    SALIENCY_THRESHOLD,
+    background_cluster,
+    cluster_saliency,
+    corner_background,
+    salient_clusters,
+)
 from deepcut.tasks.localize import object_box
 
 __all__ = ["segment_object"]
@@ -14,18 +22,41 @@ __all__ = ["segment_object"]
 
 @register_task("segment")
 def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
-    """Cut the patch graph into K clusters; background = the cluster that owns most of the border.
+    """Cut the patch graph into K clusters and sort them into object and background.
 
-    Output labels: 0 = background, 1 = object (every non-background cluster). The box is that of
-    the largest connected foreground component, in original image pixels (CorLoc's prediction).
+    The background rule is ``cfg.background_rule`` (None: ``saliency`` for the ``classic``
+    backbone, ``border`` for the ViTs; :meth:`SegmenterConfig.background_rule_for`):
+
+    * ``border``: background = the cluster that owns most of the border (K = 2 by default);
+    * ``corners``: DeepCut's 4-corner vote;
+    * ``saliency``: a K-way cut (K = :data:`~deepcut.tasks.foreground.SALIENCY_K` = 5 by
+      default), object = the clusters that differ most from the border-connected ones
+      (:mod:`deepcut.tasks.foreground`; task parameters ``saliency_threshold``,
+      ``saliency_sigma``).
+
+    Output labels: 0 = background, 1 = object (every object cluster). The box is that of the
+    largest connected foreground component, in original image pixels (CorLoc's prediction).
     """
-    k = cfg.n_clusters or 2
+    rule = cfg.background_rule_for(pf.backbone)
+    k = cfg.n_clusters or (SALIENCY_K if rule == "saliency" else 2)
     h, w = pf.grid
     solver, _ = solve(pf.flat, cfg, k, grid=(h, w))
     labels = solver.labels_.numpy().reshape(h, w)
-    bg = background_cluster(labels) if cfg.background_rule == "border" else \
-        corner_background(labels)
-    fg = labels != bg
+    extra: dict = {"background_rule": rule}
+    if rule == "saliency":
+        tp = cfg.task_params
+        sigma = float(tp.get("saliency_sigma", SALIENCY_SIGMA))
+        obj = salient_clusters(labels, pf.flat, k, float(tp.get("saliency_threshold",
+                                                                SALIENCY_THRESHOLD)), sigma)
+        fg = obj[labels]
+        bg_ids = [int(c) for c in np.flatnonzero(~obj) if (labels == c).any()]
+        sal = cluster_saliency(labels, pf.flat, k, sigma)
+        extra.update(background_cluster=bg_ids[0] if len(bg_ids) == 1 else bg_ids,
+                     cluster_saliency=[round(float(s), 6) for s in sal])
+    else:
+        bg = background_cluster(labels) if rule == "border" else corner_background(labels)
+        fg = labels != bg
+        extra["background_cluster"] = bg
     box = object_box(fg, pf.input_size, pf.image_size, pf.patch_size, pf.stride)
     return TaskOutput(
         patch_labels=fg.astype(np.uint8),
@@ -33,5 +64,5 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         solver=solver.summary(),
         box=box,
         assignment=solver.assignment_,
-        extra={"background_cluster": bg},
+        extra=extra,
     )

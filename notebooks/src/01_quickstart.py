@@ -12,10 +12,7 @@
 
 # %%
 import json
-import shlex
 import shutil
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +22,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a ba
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib_inline.backend_inline import set_matplotlib_formats
+from nbtools import sh  # notebooks/nbtools.py: shared helpers
 from PIL import Image
 
 from deepcut import Segmenter
@@ -34,20 +32,6 @@ set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 ROOT = Path("..")  # the notebooks run from notebooks/
 WORK = Path("_work") / "quickstart"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
-
-
-def sh(command):
-    """Run a command line from this folder like a shell would ("python" = this kernel's
-    Python), print its output (paths shown relative to here), raise if it fails."""
-    print("$", " ".join(command.split()))
-    args = shlex.split(command)
-    if args[0] == "python":
-        args[0] = sys.executable
-    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
-    print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
-    if r.returncode:
-        raise RuntimeError(f"exit status {r.returncode}")
 image = Image.open(ROOT / "examples" / "chelsea.png").convert("RGB")
 print("image size (W, H):", image.size)
 

@@ -11,10 +11,7 @@
 # 3. **k-less**: correlation clustering finds K by itself.
 
 # %%
-import shlex
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -22,9 +19,9 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a ba
 
 import itertools
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib_inline.backend_inline import set_matplotlib_formats
+from nbtools import sh, show  # notebooks/nbtools.py: shared helpers
 from PIL import Image
 
 from deepcut import Segmenter
@@ -35,34 +32,7 @@ set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 ROOT = Path("..")  # the notebooks run from notebooks/
 WORK = Path("_work") / "hierarchy"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
-
-
-def sh(command):
-    """Run a command line from this folder like a shell would ("python" = this kernel's
-    Python), print its output (paths shown relative to here), raise if it fails."""
-    print("$", " ".join(command.split()))
-    args = shlex.split(command)
-    if args[0] == "python":
-        args[0] = sys.executable
-    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
-    print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
-    if r.returncode:
-        raise RuntimeError(f"exit status {r.returncode}")
 image = Image.open(ROOT / "examples" / "chelsea.png").convert("RGB")
-
-
-def show(images, titles, height=3.0):
-    """A row of images with titles."""
-    widths = [im.width / im.height for im in images]
-    height = min(height, 13 / sum(widths))  # at most 13 inches wide
-    fig, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height + 0.3),
-                             gridspec_kw={"width_ratios": widths})
-    for ax, im, t in zip(np.atleast_1d(axes), images, titles):
-        ax.imshow(im)
-        ax.set_title(t)
-        ax.axis("off")
-    fig.tight_layout()
 
 # %% [markdown]
 # ## A hierarchy of segments

@@ -15,10 +15,7 @@
 # %%
 import json
 import os
-import shlex
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -29,6 +26,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib_inline.backend_inline import set_matplotlib_formats
+from nbtools import blob_image, sh  # notebooks/nbtools.py: shared helpers
 from PIL import Image
 
 from deepcut.lightning.wandb_utils import find_offline_runs, read_offline_run
@@ -38,35 +36,7 @@ set_matplotlib_formats("jpeg")  # figures saved as JPEG: small notebooks
 ROOT = Path("..")  # the notebooks run from notebooks/
 WORK = Path("_work") / "training"  # scratch outputs (git-ignored), made afresh
 shutil.rmtree(WORK, ignore_errors=True)
-
-
-def sh(command):
-    """Run a command line from this folder like a shell would ("python" = this kernel's
-    Python), print its output (paths shown relative to here), raise if it fails."""
-    print("$", " ".join(command.split()))
-    args = shlex.split(command)
-    if args[0] == "python":
-        args[0] = sys.executable
-    r = subprocess.run(args, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
-    print(r.stdout.replace(str(Path.cwd().resolve()) + "/", "").strip())
-    if r.returncode:
-        raise RuntimeError(f"exit status {r.returncode}")
 DATA = WORK / "images"
-
-
-def blob_image(rng, h=96, w=128):
-    """(h, w, 3) uint8 image and (h, w) bool mask: an ellipse on a textured background."""
-    yy, xx = np.mgrid[:h, :w]
-    bg = rng.uniform(60, 200, 3) + 25 * np.sin(xx / rng.uniform(3, 8))[..., None]
-    cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.35, 0.65) * w
-    ry, rx = rng.uniform(0.18, 0.3) * h, rng.uniform(0.18, 0.3) * w
-    mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
-    fg = (bg.mean(axis=(0, 1)) + rng.choice([-1, 1], 3) * rng.uniform(70, 110, 3)) % 256
-    img = np.where(mask[..., None], fg, bg) + rng.normal(0, 6, (h, w, 3))
-    return np.clip(img, 0, 255).astype(np.uint8), mask
-
-
 rng = np.random.default_rng(0)
 DATA.mkdir(parents=True)
 for i in range(12):
