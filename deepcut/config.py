@@ -63,6 +63,8 @@ class SegmenterConfig:
         size: short side of the network input in pixels (DeepCut: 280).
         stride: patch stride (None = the patch size; 4 with S/8 gives 4x the nodes).
         device: ``cpu`` or ``cuda``.
+        precision: ViT backbone forward: ``fp32``, ``bf16`` (autocast; keys kept within cosine
+            0.999 of fp32) or ``auto`` (bf16 on CUDA, fp32 on the CPU).
         resize: ``aspect`` (short side to ``size``, aspect kept) or ``square`` (squash to
             ``size x size``, DeepCut's). See :mod:`deepcut.backbones.paper` for every
             preprocessing difference from DeepCut, with why.
@@ -123,6 +125,7 @@ class SegmenterConfig:
     size: int = 280
     stride: int | None = None
     device: str = "cpu"
+    precision: str = "auto"
     resize: str = "aspect"
     resample: str | None = None
     pos_embed: str = "timm"
@@ -171,6 +174,7 @@ class SegmenterConfig:
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
         "depth": [str, None],
         "device": [str],
+        "precision": [Options({"auto", "fp32", "bf16"})],
         "preset": [Options({"default", "paper"})],
     }
 

@@ -93,6 +93,20 @@ class Prediction:
         }
 
 
+#: Tasks that solve once, ``solve(pf.flat, cfg, cfg.n_clusters or 2, grid=pf.grid)``: their
+#: GNN heads can be trained together by :meth:`Segmenter.predict_features_batch`.
+_HEAD_BATCH_TASKS = ("segment", "clusters")
+
+
+def _precision(cfg: SegmenterConfig) -> str | None:
+    """The ViT forward precision: ``auto`` is bf16 autocast on CUDA, float32 elsewhere; None
+    for non-ViT backbones (``classic`` takes no such option)."""
+    p = cfg.precision
+    if p == "auto":
+        p = "bf16" if str(cfg.device).startswith("cuda") else "fp32"
+    return None if cfg.backbone == "classic" else p
+
+
 def _nonnegative(x: float) -> float:
     """NCut is >= 0; float error leaves ``-0.0`` or ``-1e-9`` on one-cluster cuts."""
     return x if x > 0.0 or math.isnan(x) else 0.0  # NaN (no value) stays NaN
@@ -133,7 +147,8 @@ class Segmenter:
                                               resize=c.resize, resample=c.resample,
                                               pos_embed=c.pos_embed, dino_head=c.dino_head,
                                               channel_layout=c.channel_layout,
-                                              stride=c.stride, device=c.device)
+                                              stride=c.stride, device=c.device,
+                                              precision=_precision(c))
         return self._backbone
 
     def features(self, image: ImageLike) -> PatchFeatures:
@@ -238,6 +253,75 @@ class Segmenter:
             extra=out.extra,
             task_output=out,
         )
+
+    def predict_batch(self, images: list[ImageLike]) -> list[Prediction]:
+        """Segment several images; with the GNN solver their heads train together.
+
+        The same predictions as ``[self(im) for im in images]`` (same labels; NCut and losses
+        equal to float rounding), faster where one head cannot fill the device: see
+        :meth:`predict_features_batch`. Images need not share a size.
+        """
+        t0 = time.perf_counter()
+        names = [str(im) if isinstance(im, (str, Path)) else None for im in images]
+        rgb = [as_rgb_image(im) for im in images]
+        depths = [self._depth(None, n, im.size) for n, im in zip(names, rgb)]
+        t_load = (time.perf_counter() - t0) / max(len(images), 1)
+        pfs, t_bb = [], []
+        for im in rgb:
+            t0 = time.perf_counter()
+            pfs.append(self.features(im))
+            t_bb.append(time.perf_counter() - t0)
+        preds = self.predict_features_batch(pfs, rgb, depths)
+        for pred, name, im, tb in zip(preds, names, rgb, t_bb):
+            pred.timings = {"load": t_load, "backbone": tb, **pred.timings}
+            if name is not None:
+                pred.meta["image"] = name
+            pred.image = im
+        return preds
+
+    def predict_features_batch(self, pfs: list[PatchFeatures],
+                               images: list[Image.Image | None] | None = None,
+                               depths: list[np.ndarray | None] | None = None
+                               ) -> list[Prediction]:
+        """:meth:`predict_features` on several images, GNN heads trained together.
+
+        With ``solver="gnn"`` and a one-solve task (``segment``, ``clusters``) the graphs are
+        built per image, the heads are trained at once by
+        :meth:`~deepcut.solvers.GNNSolver.fit_many` (:mod:`deepcut.solvers.batched`: the same
+        labels as one image at a time), then each image's task and refinement run as usual on
+        its fitted solver. Other solvers and tasks run image by image.
+        """
+        from deepcut.tasks.base import make_graph, make_solver, prefit_key, prefitted
+
+        n = len(pfs)
+        images = list(images) if images is not None else [None] * n
+        depths = list(depths) if depths is not None else [None] * n
+        cfg = self.config
+        fits: dict = {}
+        solved = [0.0] * n  # seconds each prefitted solve took (outside its task's timer)
+        if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and \
+                len({pf.features.shape[-1] for pf in pfs}) == 1:
+            k = cfg.n_clusters or 2
+            graphs, t_graph = [], []
+            for pf in pfs:
+                c = cfg if cfg.graph is not None or cfg.backbone != "auto" else \
+                    replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
+                t0 = time.perf_counter()
+                graphs.append(make_graph(pf.flat, c, grid=pf.grid))
+                t_graph.append(time.perf_counter() - t0)
+            solvers = make_solver(cfg, k).fit_many(
+                graphs, [pf.flat.to(cfg.device) for pf in pfs])
+            for i, (pf, s, g, tg) in enumerate(zip(pfs, solvers, graphs, t_graph)):
+                solved[i] = sum(s.timings_.values())
+                s.timings_ = {"graph": tg, **s.timings_}
+                fits[prefit_key(pf.flat, k)] = (s, g)
+        with prefitted(fits):
+            preds = [self.predict_features(pf, image=im) if d is None else
+                     self.predict_features(pf, image=im, depth=d)
+                     for pf, im, d in zip(pfs, images, depths)]
+        for pred, t in zip(preds, solved):
+            pred.timings["solve"] += t
+        return preds
 
     def refine(self, patch_labels: np.ndarray, pf: PatchFeatures, image: Image.Image | None,
                depth: np.ndarray | None = None) -> np.ndarray:

@@ -37,7 +37,7 @@ DEFAULT_BACKBONE = "dino_vits8"
 #: Prefix that selects any timm ViT by its timm name, e.g. ``timm:vit_tiny_patch16_224``.
 TIMM_PREFIX = "timm:"
 #: Options with a meaning for ViTs only; a weight-free backbone (``classic``) ignores them.
-VIT_ONLY_OPTIONS = ("pos_embed", "channel_layout", "dino_head")
+VIT_ONLY_OPTIONS = ("pos_embed", "channel_layout", "dino_head", "precision")
 
 _B = TypeVar("_B", bound=Callable[..., Backbone])
 
@@ -165,6 +165,7 @@ def create_backbone(
     pos_embed: str | None = None,
     channel_layout: str | None = None,
     dino_head: str | None = None,
+    precision: str | None = None,
     **model_kwargs: Any,
 ) -> Backbone:
     """Build a backbone by name. A named backbone never falls back to another one.
@@ -185,7 +186,8 @@ def create_backbone(
         pos_embed: ViT position-embedding resampling, ``"timm"`` (default) or ``"dino"``.
         channel_layout: ViT key channels, ``"head_major"`` (default) or ``"interleaved"``.
         dino_head: network of a DINO full checkpoint, ``"teacher"`` (default) or ``"student"``.
-            The last three mean nothing to ``classic`` and are not passed to it.
+        precision: ViT forward ``"fp32"`` (default) or ``"bf16"`` (autocast; keys in float32).
+            These four mean nothing to ``classic`` and are not passed to it.
         **model_kwargs: extra timm ``create_model`` arguments (e.g. ``depth=2`` for tiny
             test models); None values are dropped so model defaults stand.
 
@@ -215,6 +217,7 @@ def create_backbone(
         pos_embed=pos_embed,
         channel_layout=channel_layout,
         dino_head=dino_head,
+        precision=precision,
         **model_kwargs,
     )
     # Like timm's create_model: unset options never override the builder's defaults.

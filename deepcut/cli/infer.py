@@ -79,6 +79,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                               "overlapping patches and 4x the nodes at half "
                                               "(default: the patch size)")
     g.add_argument("--device", help="cpu or cuda (default: cpu)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="ViT forward: bf16 autocast is faster, keys within cosine 0.999 of fp32 "
+                        "(default: auto = bf16 on cuda, fp32 on cpu)")
     add_preprocessing_options(g)  # --dino-head --resize --resample --pos-embed --channel-layout
 
     g = p.add_argument_group("solver")
@@ -190,7 +193,7 @@ CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_c
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
 CONFIG_KEYS += PREPROCESSING_KEYS
 CONFIG_KEYS += ("preset",)
-CONFIG_KEYS += ("landmarks",)
+CONFIG_KEYS += ("landmarks", "precision")
 
 
 def _segmenter_from_args(args: argparse.Namespace):

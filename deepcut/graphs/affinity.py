@@ -186,7 +186,7 @@ def knn_graph(
         cols.append(c)
     v = torch.cat(vals).reshape(-1)
     c = torch.cat(cols).reshape(-1)
-    r = torch.arange(N).repeat_interleave(k)
+    r = torch.arange(N, device=X.device).repeat_interleave(k)
     if kind == "ncut":
         v = v.clamp(min=0) / gmax.clamp(min=1e-12)
     elif kind == "falcon":
@@ -200,15 +200,15 @@ def knn_graph(
     val = torch.cat([v, v])
     lin = idx[0] * N + idx[1]
     uniq, inv = torch.unique(lin, return_inverse=True)
-    out = torch.full((uniq.numel(),), -float("inf"), dtype=val.dtype)
+    out = torch.full((uniq.numel(),), -float("inf"), dtype=val.dtype, device=val.device)
     out.scatter_reduce_(0, inv, val, reduce="amax")
     idx = torch.stack([uniq // N, uniq % N])
     if lam and kind == "falcon":
-        d = torch.zeros(N).index_add_(0, idx[0], out)
-        idx = torch.cat([idx, torch.arange(N).repeat(2, 1)], 1)
+        d = torch.zeros(N, device=out.device).index_add_(0, idx[0], out)
+        idx = torch.cat([idx, torch.arange(N, device=idx.device).repeat(2, 1)], 1)
         out = torch.cat([out, lam * d])
     W = torch.sparse_coo_tensor(idx, out, (N, N), check_invariants=False).coalesce()
-    deg = torch.zeros(N).index_add_(0, W.indices()[0], W.values().clamp(min=0))
+    deg = torch.zeros(N, device=W.device).index_add_(0, W.indices()[0], W.values().clamp(min=0))
     return Graph(W=W, degree=deg, grid=grid, kind=kind,
                  params={"knn": k, "metric": metric, "alpha": alpha, "beta": beta, "lam": lam,
                          **({"shift": cc_shift} if kind == "cc" else {})})

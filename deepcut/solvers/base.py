@@ -121,15 +121,18 @@ class BaseSolver(ParamsMixin):
             g = graph.positive()
             ratios = cluster_ratios(self.labels_, g.W, g.degree, assume_nonnegative=True)
             self.ncut_ = float(ratios.numel() - ratios.sum())
-        if not graph.signed:  # a CC solve does not optimise the positive part's ratios
+        # A CC solve does not optimise the positive part's ratios; in a K > 2 cut a small weak
+        # cluster is a detail of a many-region answer (the classic backbone's 5-way fg/bg cut),
+        # while in a 2-way cut it is the whole foreground.
+        if not graph.signed and ratios.numel() == 2:
             self.warnings_ += self._not_segments(ratios)
         for w in self.warnings_:
             warnings.warn(w, DegenerateResultWarning, stacklevel=3)
 
     def _not_segments(self, ratios: torch.Tensor) -> list[str]:
-        """A warning when a cluster has less than half its affinity inside it (assoc_k / vol_k
-        < 1/2, Shi and Malik 2000): e.g. a handful of scattered patches as the foreground of an
-        unconverged solve. Measured on real photos (classic features), converged cuts keep
+        """A warning when a side of a 2-way cut has less than half its affinity inside it
+        (assoc_k / vol_k < 1/2, Shi and Malik 2000): e.g. a handful of scattered patches as the
+        foreground of an unconverged solve. Measured on real photos (classic features), converged cuts keep
         every ratio above 0.78 (fg/bg and K = 6); such a failed one had 0.13."""
         weak = (ratios < 0.5).nonzero().reshape(-1)
         if weak.numel() == 0:

@@ -261,6 +261,13 @@ class GNNSolver(BaseSolver):
                                            assume_nonnegative=True)
         return self
 
+    def fit_many(self, graphs: list[Graph], features: list[torch.Tensor]) -> list[GNNSolver]:
+        """Fit one clone per graph, all heads trained at once (same labels as :meth:`fit`
+        per image); see :func:`deepcut.solvers.batched.fit_batched`."""
+        from deepcut.solvers.batched import fit_batched
+
+        return fit_batched(self, graphs, features)
+
 
 def balance_loss(S: torch.Tensor) -> torch.Tensor:
     """``K (log K - H(p))`` with ``p = mean_i S_i``: 0 for equal cluster masses, up to

@@ -541,6 +541,9 @@ class SpectralNCut(BaseSolver):
         return relabel_consecutive(torch.from_numpy(labels.astype(np.int64)))
 
     def _fit_recursive(self, graph: Graph) -> torch.Tensor:
+        # On the CPU whatever the graph's device: many small eigenproblems and scipy's CSR
+        # slicing of sparse subgraphs (a documented fallback of --device cuda).
+        graph = graph.to("cpu")
         N = graph.num_nodes
         cap = N if self.n_clusters == "auto" else int(self.n_clusters)
         view = _SubgraphView(graph)

@@ -1,0 +1,238 @@
+"""Many images' per-image GNN heads trained at once: the same labels as one image at a time.
+
+DeepCut trains one small head per image (:class:`~deepcut.solvers.gnn.GNNSolver`). Alone, a head
+is a chain of small products (``(N, D) @ (D, 64)`` and narrower) that fills neither a GPU nor
+several CPU cores. :func:`fit_batched` trains the heads of ``B`` graphs together:
+
+* **stacked parameters**: every tensor of the head gets a leading ``B`` axis, all copies of
+  the one seeded shared initialisation; one AdamW steps them all (AdamW is elementwise, so each
+  slice follows exactly the per-image update);
+* **padded nodes**: ``A_hat X`` of each graph is padded to ``N_max`` rows and the head runs as
+  batched products (``torch.baddbmm``) over ``(B, N_max, D)``; padded rows get no gradient
+  because the loss reads only each image's first ``N_b`` rows;
+* **the same loss code**: each image's loss is :meth:`GNNSolver._loss` on its own graph (dense or
+  sparse, unpadded), so the objective cannot drift from the per-image solver; the total is the
+  sum of the per-image losses, whose gradient in each slice is that image's gradient. When the
+  graphs are dense and of one size (a folder batch of one input size), the same function runs
+  once over the stacked graphs under ``torch.func.vmap`` (bit-identical values and gradients on
+  the CPU, B times fewer kernel launches);
+* **the same randomness**: image ``b``'s dropout mask is drawn from its own generator seeded as
+  the per-image solve seeds the global one (:func:`~deepcut.nn.head.dropout_keep`), so the
+  masks are bit-identical;
+* **per-head early stopping**: a head whose loss has converged (``tol``) keeps the parameters it
+  had at that step, as the per-image loop would have, while the others go on.
+
+Labels equal one-image-at-a-time labels and losses agree to float rounding (the batched products
+sum in another order): ``tests/test_batched.py``. Rounding (``polish``), the NCut yardstick and
+the warnings run per image after training (they are not the hot loop).
+
+Choice by measurement: ``torch.func.vmap`` over ``functional_call`` was the alternative; it
+lowers the head's linear layers to the same batched products, but the head's custom ELU
+(a one-multiply ``autograd.Function``) and its per-image dropout streams do not run under
+``vmap``, so the batched products are written out (four lines) instead.
+``benchmarks/batched_heads.py`` measures images/s, batched against one at a time.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from deepcut.graphs.graph import Graph
+from deepcut.losses import discrete_ncut
+from deepcut.nn.head import ELU, dropout_keep, gcn_propagate
+from deepcut.seeding import torch_generator
+from deepcut.solvers.base import relabel_consecutive
+
+__all__ = ["batched_head_logits", "fit_batched"]
+
+#: The head's parameters in the order of :class:`~deepcut.nn.head.GNNHead` (GCN, MLP).
+_HEAD_KEYS = ("conv.lin.weight", "conv.bias", "mlp.1.weight", "mlp.1.bias", "mlp.4.weight",
+              "mlp.4.bias")
+
+_elu = ELU()
+
+
+def batched_head_logits(params: dict[str, torch.Tensor], AX: torch.Tensor,
+                        keep: torch.Tensor | None = None, p: float = 0.0,
+                        embedding: bool = False):
+    """Logits of ``B`` stacked heads, :meth:`GNNHead.forward` with a leading batch axis.
+
+    Args:
+        params: the head's ``state_dict`` entries (:data:`_HEAD_KEYS`), each stacked to
+            ``(B, ...)``.
+        AX: ``(B, N, D)`` propagated features ``A_hat X`` (padded rows are ignored by callers).
+        keep: ``(B, N, H2)`` boolean dropout mask (train mode) or None (eval mode).
+        p: dropout rate (kept elements are scaled by ``1 / (1 - p)``, as torch does).
+
+        embedding: also return the node embeddings ``E: (B, N, H2)`` (the input of the last
+            layer, as ``head.mlp[:-1]`` gives in eval mode).
+
+    Returns:
+        ``(B, N, K)`` logits, or ``(logits, E)`` with ``embedding``.
+    """
+    def lin(x, w, b):  # (B, N, I) @ (B, I, O) + (B, 1, O)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    h = lin(AX, params["conv.lin.weight"], params["conv.bias"])  # (B, N, 64)
+    h = lin(_elu(h), params["mlp.1.weight"], params["mlp.1.bias"])  # (B, N, 32)
+    h = _elu(h)
+    if keep is not None:
+        h = h * keep.to(h.dtype) * (1.0 / (1.0 - p)) if p < 1 else h * 0
+    logits = lin(h, params["mlp.4.weight"], params["mlp.4.bias"])  # (B, N, K)
+    return (logits, h) if embedding else logits
+
+
+def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor]) -> list:
+    """Fit one :class:`~deepcut.solvers.gnn.GNNSolver` per graph, training the heads together.
+
+    Args:
+        solver: the configured (unfitted) solver; its parameters apply to every image.
+        graphs: ``B`` graphs (dense or sparse; any sizes ``N_b``).
+        features: ``B`` node features ``(N_b, D)`` (one ``D`` for all).
+
+    Returns:
+        ``B`` fitted solvers (clones of ``solver``) with the attributes of
+        :meth:`GNNSolver.fit`: ``labels_``, ``assignment_``, ``ncut_``, ``raw_labels_``,
+        ``raw_ncut_``, ``loss_history_``, ``n_iter_``, ``head_``, ``timings_`` (the shared
+        training time split evenly) and ``batch_size_ = B``.
+
+    Raises:
+        ValueError: as :meth:`GNNSolver.fit` (per graph), or features of different widths.
+    """
+    from deepcut.solvers.gnn import _num_threads, _round_to_local_optimum
+
+    if len(graphs) != len(features):
+        raise ValueError(f"fit_batched: {len(graphs)} graphs but {len(features)} feature sets.")
+    B = len(graphs)
+    clones = [type(solver)(**solver.get_params()) for _ in range(B)]
+    if B == 0:
+        return clones
+    if solver.steps == 0:  # inference: no optimisation to batch
+        return [c.fit(g, f) for c, g, f in zip(clones, graphs, features)]
+    for c, g, f in zip(clones, graphs, features):
+        c._validate(g, c.n_clusters)
+        if f is None:
+            raise ValueError("GNNSolver.fit needs node features (N, D): the GCN's input.")
+        if solver.loss == "cc" and not g.signed:
+            raise ValueError("loss='cc' needs the signed correlation-clustering graph "
+                             f"(graph kind 'cc', Eq. 7); got kind {g.kind!r}.")
+        c.timings_, c.loss_history_ = {}, []
+    dev = torch.device(solver.device)
+    graphs = [g.to(dev) for g in graphs]
+    X = [f.reshape(g.num_nodes, -1).float().to(dev) for g, f in zip(graphs, features)]
+    dims = {x.shape[1] for x in X}
+    if len(dims) != 1:
+        raise ValueError(f"fit_batched: features of different widths {sorted(dims)}; "
+                         "one head architecture needs one D.")
+    D = dims.pop()
+    sizes = [g.num_nodes for g in graphs]
+    N = max(sizes)
+
+    # Per image, as GNNSolver.fit: A_hat X once, the loss graph (CSR when sparse), degrees.
+    AX = torch.zeros(B, N, D, device=dev)
+    Wl, dl = [], []
+    for b, (c, g, x) in enumerate(zip(clones, graphs, X)):
+        with c._timer("precompute"):
+            AX[b, :sizes[b]] = gcn_propagate(g, x)
+            W = g.W if solver.loss == "cc" else g.positive().W
+            if g.is_sparse:
+                with warnings.catch_warnings():  # "CSR support is in beta": read-only use
+                    warnings.simplefilter("ignore", UserWarning)
+                    W = W.to_sparse_csr()
+            Wl.append(W)
+            dl.append(g.degree)
+
+    # Graphs of one size (a folder batch of one input size) and dense: the loss runs once over
+    # the stacked (B, N, N) graphs under torch.func.vmap (the same per-image function, B times
+    # fewer kernel launches on a GPU); otherwise image by image on its own unpadded graph.
+    stacked = len(set(sizes)) == 1 and not any(g.is_sparse for g in graphs) and B > 1
+    if stacked:
+        Wb, db = torch.stack(Wl), torch.stack(dl)  # (B, N, N), (B, N)
+
+    def batch_losses(S: torch.Tensor, progress: float) -> torch.Tensor:
+        """``(B,)`` per-image losses of ``S: (B, N, K)``."""
+        if stacked:
+            return torch.func.vmap(lambda s, w, d: solver._loss(s, w, d, progress))(S, Wb, db)
+        return torch.stack([solver._loss(S[b, :sizes[b]], Wl[b], dl[b], progress)
+                            for b in range(B)])
+
+    head = solver.make_head(D)
+    init = head.state_dict()
+    if set(init) != set(_HEAD_KEYS):
+        raise RuntimeError(f"fit_batched knows the head {_HEAD_KEYS}, got {sorted(init)}.")
+    params = {k: init[k].detach().unsqueeze(0).repeat(B, *[1] * init[k].dim()).requires_grad_()
+              for k in _HEAD_KEYS}
+    p_drop = float(head.mlp[3].p)
+    H2 = params["mlp.4.weight"].shape[-1]
+    gens = [torch_generator(solver.seed, dev) for _ in range(B)]  # = torch.manual_seed(seed)
+    final: list[dict[str, torch.Tensor] | None] = [None] * B  # parameters of stopped heads
+    steps = solver.steps
+    t0 = time.perf_counter()
+    with _num_threads(solver.step_threads if dev.type == "cpu" else None):
+        # as GNNSolver.fit (AdamW is elementwise: each slice follows the per-image update)
+        opt = torch.optim.AdamW(list(params.values()), lr=solver.lr,
+                                weight_decay=solver.weight_decay,
+                                fused=dev.type in ("cpu", "cuda"))
+        for t in range(steps):
+            if p_drop > 0:
+                keep = torch.zeros(B, N, H2, dtype=torch.bool, device=dev)
+                for b in range(B):  # each image's own stream: the per-image solve's bits
+                    keep[b, :sizes[b]] = dropout_keep((sizes[b], H2), p_drop, dev, gens[b])
+            else:
+                keep = None
+            S = torch.softmax(batched_head_logits(params, AX, keep, p_drop), dim=-1)
+            losses = batch_losses(S, t / steps)  # (B,)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            values = losses.detach().cpu().tolist()  # one device sync per step
+            for b, c in enumerate(clones):
+                if final[b] is not None:
+                    continue
+                h = c.loss_history_
+                h.append(values[b])
+                if solver.tol and len(h) > 1 and not solver.balance_weight and \
+                        abs(h[-1] - h[-2]) <= solver.tol * max(abs(h[-2]), 1e-12):
+                    final[b] = {k: v[b].detach().clone() for k, v in params.items()}
+            if all(f is not None for f in final):
+                break
+    t_train = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        last = {k: torch.stack([v[b].detach() if final[b] is None else final[b][k]
+                                for b in range(B)]) for k, v in params.items()}
+        logits, E_all = batched_head_logits(last, AX, embedding=True)  # eval mode: no dropout
+        S_all = torch.softmax(logits, dim=-1)
+    t_pred = time.perf_counter() - t0
+
+    for b, (c, g) in enumerate(zip(clones, graphs)):
+        c.timings_["train"] = t_train / B
+        c.timings_["predict"] = t_pred / B
+        S = S_all[b, :sizes[b]]
+        labels = S.argmax(dim=-1)
+        c.raw_labels_ = labels.cpu()
+        if c.polish and c.loss != "cc":
+            with c._timer("polish"):
+                labels = _round_to_local_optimum(g.positive(), labels, c.n_clusters,
+                                                 E_all[b, :sizes[b]].cpu(), c.n_init, c.seed)
+        drop = c.loss == "cc" if c.drop_empty is None else c.drop_empty
+        if drop:
+            labels = relabel_consecutive(labels)
+        h = solver.make_head(D)
+        h.load_state_dict({k: v[b].detach().clone() for k, v in last.items()})
+        c.head_ = h.eval()
+        c.n_iter_ = len(c.loss_history_)
+        c.batch_size_ = B
+        c._k_is_bound = c.loss == "cc"
+        c._finish(g, S.detach().cpu(), labels.cpu())
+        if torch.equal(c.raw_labels_, c.labels_):
+            c.raw_ncut_ = c.ncut_
+        else:
+            gp = g.positive()
+            c.raw_ncut_ = discrete_ncut(c.raw_labels_.to(gp.W.device), gp.W, gp.degree,
+                                        assume_nonnegative=True)
+    return clones
