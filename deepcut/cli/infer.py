@@ -1,19 +1,24 @@
 """``python infer.py IMAGE|DIR ... [--out OUT]``: segment images, write labels, overlays and JSON.
 
 Per image three files are written atomically into ``--out``: ``<stem>.png`` (label map, pixel
-value = label id, 0 = background), ``<stem>_overlay.png`` and ``<stem>.json`` (config, seed,
-backbone and weights id, K, NCut value, box, timings per stage). Existing complete outputs are
-skipped, so an interrupted folder run resumes where it stopped. Output names are unique per input:
-where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG`` and ``img.jpg``) they
-get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
+value = label id, 0 = background), ``<stem>_overlay.png`` (or ``.jpg`` / ``.webp``) and
+``<stem>.json`` (config, seed, backbone and weights id, K, NCut value, box, timings per stage).
+Existing complete outputs are skipped, so an interrupted folder run resumes where it stopped.
+Output names are unique per input: where two inputs share a stem (``a/img.jpg`` and ``b/img.jpg``,
+``img.JPG`` and ``img.jpg``) they get their extension and then their folder names (``img_png``, ``a__img_jpg``); outputs recorded
 for another image are never taken as done. ``--out`` is created and test-written before any work.
 Two processes on one ``--out`` split the images (an advisory lock per image). A bad file is
 reported on one line that names it and the run goes on; a degenerate result (e.g. one cluster) is
 reported on one ``warning:`` line and in its JSON.
 
+A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): decode processes read
+and resize ahead, the backbone runs on batches of one input size, a background thread writes;
+the outputs are byte for byte those of ``--workers 0`` (one image at a time). The overlay format
+is ``--overlay-format`` (png by default, at a fast zlib level); the label map is always PNG.
+
 Exit status: 0 every image segmented (or already done); 1 some input failed (each was reported);
 2 a fatal error before or during the run (bad option or config, ``--out`` not writable, a full
-disk, missing weights); 130 interrupted.
+disk, missing weights); 130 interrupted (Ctrl-C, or SIGTERM during a pipelined run).
 
 ``--checkpoint CKPT`` (from ``train.py fit``) segments with the trained dataset-level head: no
 per-image training (or ``--finetune-steps N`` from the checkpoint), the same outputs, and the JSON
@@ -41,7 +46,16 @@ from deepcut.cli.common import (
     quiet_warnings,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
+
+#: Decode processes of the pipelined folder run (``--workers``). On the 2-core test machine one
+#: worker keeps decoding ahead of the main thread (decode is ~4% of a classic image) and two were
+#: no faster (benchmarks/throughput.py, 20 BSDS images).
+DEFAULT_WORKERS = 1
+#: Images of one input size per backbone forward in the pipelined run (``--batch-size``). On a
+#: CPU a batch of 4 was no faster than 1 for the classic backbone or a ViT-S/8 (and used more CPU
+#: per image, and delays the first image), so 1; a GPU wants more.
+DEFAULT_BATCH_SIZE = 1
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -61,6 +75,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="recompute images whose outputs already exist (default: skip them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decode processes of the pipelined folder run: images are read and "
+                        "resized ahead, the backbone runs on batches of images of one size and "
+                        "a background thread writes the outputs while the next image is "
+                        "segmented; 0 = one image at a time, every stage in turn, in this "
+                        f"process (default: {DEFAULT_WORKERS}; 2 was no faster on 2 cores)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="pipelined run: images of one input size per backbone forward; "
+                        "more fills a GPU, on a CPU 1 was as fast "
+                        f"(default: {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--overlay-format", choices=["png", "jpg", "webp"], default="png",
+                   help="file format of <stem>_overlay: png (lossless, fast zlib level), or "
+                        "the smaller, lossy jpg / webp; the label map is always a lossless "
+                        "PNG (default: png)")
     add_version(p)
     p.add_argument("--max-pixels", type=int,
                    help="refuse images with more pixels, read from the file header before "
@@ -309,7 +337,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     try:
         return run(cfg, files, out, overwrite=args.overwrite, quiet=args.quiet,
                    logger=logger, segmenter=seg, max_pixels=args.max_pixels,
-                   html=args.html)
+                   html=args.html, workers=args.workers, batch_size=args.batch_size,
+                   overlay_format=args.overlay_format)
     except KeyboardInterrupt:
         print("\ninterrupted: finished images are saved; rerun the same command to resume",
               file=sys.stderr)
@@ -320,19 +349,28 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 
 def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool = False,
-        logger=None, segmenter=None, max_pixels: int | None = None, html: bool = False) -> int:
+        logger=None, segmenter=None, max_pixels: int | None = None, html: bool = False,
+        workers: int | None = None, batch_size: int | None = None,
+        overlay_format: str = "png") -> int:
     """Segment ``files`` into ``out``; returns the exit status (see the module docstring).
 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
     ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`); ``html`` also
     writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
+    ``workers``: decode processes of the pipelined run (:data:`DEFAULT_WORKERS` when None; 0 = the
+    sequential run, one image at a time); ``batch_size``: images of one input size per backbone
+    forward in the pipelined run (:data:`DEFAULT_BATCH_SIZE` when None); ``overlay_format``:
+    png, jpg or webp (:data:`deepcut.io.outputs.OVERLAY_FORMATS`).
     """
+    import threading
+
     from tqdm import tqdm
 
     from deepcut.errors import DeepCutError, name_file
     from deepcut.io.depth import depth_for
     from deepcut.io.folders import (
         FATAL_WRITE_ERRNOS,
+        ImageLock,
         check_out_dir,
         clean_stale_parts,
         image_lock,
@@ -349,10 +387,19 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     )
     from deepcut.pipeline import Segmenter
 
+    workers = DEFAULT_WORKERS if workers is None else int(workers)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    say = threading.Lock()  # one line at a time from the main and the writer thread
+
     def report(kind: str, message: str) -> None:
-        tqdm.write(f"{kind}: {one_line(message, escape=True)}", file=sys.stderr)
+        with say:
+            tqdm.write(f"{kind}: {one_line(message, escape=True)}", file=sys.stderr)
 
     try:
+        if workers < 0:
+            raise DeepCutError(f"--workers must be >= 0 (0 = one image at a time). Got {workers}.")
+        if batch_size < 1:
+            raise DeepCutError(f"--batch-size must be >= 1. Got {batch_size}.")
         out = check_out_dir(out)
         seg = segmenter if segmenter is not None else Segmenter(cfg)
         _ = seg.backbone  # resolve once, up front: missing weights is fatal, not per image
@@ -362,66 +409,56 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     n_done = n_skip = n_busy = 0
     failed: list[str] = []
     stems = _stems(files)
-    bar = tqdm(list(zip(files, stems)), disable=quiet or len(files) < 2, unit="img",
-               file=sys.stderr)
-    for path, stem in bar:
-        with image_lock(out, stem) as mine:
-            if not mine:  # another process on this --out is segmenting it right now
-                n_busy += 1
-                continue
-            if not overwrite:
-                if outputs_exist(out, stem, image=path) and \
-                        (not html or (out / f"{stem}_explorer.html").exists()):
-                    n_skip += 1
-                    continue
-                owner = recorded_image(out, stem)
-                if owner is not None and not same_image(owner, path):
-                    failed.append(str(path))
-                    report("skipped", f"{path}: its output name {out / stem}.json already "
-                                      f"holds the result of another image ({owner}); pass "
-                                      "--overwrite to replace it, or choose another --out")
-                    continue
-            t0 = time.perf_counter()
-            try:
-                image = load_image(path, max_pixels=max_pixels)
-                depth = depth_for(seg.config.depth, path, image.size)
-                with warnings_said_per_file():  # said below, naming the file
-                    pred = seg(image) if depth is None else seg(image, depth=depth)
-            except DeepCutError as e:
-                failed.append(str(path))
-                report("skipped", name_file(path, str(e)))
-                continue
-            except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
-                failed.append(str(path))
-                report("skipped", f"{path}: unexpected {type(e).__name__}: {e}")
-                continue
-            pred.meta["image"] = str(path)
-            extra = {"checkpoint": pred.meta["checkpoint"]} if "checkpoint" in pred.meta else None
-            try:
-                if html:  # before the JSON, which marks the image as complete
-                    from deepcut.viz.explorer import write_explorer
+    t_run = time.perf_counter()
 
-                    level_maps = getattr(pred.task_output, "level_labels", None) or {}
-                    page = write_explorer(
-                        out / f"{stem}_explorer.html", image, level_maps, title=stem,
-                        info={"method": f"spectral hierarchy ({pred.extra.get('method')})",
-                              "nested": bool(pred.extra.get("nested")),
-                              "backbone": pred.meta["backbone"]})
-                    extra = {**(extra or {}), "explorer": page.name}
-                paths = write_outputs(pred, image, out, stem, extra_record=extra)
-            except OSError as e:
-                if e.errno in FATAL_WRITE_ERRNOS:  # no later image can be written either
-                    err = output_error(e, out)
-                    print(f"done: {n_done} segmented before the error", file=sys.stderr)
-                    return fail(one_line(str(err)))
-                failed.append(str(path))
-                report("skipped", f"{path}: cannot write its outputs {out / stem}.*: "
-                                  f"{e.strerror or e}")
-                continue
-            except Exception as e:  # noqa: BLE001 - e.g. label ids a PNG cannot hold
-                failed.append(str(path))
-                report("skipped", name_file(path, f"cannot write its outputs: {e}"))
-                continue
+    def done_already(path: Path, stem: str) -> bool:
+        return outputs_exist(out, stem, image=path, overlay_format=overlay_format) and \
+            (not html or (out / f"{stem}_explorer.html").exists())
+
+    def collision(path: Path, stem: str) -> bool:
+        """Outputs of another image under this name: reported, counted as failed."""
+        owner = recorded_image(out, stem)
+        if owner is not None and not same_image(owner, path):
+            failed.append(str(path))
+            report("skipped", f"{path}: its output name {out / stem}.json already "
+                              f"holds the result of another image ({owner}); pass "
+                              "--overwrite to replace it, or choose another --out")
+            return True
+        return False
+
+    def finish(path: Path, stem: str, pred, image, seconds: float) -> bool:
+        """Write one image's outputs and report it; False if it failed (reported).
+
+        Raises:
+            OutputError: a write error no later image can escape (full disk, read-only).
+        """
+        nonlocal n_done
+        extra = {"checkpoint": pred.meta["checkpoint"]} if "checkpoint" in pred.meta else None
+        t0 = time.perf_counter()
+        try:
+            if html:  # before the JSON, which marks the image as complete
+                from deepcut.viz.explorer import write_explorer
+
+                level_maps = getattr(pred.task_output, "level_labels", None) or {}
+                page = write_explorer(
+                    out / f"{stem}_explorer.html", image, level_maps, title=stem,
+                    info={"method": f"spectral hierarchy ({pred.extra.get('method')})",
+                          "nested": bool(pred.extra.get("nested")),
+                          "backbone": pred.meta["backbone"]})
+                extra = {**(extra or {}), "explorer": page.name}
+            paths = write_outputs(pred, image, out, stem, extra_record=extra,
+                                  overlay_format=overlay_format)
+        except OSError as e:
+            if e.errno in FATAL_WRITE_ERRNOS:  # no later image can be written either
+                raise output_error(e, out) from None
+            failed.append(str(path))
+            report("skipped", f"{path}: cannot write its outputs {out / stem}.*: "
+                              f"{e.strerror or e}")
+            return False
+        except Exception as e:  # noqa: BLE001 - e.g. label ids a PNG cannot hold
+            failed.append(str(path))
+            report("skipped", name_file(path, f"cannot write its outputs: {e}"))
+            return False
         n_done += 1
         for w in result_warnings(pred):
             report("warning", name_file(path, w))
@@ -429,14 +466,223 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             logger(pred, image, stem)
         if not quiet:
             box = "" if pred.box is None else f" box={tuple(pred.box)}"
-            tqdm.write(one_line(f"{path.name}: K={pred.n_clusters} NCut={pred.ncut:.4f}{box} -> "
-                                f"{paths['labels']} ({time.perf_counter() - t0:.2f} s)",
-                                escape=True))
+            seconds += time.perf_counter() - t0
+            with say:
+                tqdm.write(one_line(f"{path.name}: K={pred.n_clusters} NCut={pred.ncut:.4f}{box} "
+                                    f"-> {paths['labels']} ({seconds:.2f} s)", escape=True))
+        return True
+
+    bar = tqdm(total=len(files), disable=quiet or len(files) < 2, unit="img", file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        if workers == 0 or len(files) < 2:
+            for path, stem in zip(files, stems):
+                with image_lock(out, stem) as mine:
+                    if not mine:  # another process on this --out is segmenting it right now
+                        n_busy += 1
+                        bar.update(1)
+                        continue
+                    if not overwrite:
+                        if done_already(path, stem):
+                            n_skip += 1
+                            bar.update(1)
+                            continue
+                        if collision(path, stem):
+                            bar.update(1)
+                            continue
+                    t0 = time.perf_counter()
+                    try:
+                        image = load_image(path, max_pixels=max_pixels)
+                        depth = depth_for(seg.config.depth, path, image.size)
+                        with warnings_said_per_file():  # said below, naming the file
+                            pred = seg(image) if depth is None else seg(image, depth=depth)
+                    except DeepCutError as e:
+                        failed.append(str(path))
+                        report("skipped", name_file(path, str(e)))
+                        bar.update(1)
+                        continue
+                    except Exception as e:  # noqa: BLE001 - report the file and go on
+                        failed.append(str(path))
+                        report("skipped", f"{path}: unexpected {type(e).__name__}: {e}")
+                        bar.update(1)
+                        continue
+                    pred.meta["image"] = str(path)
+                    try:
+                        finish(path, stem, pred, image, time.perf_counter() - t0)
+                    except DeepCutError as e:
+                        print(f"done: {n_done} segmented before the error", file=sys.stderr)
+                        return fail(one_line(str(e)))
+                bar.update(1)
+        else:
+            counts = _run_pipelined(
+                seg, list(zip(files, stems)), out, workers=workers, batch_size=batch_size,
+                overwrite=overwrite, max_pixels=max_pixels, bar=bar, report=report,
+                done_already=done_already, collision=collision, finish=finish,
+                failed=failed, lock_factory=ImageLock)
+            if isinstance(counts, str):  # a fatal write error
+                print(f"done: {n_done} segmented before the error", file=sys.stderr)
+                return fail(counts)
+            n_skip, n_busy = counts
+    finally:
+        bar.close()
     if not quiet:
         busy = f", {n_busy} in progress in another process" if n_busy else ""
+        seconds = time.perf_counter() - t_run
+        rate = f" in {seconds:.1f} s ({n_done / seconds:.2f} img/s)" if n_done > 1 else ""
         print(f"done: {n_done} segmented, {n_skip} skipped (outputs exist){busy}, "
-              f"{len(failed)} failed -> {out}", file=sys.stderr)
+              f"{len(failed)} failed -> {out}{rate}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (``kill``, a batch scheduler's stop) end the run like Ctrl-C: the queued
+    outputs are written, the decode worker processes shut down, exit status 130. Returns the
+    function that restores the previous handler (nothing to do outside the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: int,
+                   batch_size: int, overwrite: bool, max_pixels: int | None, bar, report,
+                   done_already, collision, finish, failed: list[str], lock_factory):
+    """The pipelined folder run (:mod:`deepcut.io.pipelined`): returns ``(n_skip, n_busy)``, or
+    the one-line message of a fatal write error.
+
+    The same guarantees as the sequential run: finished images are skipped before they are
+    decoded; each image is locked (:class:`~deepcut.io.folders.ImageLock`) from the moment its
+    decoded pixels reach the main thread until the writer thread has written it, and is checked
+    again under the lock (another process may have finished it meanwhile).
+    """
+    from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.pipelined import (
+        BackgroundWriter,
+        DecodeDataset,
+        SizeBatcher,
+        batch_features,
+        decode_loader,
+    )
+    from deepcut.io.outputs import warnings_said_per_file
+
+    n_skip = n_busy = 0
+    todo: list[tuple[Path, str]] = []
+    for path, stem in items:  # finished ones are not even decoded
+        if not overwrite and done_already(path, stem):
+            n_skip += 1
+            bar.update(1)
+        else:
+            todo.append((path, stem))
+    if not todo:
+        return n_skip, n_busy
+    bb = seg.backbone
+    ds = DecodeDataset([p for p, _ in todo], bb.preprocess, bb.patch_size, bb.name,
+                       depth_folder=seg.config.depth, max_pixels=max_pixels)
+    decoded = decode_loader(ds, workers)  # forks the workers: before the writer thread starts
+    writer = BackgroundWriter(max_pending=2 * batch_size + 2)
+    batcher = SizeBatcher(batch_size)
+    held: list = []  # every lock taken (release() is idempotent)
+
+    def write_job(item, stem, lock, pred, seconds):
+        def job(run: bool) -> None:
+            try:
+                if run:
+                    finish(item.path, stem, pred, item.image, seconds)
+            finally:
+                lock.release()
+                bar.update(1)
+        return job
+
+    def compute(batch) -> None:
+        try:
+            feats, t_bb = batch_features(bb, [it.image for it, _, _ in batch],
+                                         [it.x for it, _, _ in batch])
+        except Exception:  # noqa: BLE001 - one at a time, so the bad image is named
+            feats = None
+        for b, (item, stem, lock) in enumerate(batch):
+            t0 = time.perf_counter()
+            try:
+                if feats is None:
+                    pf, share = batch_features(bb, [item.image], [item.x])
+                else:
+                    pf, share = [feats[b]], t_bb / len(batch)
+                with warnings_said_per_file():  # said below, naming the file
+                    pred = seg.predict_features(pf[0], image=item.image) \
+                        if item.depth is None else \
+                        seg.predict_features(pf[0], image=item.image, depth=item.depth)
+            except DeepCutError as e:
+                failed.append(str(item.path))
+                report("skipped", name_file(item.path, str(e)))
+                lock.release()
+                bar.update(1)
+                continue
+            except Exception as e:  # noqa: BLE001 - report the file and go on
+                failed.append(str(item.path))
+                report("skipped", f"{item.path}: unexpected {type(e).__name__}: {e}")
+                lock.release()
+                bar.update(1)
+                continue
+            # What Segmenter.__call__ records, so the JSON matches the sequential run's.
+            pred.timings = {"load": item.load_s, "backbone": share, **pred.timings}
+            pred.meta["image"] = str(item.path)
+            pred.image = item.image
+            seconds = item.load_s + share + time.perf_counter() - t0
+            writer.put(write_job(item, stem, lock, pred, seconds))
+
+    stop_on_sigterm = _sigterm_as_interrupt()  # so the decode workers are shut down too
+    try:
+        for item in decoded:
+            stem = todo[item.index][1]
+            lock = lock_factory(out, stem)
+            held.append(lock)  # released by its writer job, or at the latest on the way out
+            if not lock.acquire():  # another process on this --out is segmenting it now
+                n_busy += 1
+                bar.update(1)
+                continue
+            if not overwrite:
+                if done_already(item.path, stem):  # finished meanwhile by another process
+                    lock.release()
+                    n_skip += 1
+                    bar.update(1)
+                    continue
+                if collision(item.path, stem):
+                    lock.release()
+                    bar.update(1)
+                    continue
+            if item.error is not None:
+                failed.append(str(item.path))
+                report("skipped", item.error)
+                lock.release()
+                bar.update(1)
+                continue
+            for batch in batcher.add(tuple(item.x.shape), (item, stem, lock)):
+                compute(batch)
+        for batch in batcher.flush():
+            compute(batch)
+        writer.close()
+    except DeepCutError as e:  # a fatal write error, raised by the writer thread
+        try:
+            writer.close()  # the queued jobs release their locks without writing
+        except DeepCutError:
+            pass
+        return one_line(str(e))
+    except KeyboardInterrupt:
+        try:  # the images already computed are written (a few at most), then the run stops
+            writer.close()
+        finally:
+            raise
+    finally:  # images decoded or computed but not handed to the writer: free their names
+        for lock in held:
+            lock.release()
+        stop_on_sigterm()
+    return n_skip, n_busy
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 * :func:`clean_stale_parts` removes the temporary ``.<name>.<pid>-<random>.part`` files that
   :func:`~deepcut.io.writers.atomic_path` left behind when its process was killed mid-write
   (only those whose process is gone: a concurrent run's files in progress are kept).
-* :func:`image_lock` is an advisory lock per output name (``.<stem>.lock``, removed on release):
+* :class:`ImageLock` (:func:`image_lock` as a context) is an advisory lock per output name (``.<stem>.lock``, removed on release):
   two processes on one ``--out`` split the images instead of each doing all of them.
 * :func:`output_error` turns an ``OSError`` of a write into an :class:`OutputError` that names the
   folder, and for a full disk the disk (its mount point), not the image.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from deepcut.errors import OutputError
 
-__all__ = ["FATAL_WRITE_ERRNOS", "check_out_dir", "check_out_file", "clean_stale_parts",
+__all__ = ["FATAL_WRITE_ERRNOS", "ImageLock", "check_out_dir", "check_out_file", "clean_stale_parts",
            "image_lock", "mount_point", "output_error"]
 
 #: Write errors that no later image can escape (the run stops with exit status 2).
@@ -142,32 +142,57 @@ def clean_stale_parts(folder: str | Path) -> list[Path]:
     return removed
 
 
-@contextmanager
-def image_lock(folder: str | Path, stem: str) -> Iterator[bool]:
-    """Advisory lock of one output name in ``folder``; yields False when another process holds it.
+class ImageLock:
+    """Advisory lock of one output name in ``folder`` (``.<stem>.lock``), taken without waiting.
 
-    The lock file ``.<stem>.lock`` is removed while still held, so a finished run leaves none
-    behind (a killed one leaves an unlocked file that the next run takes over).
+    :meth:`acquire` returns False when another process holds it. The lock is not bound to the
+    thread that took it, so a pipelined run can take it in its main thread and release it in
+    its writer thread once the image's outputs are written. :meth:`release` removes the lock file
+    while still held, so a finished run leaves none behind (a killed one leaves an unlocked file
+    that the next run takes over).
     """
-    from filelock import FileLock, Timeout
 
-    path = Path(folder) / f".{stem}.lock"
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        yield False
-        return
-    except OSError:  # a file system without locks: work without one
-        yield True
-        return
-    try:
-        yield True
-    finally:
+    def __init__(self, folder: str | Path, stem: str) -> None:
+        from filelock import FileLock
+
+        self.path = Path(folder) / f".{stem}.lock"
+        self._lock = FileLock(str(self.path), timeout=0, thread_local=False)
+        self._held = False
+
+    def acquire(self) -> bool:
+        """True when this process now holds the lock (or the file system has no locks)."""
+        from filelock import Timeout
+
         try:
-            path.unlink(missing_ok=True)  # while held: a waiter then sees a removed inode
+            self._lock.acquire()
+        except Timeout:
+            return False
+        except OSError:  # a file system without locks: work without one
+            return True
+        self._held = True
+        return True
+
+    def release(self) -> None:
+        """Release the lock (if held) and remove its file; safe to call twice."""
+        if not self._held:
+            return
+        self._held = False
+        try:
+            self.path.unlink(missing_ok=True)  # while held: a waiter then sees a removed inode
         except OSError:
             pass
+        self._lock.release()
+
+
+@contextmanager
+def image_lock(folder: str | Path, stem: str) -> Iterator[bool]:
+    """Advisory lock of one output name in ``folder``; yields False when another process holds it
+    (see :class:`ImageLock`)."""
+    lock = ImageLock(folder, stem)
+    mine = lock.acquire()
+    try:
+        yield mine
+    finally:
         lock.release()
 
 

@@ -68,11 +68,12 @@ def read_label_map(path: str | Path) -> np.ndarray:
         return np.array(im)
 
 
-def save_image(img: Image.Image, path: str | Path) -> None:
-    """Save a PIL image atomically (format from the suffix)."""
+def save_image(img: Image.Image, path: str | Path, **params: Any) -> None:
+    """Save a PIL image atomically (format from the suffix; ``params`` go to Pillow's encoder,
+    e.g. ``compress_level=1`` for a PNG or ``quality=90`` for a JPEG)."""
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     with atomic_path(path) as tmp:
-        img.save(tmp, format=fmt)
+        img.save(tmp, format=fmt, **params)
 
 
 def _default(o: Any):

@@ -41,10 +41,8 @@ from collections.abc import Sequence
 import torch
 
 from deepcut.graphs.graph import Graph
-from deepcut.losses import discrete_ncut
 from deepcut.nn.head import ELU, dropout_keep, gcn_propagate
 from deepcut.seeding import torch_generator
-from deepcut.solvers.base import relabel_consecutive
 
 __all__ = ["batched_head_logits", "fit_batched"]
 
@@ -102,7 +100,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     Raises:
         ValueError: as :meth:`GNNSolver.fit` (per graph), or features of different widths.
     """
-    from deepcut.solvers.gnn import _num_threads, _round_to_local_optimum
+    from deepcut.solvers.gnn import _num_threads
 
     if len(graphs) != len(features):
         raise ValueError(f"fit_batched: {len(graphs)} graphs but {len(features)} feature sets.")
@@ -212,27 +210,9 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     for b, (c, g) in enumerate(zip(clones, graphs)):
         c.timings_["train"] = t_train / B
         c.timings_["predict"] = t_pred / B
-        S = S_all[b, :sizes[b]]
-        labels = S.argmax(dim=-1)
-        c.raw_labels_ = labels.cpu()
-        if c.polish and c.loss != "cc":
-            with c._timer("polish"):
-                labels = _round_to_local_optimum(g.positive(), labels, c.n_clusters,
-                                                 E_all[b, :sizes[b]].cpu(), c.n_init, c.seed)
-        drop = c.loss == "cc" if c.drop_empty is None else c.drop_empty
-        if drop:
-            labels = relabel_consecutive(labels)
         h = solver.make_head(D)
         h.load_state_dict({k: v[b].detach().clone() for k, v in last.items()})
         c.head_ = h.eval()
-        c.n_iter_ = len(c.loss_history_)
         c.batch_size_ = B
-        c._k_is_bound = c.loss == "cc"
-        c._finish(g, S.detach().cpu(), labels.cpu())
-        if torch.equal(c.raw_labels_, c.labels_):
-            c.raw_ncut_ = c.ncut_
-        else:
-            gp = g.positive()
-            c.raw_ncut_ = discrete_ncut(c.raw_labels_.to(gp.W.device), gp.W, gp.degree,
-                                        assume_nonnegative=True)
+        c._set_fitted(g, S_all[b, :sizes[b]], E_all[b, :sizes[b]])
     return clones

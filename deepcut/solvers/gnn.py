@@ -240,6 +240,21 @@ class GNNSolver(BaseSolver):
                 h = AXT + head.conv.bias if head.conv.bias is not None else AXT
             E = head.mlp[:-1](h)  # (N, mlp_hidden): the head's node embedding
             S = torch.softmax(head.mlp[-1](E), dim=-1)
+        self.head_ = head
+        self._set_fitted(graph, S, E)
+        return self
+
+    def fit_many(self, graphs: list[Graph], features: list[torch.Tensor]) -> list[GNNSolver]:
+        """Fit one clone per graph, all heads trained at once (same labels as :meth:`fit`
+        per image); see :func:`deepcut.solvers.batched.fit_batched`."""
+        from deepcut.solvers.batched import fit_batched
+
+        return fit_batched(self, graphs, features)
+
+    def _set_fitted(self, graph: Graph, S: torch.Tensor, E: torch.Tensor) -> None:
+        """The fitted labels from the trained head's eval-mode ``S: (N, K)`` and node embedding
+        ``E: (N, h)``: argmax, rounding, and the common attributes (shared with
+        :func:`~deepcut.solvers.batched.fit_batched`, so a batched solve equals a solo one)."""
         labels = S.argmax(dim=-1)
         self.raw_labels_ = labels.cpu()
         if self.polish and self.loss != "cc":
@@ -249,7 +264,6 @@ class GNNSolver(BaseSolver):
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
         if drop:
             labels = relabel_consecutive(labels)
-        self.head_ = head
         self.n_iter_ = len(self.loss_history_)
         self._k_is_bound = self.loss == "cc"
         self._finish(graph, S.detach().cpu(), labels.cpu())
@@ -259,14 +273,6 @@ class GNNSolver(BaseSolver):
             g = graph.positive()
             self.raw_ncut_ = discrete_ncut(self.raw_labels_.to(g.W.device), g.W, g.degree,
                                            assume_nonnegative=True)
-        return self
-
-    def fit_many(self, graphs: list[Graph], features: list[torch.Tensor]) -> list[GNNSolver]:
-        """Fit one clone per graph, all heads trained at once (same labels as :meth:`fit`
-        per image); see :func:`deepcut.solvers.batched.fit_batched`."""
-        from deepcut.solvers.batched import fit_batched
-
-        return fit_batched(self, graphs, features)
 
 
 def balance_loss(S: torch.Tensor) -> torch.Tensor:

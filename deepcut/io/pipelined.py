@@ -1,0 +1,243 @@
+"""The pieces of a pipelined folder run (``infer.py DIR --workers N``).
+
+Three stages overlap instead of running one image at a time:
+
+* decode: :class:`DecodeDataset` in torch DataLoader worker processes reads each image
+  (:func:`~deepcut.io.images.load_image`), its depth map if the config names a folder, and resizes
+  and normalises it to the backbone's input (``Backbone.preprocess``);
+* compute (the main thread): :class:`SizeBatcher` groups decoded images of one input size, the
+  backbone runs once per group (:func:`batch_features`), then graph, solver and task per image;
+* write: :class:`BackgroundWriter`, one thread that encodes and writes the outputs (PNG/JSON
+  encoding releases the GIL) while the main thread computes the next image.
+
+A bad file never stops the run: the worker returns its error message instead of raising, and the
+run reports it as the sequential path does.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BackgroundWriter", "DecodeDataset", "Decoded", "SizeBatcher", "batch_features",
+           "decode_loader"]
+
+
+@dataclass
+class Decoded:
+    """One input after the decode stage.
+
+    Attributes:
+        index: position in the run's list of inputs.
+        path: the image file.
+        image: the RGB PIL image (None when ``error`` is set; an ``(H, W, 3)`` uint8 tensor
+            until :meth:`DecodeDataset.unpack`).
+        x: ``(1, 3, H_in, W_in)`` backbone input (None when ``error`` is set).
+        depth: ``(H, W)`` depth map or None.
+        load_s: seconds spent reading and preprocessing.
+        error: one-line reason the file was skipped, or None.
+    """
+
+    index: int
+    path: Path
+    image: Any = None
+    x: Any = None
+    depth: Any = None
+    load_s: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DecodeDataset:
+    """Map-style dataset: ``ds[i]`` reads, checks and preprocesses ``paths[i]`` (never raises).
+
+    Args:
+        paths: the image files.
+        preprocess: ``PIL image -> (1, 3, H_in, W_in)`` tensor (the backbone's ``preprocess``).
+        patch_size: images smaller than one patch are refused, as ``Segmenter.features`` does.
+        backbone_name: named in that refusal.
+        depth_folder: ``SegmenterConfig.depth`` (maps looked up by the image's stem) or None.
+        max_pixels: passed to :func:`~deepcut.io.images.load_image`.
+    """
+
+    def __init__(self, paths: Sequence[Path], preprocess: Callable, patch_size: int,
+                 backbone_name: str, depth_folder: str | None = None,
+                 max_pixels: int | None = None) -> None:
+        self.paths = list(paths)
+        self.preprocess = preprocess
+        self.patch_size = patch_size
+        self.backbone_name = backbone_name
+        self.depth_folder = depth_folder
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Decoded:
+        from deepcut.errors import DeepCutError, ImageReadError, name_file
+        from deepcut.io.depth import depth_for
+        from deepcut.io.images import load_image
+
+        path = self.paths[i]
+        t0 = time.perf_counter()
+        try:
+            image = load_image(path, max_pixels=self.max_pixels)
+            depth = depth_for(self.depth_folder, path, image.size)
+            if min(image.size) < self.patch_size:  # as Segmenter.features
+                raise ImageReadError(
+                    f"image is {image.width}x{image.height} px, smaller than one "
+                    f"{self.patch_size} px patch of backbone {self.backbone_name!r}")
+            x = self.preprocess(image)
+        except DeepCutError as e:
+            return Decoded(i, path, error=name_file(path, str(e)))
+        except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
+            return Decoded(i, path, error=f"{path}: unexpected {type(e).__name__}: {e}")
+        # Pixels and depth travel as tensors (torch moves them through shared memory): the
+        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
+        # would keep an orphaned worker from exiting if the main process is killed.
+        import numpy as np
+        import torch
+
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+        if depth is not None:
+            depth = torch.from_numpy(np.ascontiguousarray(depth))
+        return Decoded(i, path, image=pixels, x=x, depth=depth,
+                       load_s=time.perf_counter() - t0)
+
+    @staticmethod
+    def unpack(item: Decoded) -> Decoded:
+        """``item`` with its PIL image and numpy depth map back (in the main process)."""
+        import torch
+        from PIL import Image
+
+        if isinstance(item.image, torch.Tensor):
+            item.image = Image.fromarray(item.image.numpy(), "RGB")
+        if isinstance(item.depth, torch.Tensor):
+            item.depth = item.depth.numpy()
+        return item
+
+
+def _as_is(item: Decoded) -> Decoded:
+    """The DataLoader's collate function: items pass through unbatched and unconverted."""
+    return item
+
+
+def decode_loader(ds: DecodeDataset, workers: int) -> Iterator[Decoded]:
+    """The decoded items of ``ds`` in order; ``workers`` processes decode ahead (0: inline).
+
+    The worker processes are started (forked) by this call, so a caller starts its own threads
+    after it: a fork copies no thread, and a lock another thread held at that moment would stay
+    held in the worker."""
+    if workers == 0:
+        return (ds.unpack(ds[i]) for i in range(len(ds)))
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers,
+                        collate_fn=_as_is, prefetch_factor=4)
+    it = iter(loader)  # the workers are forked now: call this before starting other threads
+    return (ds.unpack(item) for item in it)
+
+
+class SizeBatcher:
+    """Groups items by backbone input size into batches of at most ``batch_size``.
+
+    :meth:`add` returns the batches that are ready: a full group, or, when more than
+    ``2 * batch_size`` items wait in all groups together (inputs of mixed sizes), the oldest
+    group, so memory stays bounded and no image waits long. :meth:`flush` returns the rest.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = max(1, int(batch_size))
+        self._groups: dict[tuple, list] = {}
+
+    def add(self, key: tuple, item: Any) -> list[list]:
+        group = self._groups.setdefault(key, [])
+        group.append(item)
+        if len(group) >= self.batch_size:
+            return [self._groups.pop(key)]
+        if sum(len(g) for g in self._groups.values()) > 2 * self.batch_size:
+            oldest = next(iter(self._groups))
+            return [self._groups.pop(oldest)]
+        return []
+
+    def flush(self) -> list[list]:
+        out = list(self._groups.values())
+        self._groups.clear()
+        return out
+
+
+def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, float]:
+    """Patch features of several images of one input size in one backbone forward.
+
+    Args:
+        backbone: a :class:`~deepcut.backbones.base.Backbone`.
+        images: the RGB PIL images (for their original sizes).
+        xs: their ``(1, 3, H_in, W_in)`` inputs, all of one shape.
+
+    Returns:
+        One :class:`~deepcut.backbones.base.PatchFeatures` per image (as ``backbone(image)``
+        gives) and the seconds the forward took.
+    """
+    import torch
+
+    from deepcut.backbones.base import PatchFeatures
+
+    t0 = time.perf_counter()
+    x = torch.cat(list(xs), 0)
+    dev = next((p.device for p in backbone.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        feats, cls = backbone.extract(x.to(dev))
+    feats = feats.float().cpu()
+    cls = None if cls is None else cls.float().cpu()
+    out = [PatchFeatures(features=feats[b].clone() if len(xs) > 1 else feats[b],
+                         cls=None if cls is None else cls[b].clone(),
+                         input_size=(int(x.shape[-2]), int(x.shape[-1])),
+                         image_size=(im.height, im.width), patch_size=backbone.patch_size,
+                         stride=backbone.stride, backbone=backbone.name,
+                         weights_id=backbone.weights_id)
+           for b, im in enumerate(images)]
+    return out, time.perf_counter() - t0
+
+
+class BackgroundWriter:
+    """One thread that runs ``job(run)`` callables in order (writing outputs, reporting).
+
+    ``put`` blocks when ``max_pending`` jobs wait (bounded memory). A job that raises stops the
+    writer: ``fatal`` holds the error, later jobs are called with ``run=False`` (to release what
+    they hold, e.g. their image lock, without writing), and the run stops at its next
+    :meth:`put` or :meth:`close`.
+    """
+
+    def __init__(self, max_pending: int = 8) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
+        self.fatal: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="deepcut-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._q.get()
+            try:
+                if job is None:
+                    return
+                job(self.fatal is None)
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                self.fatal = e
+            finally:
+                self._q.task_done()
+
+    def put(self, job: Callable[[bool], None]) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        self._q.put(job)
+
+    def close(self) -> None:
+        """Wait for every queued job; re-raise a job's fatal error."""
+        self._q.put(None)
+        self._thread.join()
+        if self.fatal is not None:
+            raise self.fatal
