@@ -1,158 +1,224 @@
-"""k-less clustering on scikit-learn's digits, beside DeepCut Table 5 (issue 4).
+"""k-less clustering: is K found? Planted partitions and scikit-learn's digits (issue 10, Table 5).
 
-Protocol (DeepCut section 7 on Fashion Product Images, transposed to the digits shipped with
-scikit-learn): for 3, 4 and 5 classes, ``--draws`` (10) seeded draws, each a random subset of the
-10 digit classes with ``--per-class`` (100) random images per class (the paper: 500 images of 5
-classes). Each image is one sample: its 64 pixel values, centred on the draw's mean (raw pixels
-are all non-negative, so without centring every cosine is positive and nothing repels). Methods:
+Two data sets, each sample one node of the graph:
 
-* CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss,
-  ``k_max=10``, cosine similarity; once with the paper's ``alpha=3`` and once with the alpha
-  tuned here (below);
-* eigengap: :class:`deepcut.cluster.EigengapClustering` (NCut graph on the same features, K by the
-  largest eigengap over [2, 10], k-means), the paper's spectral baseline;
+* **planted**: 3 to 6 groups of ``--planted-n`` (25) points in 16-D around orthogonal means of
+  norm ``--sep`` (4; Gaussian noise of unit variance per coordinate, so the noise norm ~ 4 equals
+  the separation), ``--seeds`` (20) seeds per K;
+* **digits**: for 3, 4 and 5 classes, ``--draws`` (20) seeded draws, each a random subset of the
+  10 digit classes with ``--per-class`` (100) random images per class (DeepCut section 7: 500
+  images of 5 Fashion-Product classes). A sample is the image's 64 pixel values.
+
+Methods (``k_max=10``, features centred on the draw's mean, cosine similarity):
+
+* CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
+  once as the paper defines its graph (``shift="max"``: ``W = S - max(S)/alpha``, alpha 3) and
+  with the mean-shifted threshold (``shift="mean"``: ``t = mu + (mean S_ii - mu)/alpha``,
+  :func:`deepcut.graphs.affinity.cc_threshold`) at each ``--alpha`` (default: the library's
+  default 6, chosen on the tuning draws below, and 10, the best on the digits tuning draws);
+* eigengap: :class:`deepcut.cluster.EigengapClustering` (NCut graph, K by the largest eigengap of
+  the normalised Laplacian over [2, 10], then k-means), the paper's spectral baseline;
 * connected components of the CC graph's positive edges (the paper's other baseline).
 
-Reported: purity (the paper's metric; note it is 1 for any over-segmentation), the K found and
-ARI, each as mean +- std over the draws, beside Table 5's purities.
+Reported per data set and true K: the share of draws where **K found = true K**, the mean K found,
+purity (the paper's metric, which rewards over-segmentation: it is 1 for singletons) and ARI.
+A last column repeats the K-found share on the *separable* draws only: those where scikit-learn's
+``SpectralClustering(n_clusters=true K, affinity="nearest_neighbors")``, told K, reaches ARI >= 0.9
+(on raw digit pixels some class sets, e.g. 1/3/9, are not K distinct groups at all; no K-free
+method can be asked to find a K that the data does not show).
 
-Tuning (``--tune``): alpha is chosen on *separate* draws (seeds disjoint from the evaluation
-draws) by the mean ARI (purity would reward over-segmentation), over a small grid; the evaluation
-draws are never used to choose anything. ``steps=100, lr=1e-2, n_init=1`` were fixed before
-looking at the results (the GNN's loss has settled by then on these sizes).
+``--tune``: print the same K-found share for the mean-shifted CC over a grid of alphas on draws
+and seeds disjoint from the evaluation ones (digits seeds 10000+, planted seeds 5000+); that is
+how the default alpha was chosen. The evaluation draws are never used to choose anything.
 
-    python benchmarks/kless_digits.py [--draws 10] [--alpha-tuned 8] [--tune]
+    python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune]
 
-Runs on the CPU with one torch thread (the graphs have at most 500 nodes).
+Runs on the CPU with one torch thread (at most 500 nodes per graph).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
 from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import SpectralClustering
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 
 from deepcut.cluster import EigengapClustering, KLessClustering
 from deepcut.graphs import cc_graph
 from deepcut.metrics.clustering import purity
+from deepcut.solvers.base import DegenerateResultWarning
 
 #: DeepCut Table 5 (Fashion Product Images, purity %, mean +- std over 10 experiments).
 PAPER = {
-    "Connected Components": {3: "33.3 +- 0", 4: "25.0 +- 0", 5: "20.0 +- 0"},
-    "Spectral Clustering": {3: "85.5 +- 14.1", 4: "77.9 +- 6.6", 5: "82.8 +- 6.9"},
-    "DeepCut: cc loss": {3: "98.3 +- 0.9", 4: "97.1 +- 1.7", 5: "99.27 +- 0.6"},
+    "connected components": {3: "33.3 +- 0", 4: "25.0 +- 0", 5: "20.0 +- 0"},
+    "eigengap spectral": {3: "85.5 +- 14.1", 4: "77.9 +- 6.6", 5: "82.8 +- 6.9"},
+    "cc": {3: "98.3 +- 0.9", 4: "97.1 +- 1.7", 5: "99.27 +- 0.6"},
 }
-N_CLASSES = (3, 4, 5)
-TUNE_GRID = (3.0, 4.0, 6.0, 8.0, 10.0, 12.0)
-TUNE_SEED_OFFSET = 10_000  # tuning draws never overlap the evaluation draws
+DIGIT_CLASSES = (3, 4, 5)
+PLANTED_K = (3, 4, 5, 6)
+TUNE_GRID = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
+TUNE_SEED_OFFSET = {"digits": 10_000, "planted": 5_000}
 
 
 def draw(X: np.ndarray, y: np.ndarray, n_classes: int, per_class: int, seed: int
          ) -> tuple[np.ndarray, np.ndarray]:
-    """One seeded draw: ``n_classes`` random digits, ``per_class`` random images each, centred."""
+    """One seeded digits draw: ``n_classes`` random digits, ``per_class`` random images each."""
     rng = np.random.default_rng(seed)
     classes = rng.choice(10, n_classes, replace=False)
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
                           for c in classes])
     idx = rng.permutation(idx)
-    F = X[idx].astype(np.float32)
-    return F - F.mean(0), y[idx]
+    return X[idx].astype(np.float32), y[idx]
+
+
+def planted(k: int, n_per: int = 25, dim: int = 16, sep: float = 4.0, seed: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(k * n_per, dim)`` points around ``k`` orthogonal means of norm ``sep``; their labels."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0][:k] * sep
+    y = torch.arange(k).repeat_interleave(n_per)
+    perm = torch.randperm(len(y), generator=g)
+    return (means[y] + torch.randn(len(y), dim, generator=g))[perm].numpy(), y[perm].numpy()
 
 
 def components(F: np.ndarray, alpha: float) -> np.ndarray:
-    """Connected components of the positive edges of the CC graph (Table 5's first baseline)."""
-    W = cc_graph(torch.from_numpy(F), alpha=alpha, metric="cosine").W.numpy()
+    """Connected components of the positive edges of the paper's CC graph (Table 5 baseline)."""
+    F = F - F.mean(0)
+    W = cc_graph(torch.from_numpy(F), alpha=alpha, metric="cosine", shift="max").W.numpy()
     return connected_components(W > 0, directed=False)[1]
 
 
-def run_methods(F: np.ndarray, seed: int, alphas: dict[str, float], args) -> dict[str, np.ndarray]:
-    out = {}
-    for name, a in alphas.items():
-        out[name] = KLessClustering(10, alpha=a, steps=args.steps, lr=args.lr, n_init=args.n_init,
-                                    seed=seed).fit_predict(F)
+def cc(F: np.ndarray, alpha: float, shift: str, seed: int, args) -> np.ndarray:
+    with warnings.catch_warnings():  # k_max hits are counted in the table, not printed
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        return KLessClustering(10, alpha=alpha, shift=shift, steps=args.steps, lr=args.lr,
+                               n_init=args.n_init, seed=seed).fit_predict(F)
+
+
+def run_methods(F: np.ndarray, seed: int, args) -> dict[str, np.ndarray]:
+    out = {"cc, paper graph (max/alpha), alpha=3": cc(F, 3.0, "max", seed, args)}
+    for a in args.alpha:
+        out[f"cc, mean-shifted graph, alpha={a:g}"] = cc(F, a, "mean", seed, args)
     out["eigengap spectral"] = EigengapClustering(10, seed=seed).fit_predict(F)
     out["connected components"] = components(F, 3.0)
     return out
 
 
-def scores(pred: np.ndarray, y: np.ndarray) -> tuple[float, int, float]:
-    return (100 * purity(pred, y, ignore_index=None), int(np.unique(pred).size),
-            adjusted_rand_score(y, pred))
+def scores(pred: np.ndarray, y: np.ndarray, separable: bool = True
+           ) -> tuple[float, int, float, float, bool]:
+    k = int(np.unique(pred).size)
+    return (float(k == np.unique(y).size), k, 100 * purity(pred, y, ignore_index=None),
+            adjusted_rand_score(y, pred), separable)
 
 
-def tune(X, y, args) -> float:
-    """Alpha with the best mean ARI on tuning draws (disjoint seeds)."""
-    print(f"tuning alpha on {args.tune_draws} draws per class count "
-          f"(seeds {TUNE_SEED_OFFSET}+), criterion: mean ARI")
-    best = None
-    for a in TUNE_GRID:
-        aris, ks = [], []
-        for nc in N_CLASSES:
-            for d in range(args.tune_draws):
-                s = TUNE_SEED_OFFSET + 100 * nc + d
-                F, yy = draw(X, y, nc, args.per_class, s)
-                p = KLessClustering(10, alpha=a, steps=args.steps, lr=args.lr,
-                                    n_init=args.n_init, seed=s).fit_predict(F)
-                aris.append(adjusted_rand_score(yy, p))
-                ks.append(np.unique(p).size - nc)
-        print(f"  alpha={a:5.1f}  ARI {np.mean(aris):.3f}  K - true K {np.mean(ks):+.2f}")
-        if best is None or np.mean(aris) > best[0]:
-            best = (np.mean(aris), a)
-    print(f"  -> alpha={best[1]}")
-    return best[1]
+def separable(F: np.ndarray, y: np.ndarray, seed: int) -> bool:
+    """Told the true K, does scikit-learn's kNN spectral clustering reach ARI >= 0.9?"""
+    sc = SpectralClustering(np.unique(y).size, affinity="nearest_neighbors", n_neighbors=10,
+                            random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "graph is not fully connected"
+        return adjusted_rand_score(y, sc.fit_predict(F)) >= 0.9
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--draws", type=int, default=10)
-    ap.add_argument("--per-class", type=int, default=100)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--n-init", type=int, default=1)
-    ap.add_argument("--alpha-tuned", type=float, default=None,
-                    help="skip tuning and use this alpha for the tuned row")
-    ap.add_argument("--tune-draws", type=int, default=4)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    X, y = load_digits(return_X_y=True)
-    t0 = time.perf_counter()
-    a_tuned = args.alpha_tuned if args.alpha_tuned is not None else tune(X, y, args)
-    alphas = {"CC (DeepCut), alpha=3": 3.0, f"CC (DeepCut), alpha={a_tuned:g} (tuned)": a_tuned}
-    res: dict[str, dict[int, list]] = {}
-    for nc in N_CLASSES:
-        for d in range(args.draws):
-            s = 100 * nc + d
-            F, yy = draw(X, y, nc, args.per_class, s)
-            for name, pred in run_methods(F, s, alphas, args).items():
-                res.setdefault(name, {}).setdefault(nc, []).append(scores(pred, yy))
+def cases(kind: str, args, tune: bool = False):
+    """``(true K, seed, F, y)`` for every evaluation (or tuning) draw of ``kind``."""
+    off = TUNE_SEED_OFFSET[kind] if tune else 0
+    if kind == "digits":
+        X, y = load_digits(return_X_y=True)
+        for nc in DIGIT_CLASSES:
+            for d in range(args.tune_draws if tune else args.draws):
+                s = off + 100 * nc + d
+                yield (nc, s, *draw(X, y, nc, args.per_class, s))
+    else:
+        for k in PLANTED_K:
+            for d in range(args.tune_draws if tune else args.seeds):
+                s = off + 100 * k + d
+                yield (k, s, *planted(k, args.planted_n, sep=args.sep, seed=s))
 
+
+def tune(args) -> None:
+    print(f"tuning (mean-shifted CC): share of draws with K found = true K, {args.tune_draws} "
+          "draws per true K, seeds disjoint from the evaluation")
+    for kind in ("planted", "digits"):
+        data = list(cases(kind, args, tune=True))
+        for a in TUNE_GRID:
+            hit: dict[int, list] = {}
+            for k, s, F, y in data:
+                hit.setdefault(k, []).append(scores(cc(F, a, "mean", s, args), y))
+            cols = "  ".join(f"K={k}: {np.mean([r[0] for r in v]):.2f} "
+                             f"(K {np.mean([r[1] for r in v]):.1f})" for k, v in hit.items())
+            allk = np.mean([r[0] for v in hit.values() for r in v])
+            print(f"  {kind:8s} alpha={a:5.1f}  all {allk:.2f}  {cols}")
+
+
+def report(kind: str, res: dict, n: int) -> None:
     def ms(v, i, fmt):
         a = np.array([r[i] for r in v])
         return f"{a.mean():{fmt}} +- {a.std():{fmt}}"
 
-    print(f"\nsklearn digits, {args.per_class} images per class, {args.draws} draws per column "
-          f"(mean +- std); GNN steps={args.steps}, lr={args.lr}, n_init={args.n_init}, "
-          f"k_max=10, cosine on centred pixels")
-    paper_row = {"eigengap spectral": "Spectral Clustering",
-                 "connected components": "Connected Components"}
-    w = max(len(n) for n in res) + 1
-    print(f"{'method':{w}} {'classes':>7}  {'purity %':>14}  {'K found':>11}  {'ARI':>11}  "
-          f"{'Table 5 purity %':>16}")
+    w = max(len(m) for m in res) + 1
+    print(f"\n{kind}: {n} draws per true K (mean +- std over the draws)")
+    print(f"| {'method':{w}} | true K | K found = true K | {'K found':>11} | {'purity %':>13} | "
+          f"{'ARI':>11} | K = true K, separable draws |"
+          + (" Table 5 purity % |" if kind == "digits" else ""))
+    print("|" + "---|" * (8 if kind == "digits" else 7))
     for name, per in res.items():
-        ref = PAPER[paper_row.get(name, "DeepCut: cc loss")]
-        for nc in N_CLASSES:
-            print(f"{name:{w}} {nc:>7}  {ms(per[nc], 0, '5.1f'):>14}  {ms(per[nc], 1, '4.1f'):>11}"
-                  f"  {ms(per[nc], 2, '.2f'):>11}  {ref[nc]:>16}")
-    print("Table 5 = DeepCut on Fashion Product Images (DINO ViT-B/16 CLS tokens, alpha=3): "
-          "another data set and other features, shown for orientation only.")
-    print(f"\n({time.perf_counter() - t0:.0f} s)")
+        for k, v in per.items():
+            ref = PAPER["cc" if name.startswith("cc") else name][k] if kind == "digits" else None
+            sep = [r[0] for r in v if r[4]]
+            sep_s = f"{100 * np.mean(sep):3.0f} % of {len(sep)}" if sep else "none"
+            print(f"| {name:{w}} | {k} | {100 * np.mean([r[0] for r in v]):5.0f} % | "
+                  f"{ms(v, 1, '4.1f'):>11} | {ms(v, 2, '5.1f'):>13} | {ms(v, 3, '.2f'):>11} | "
+                  f"{sep_s} |" + (f" {ref} |" if ref else ""))
+
+
+def main() -> None:
+    from deepcut.cluster import KLessClustering as _K
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--draws", type=int, default=20, help="digits draws per class count")
+    ap.add_argument("--per-class", type=int, default=100)
+    ap.add_argument("--seeds", type=int, default=20, help="planted seeds per K")
+    ap.add_argument("--planted-n", type=int, default=25, help="planted points per group")
+    ap.add_argument("--sep", type=float, default=4.0, help="planted mean separation")
+    ap.add_argument("--alpha", type=float, nargs="+", default=[_K().alpha, 10.0],
+                    help="alphas of the mean-shifted CC rows (default: the library default, and "
+                         "10, the best on the digits tuning draws)")
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--n-init", type=int, default=1)
+    ap.add_argument("--tune", action="store_true", help="print the alpha grid on tuning draws")
+    ap.add_argument("--tune-draws", type=int, default=6)
+    ap.add_argument("--only", choices=["planted", "digits"], help="run one data set")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    if args.tune:
+        tune(args)
+    for kind in ("planted", "digits"):
+        if args.only and kind != args.only:
+            continue
+        res: dict[str, dict[int, list]] = {}
+        if (args.draws if kind == "digits" else args.seeds) < 1:
+            continue
+        for k, s, F, y in cases(kind, args):
+            sep = separable(F, y, s)
+            for name, pred in run_methods(F, s, args).items():
+                res.setdefault(name, {}).setdefault(k, []).append(scores(pred, y, sep))
+        report(kind, res, args.draws if kind == "digits" else args.seeds)
+    print(f"\nGNN steps={args.steps}, lr={args.lr}, n_init={args.n_init}, k_max=10, cosine on "
+          f"centred features; planted sep={args.sep}, {args.planted_n} points per group; digits "
+          f"{args.per_class} images per class. Table 5 = DeepCut on Fashion Product Images "
+          "(DINO ViT-B/16 CLS tokens, alpha=3): another data set, for orientation only. "
+          f"({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

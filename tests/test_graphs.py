@@ -17,7 +17,7 @@ def test_ncut_graph_eq6_by_hand():
 
 
 def test_cc_graph_eq7_by_hand():
-    g = cc_graph(F, alpha=2.0)
+    g = cc_graph(F, alpha=2.0, shift="max")  # the paper's Eq. 7 verbatim
     FF = F @ F.T
     assert torch.allclose(g.W, FF - 4.0 / 2.0)
     assert g.signed

@@ -70,7 +70,8 @@ def test_data_checks():
         EigengapClustering().fit(np.ones(20))
 
 
-@pytest.mark.parametrize("solver", [_solver_param("gnn"), _solver_param("spectral")])
+@pytest.mark.parametrize("solver", [_solver_param("gnn"), _solver_param("spectral"),
+                                    _solver_param("falcon")])
 def test_kless_task_finds_k_on_a_planted_image(solver):
     r = np.zeros((12, 16), dtype=np.int64)
     r[2:7, 2:8] = 1
@@ -78,8 +79,9 @@ def test_kless_task_finds_k_on_a_planted_image(solver):
     r[:, 14:] = 3
     # graph="ncut": these planted features are i.i.d. noise around region means, where the local
     # graph (classic's default for kless) with sigma_F from the median edge fragments regions
-    cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2, graph="ncut",
-                          task_params={"k_max": 8})
+    # (falcon: K from the eigengap of the graph falcon then cuts, here the NCut graph)
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2,
+                          graph=None if solver == "gnn" else "ncut", task_params={"k_max": 8})
     # sep 10: with DeepCut's raw dot product, W = FF^T - max/3 keeps every within-region pair
     # attractive and every cross-region pair repulsive
     out = Segmenter(cfg).predict_features(_pf(orthogonal_grid(r, sep=10.0)))
@@ -88,6 +90,23 @@ def test_kless_task_finds_k_on_a_planted_image(solver):
     assert adjusted_rand_score(r.reshape(-1), out.patch_labels.reshape(-1)) == 1.0
     assert set(np.unique(out.patch_labels)) == set(range(4)) == set(out.label_names)
     assert out.record()["n_clusters"] == 4  # the JSON reports K
+    if solver == "gnn":
+        assert out.extra["cc_shift"] == "mean"
+
+
+def test_kless_task_paper_threshold_and_bad_shift():
+    r = np.zeros((8, 8), dtype=np.int64)
+    r[:, 4:] = 1
+    pf = _pf(orthogonal_grid(r, sep=10.0))
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", lr=1e-2,
+                          task_params={"k_max": 4, "cc_shift": "max"})
+    out = Segmenter(cfg).predict_features(pf)
+    assert out.extra["cc_shift"] == "max" and out.n_clusters == 2
+    from deepcut.errors import ConfigError
+
+    cfg = SegmenterConfig(backbone="classic", task="kless", task_params={"cc_shift": "median"})
+    with pytest.raises(ConfigError, match="'cc_shift' task parameter must be one of"):
+        Segmenter(cfg).predict_features(pf)
 
 
 def test_cluster_cli_npy(tmp_path, capsys):

@@ -137,7 +137,8 @@ def test_hierarchy_summary_captions_each_level(one_thread):
 
 def test_cluster_centres_raw_nonnegative_features(one_thread):
     """Three planted groups on a large shared positive offset: uncentred, every cosine is ~1 and
-    the CC graph merges everything (K = 1); centred, the three groups come back."""
+    the paper's CC graph (max/alpha) merges everything (K = 1); centred, or with the default
+    mean-shifted threshold, the three groups come back."""
     from sklearn.metrics import adjusted_rand_score
 
     from deepcut.cluster import KLessClustering
@@ -145,7 +146,8 @@ def test_cluster_centres_raw_nonnegative_features(one_thread):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
     X = np.abs(rng.normal(size=(90, 8))) + 3 * np.eye(8)[y] + 5
-    assert KLessClustering(center=False, seed=0).fit(X).n_clusters_ == 1
+    assert KLessClustering(center=False, shift="max", alpha=3, seed=0).fit(X).n_clusters_ == 1
+    assert KLessClustering(center=False, seed=0).fit(X).n_clusters_ == 3
     est = KLessClustering(seed=0).fit(X)
     assert est.n_clusters_ == 3
     assert adjusted_rand_score(y, est.labels_) == 1.0

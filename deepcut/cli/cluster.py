@@ -65,7 +65,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "spectral baseline")
     g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
     g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
-                                               "clusters (default: 3, the paper's)")
+                                               "clusters (default: 6)")
+    g.add_argument("--shift", choices=["mean", "max"],
+                   help="cc: graph threshold t = mu + (s - mu) / alpha with mu the mean pair "
+                        "similarity and s the mean self-similarity (mean), or the paper's "
+                        "t = max S / alpha (max, used with --alpha 3); default: mean")
     g.add_argument("--no-center", dest="center", action="store_false",
                    help="use the features as given; by default the mean sample is subtracted "
                         "first (raw non-negative features otherwise all look alike: K = 1)")
@@ -99,7 +103,7 @@ def _estimator(args: argparse.Namespace):
                         "center": args.center})
     if args.method == "cc":
         return KLessClustering(args.k_max, **common, **drop_none(
-            {"alpha": args.alpha, "steps": args.steps, "lr": args.lr}))
+            {"alpha": args.alpha, "shift": args.shift, "steps": args.steps, "lr": args.lr}))
     return EigengapClustering(args.k_max, **common)
 
 

@@ -1,7 +1,11 @@
 r"""Graph builders: patch features ``F: (N, D)`` to a :class:`~deepcut.graphs.Graph`.
 
 * :func:`ncut_graph` -- DeepCut Eq. 6: :math:`W = FF^\top \odot [FF^\top > 0]`, divided by its max.
-* :func:`cc_graph` -- DeepCut Eq. 7: :math:`W = FF^\top - \max(FF^\top)/\alpha`, signed.
+* :func:`cc_graph` -- DeepCut Eq. 7, signed: :math:`W = S - t` with the threshold
+  :math:`t = \mu + (\overline{S_{ii}} - \mu)/\alpha` (``shift="mean"``, default: ``mu`` is
+  the mean off-diagonal similarity, :math:`\overline{S_{ii}}` the mean self-similarity) or the
+  paper's :math:`t = \max(S)/\alpha`
+  (``shift="max"``).
 * :func:`falcon_graph` -- cosine, min-max normalised to [0, 1], raised to ``beta``,
   plus ``lam * diag(d)``.
 * :func:`~deepcut.graphs.local.local_graph` -- Shi and Malik's sparse local graph (feature
@@ -21,9 +25,11 @@ from deepcut.graphs.graph import Graph
 from deepcut.graphs.local import local_graph
 
 __all__ = [
+    "CC_SHIFTS",
     "GRAPH_KINDS",
     "build_graph",
     "cc_graph",
+    "cc_threshold",
     "falcon_graph",
     "knn_graph",
     "ncut_graph",
@@ -31,6 +37,7 @@ __all__ = [
 ]
 
 GRAPH_KINDS = ("ncut", "cc", "falcon", "local")
+CC_SHIFTS = ("mean", "max")
 
 
 def _prep(F: torch.Tensor, metric: str) -> torch.Tensor:
@@ -66,20 +73,56 @@ def ncut_graph(F: torch.Tensor, metric: str = "dot", grid=None) -> Graph:
     return Graph(W=W, degree=_degree(W), grid=grid, kind="ncut", params={"metric": metric})
 
 
-def cc_graph(F: torch.Tensor, alpha: float = 3.0, metric: str = "dot", grid=None) -> Graph:
-    """DeepCut's correlation-clustering graph (Eq. 7): ``W = FF^T - max(FF^T) / alpha``.
+def cc_threshold(X: torch.Tensor, alpha: float, shift: str = "mean") -> torch.Tensor:
+    r"""The CC graph's threshold ``t`` (``W = S - t``) for prepared rows ``X: (N, D)``, in O(ND).
 
-    ``alpha >= 1`` is the "k-sensitivity": lower alpha, more repulsion, more clusters.
-    The degree stored is that of the positive part (what message passing and NCut use).
+    ``max S`` lies on the diagonal (Cauchy-Schwarz: :math:`|x_i^\top x_j| \le \max_i \|x_i\|^2`),
+    and the mean off-diagonal similarity is
+    :math:`\mu = (\|\sum_i x_i\|^2 - \sum_i \|x_i\|^2) / (N(N-1))`, so neither needs S.
+
+    * ``shift="max"`` (DeepCut Eq. 7): ``t = max(S) / alpha``. Where the similarities sit
+      relative to ``max(S)`` changes from image to image (raw non-negative features have ``mu``
+      near ``max``), and with the dot product ``max S`` is the largest squared norm, one outlier
+      patch (on ``classic`` features about 5x the mean: 99% of the pairs then repel at alpha 3),
+      so one alpha does not mean the same on every graph.
+    * ``shift="mean"`` (default): Eq. 7 applied to the similarities centred at their mean, with
+      the mean self-similarity in place of the max:
+      ``t = mu + (mean_i S_ii - mu) / alpha``. alpha is the fraction of the way from the mean
+      pair to the mean node's similarity with itself, the same on every image and invariant to
+      a scale or an offset of the similarities; ``alpha -> inf`` repels exactly the pairs less
+      similar than average. For the cosine ``mean_i S_ii = max S = 1``.
     """
     if alpha < 1:
         raise ValueError(f"The 'alpha' parameter of cc_graph must be >= 1. Got {alpha!r} instead.")
+    if shift not in CC_SHIFTS:
+        raise ValueError(f"The CC 'shift' must be one of {CC_SHIFTS}. Got {shift!r} instead.")
+    sq = X.pow(2).sum(1)
+    if shift == "max":
+        return sq.max() / alpha
+    N = X.shape[0]
+    mu = (X.sum(0).pow(2).sum() - sq.sum()) / max(N * (N - 1), 1)
+    return mu + (sq.mean() - mu) / alpha
+
+
+def cc_graph(F: torch.Tensor, alpha: float = 3.0, metric: str = "dot", grid=None,
+             shift: str = "mean") -> Graph:
+    """DeepCut's correlation-clustering graph (Eq. 7): ``W = S - t``, signed.
+
+    ``S`` is the dot or cosine similarity; ``t`` is :func:`cc_threshold` (``shift="mean"``, the
+    default: ``t = mu + (mean_i S_ii - mu) / alpha`` with ``mu`` the mean off-diagonal similarity;
+    ``shift="max"``: the paper's ``t = max(S) / alpha``). ``alpha >= 1`` is the
+    "k-sensitivity": lower alpha, more repulsion, more clusters.
+    The degree stored is that of the positive part (what message passing and NCut use).
+    """
     if F.dim() == 3 and grid is None:
         grid = (int(F.shape[0]), int(F.shape[1]))
-    W = similarity(F, metric)
-    W -= W.max() / alpha
+    X = _prep(F, metric)
+    t = cc_threshold(X, alpha, shift)
+    W = X @ X.T
+    W -= t
     return Graph(W=W, degree=W.clamp(min=0).sum(1), grid=grid, kind="cc",
-                 params={"metric": metric, "alpha": alpha})
+                 params={"metric": metric, "alpha": alpha, "shift": shift,
+                         "threshold": float(t)})
 
 
 def falcon_graph(F: torch.Tensor, beta: float = 4.5, lam: float = 0.0, grid=None) -> Graph:
@@ -110,11 +153,13 @@ def knn_graph(
     lam: float = 0.0,
     chunk_size: int = 2048,
     grid=None,
+    cc_shift: str = "mean",
 ) -> Graph:
     """Sparse symmetric kNN graph: each node keeps its ``k`` most similar nodes (itself included).
 
     The edge weights follow ``kind`` (``ncut``: clip and divide by the global max; ``falcon``:
-    cosine min-max normalised then ``** beta``; ``cc``: ``s - max/alpha``). Built in row chunks,
+    cosine min-max normalised then ``** beta``; ``cc``: ``s - t``, :func:`cc_threshold`
+    with ``cc_shift``). Built in row chunks,
     so memory is ``O(chunk_size * N + N * k)``. Symmetrised by ``max(W, W^T)``.
 
     Returns:
@@ -147,7 +192,7 @@ def knn_graph(
     elif kind == "falcon":
         v = ((v - gmin) / (gmax - gmin).clamp(min=1e-12)).pow(beta)
     elif kind == "cc":
-        v = v - gmax / alpha
+        v = v - cc_threshold(X, alpha, cc_shift)
     else:
         raise ValueError(f"kind must be one of {GRAPH_KINDS}. Got {kind!r} instead.")
     # symmetrise with max(W, W^T): stack both directions and reduce duplicates by amax
@@ -165,7 +210,8 @@ def knn_graph(
     W = torch.sparse_coo_tensor(idx, out, (N, N), check_invariants=False).coalesce()
     deg = torch.zeros(N, device=W.device).index_add_(0, W.indices()[0], W.values().clamp(min=0))
     return Graph(W=W, degree=deg, grid=grid, kind=kind,
-                 params={"knn": k, "metric": metric, "alpha": alpha, "beta": beta, "lam": lam})
+                 params={"knn": k, "metric": metric, "alpha": alpha, "beta": beta, "lam": lam,
+                         **({"shift": cc_shift} if kind == "cc" else {})})
 
 
 def build_graph(
@@ -182,6 +228,7 @@ def build_graph(
     radius: float = 5.0,
     landmarks: int | None = None,
     seed: int | None = 0,
+    cc_shift: str = "mean",
 ) -> Graph:
     """Build the graph of ``kind`` (``ncut``, ``cc``, ``falcon`` or ``local``) from ``F: (N, D)``
     or ``(h, w, D)``.
@@ -191,7 +238,7 @@ def build_graph(
     graph is a :class:`~deepcut.graphs.landmarks.LandmarkGraph` on ``landmarks`` seeded landmarks
     when ``landmarks`` is given (fit it with :func:`~deepcut.graphs.landmarks.fit_on_landmarks`:
     linear in N), else a kNN graph with ``knn=32`` (quadratic in N to build), so large images fit
-    in memory.
+    in memory. ``cc_shift``: the CC threshold rule (:func:`cc_threshold`; dense and kNN graphs).
     """
     if kind not in GRAPH_KINDS:
         raise ValueError(f"The graph kind must be one of {GRAPH_KINDS}. Got {kind!r} instead.")
@@ -207,9 +254,9 @@ def build_graph(
         knn = 32
     if knn is not None:
         return knn_graph(F, k=knn, kind=kind, metric=metric, alpha=alpha, beta=beta, lam=lam,
-                         grid=grid)
+                         grid=grid, cc_shift=cc_shift)
     if kind == "ncut":
         return ncut_graph(F, metric=metric, grid=grid)
     if kind == "cc":
-        return cc_graph(F, alpha=alpha, metric=metric, grid=grid)
+        return cc_graph(F, alpha=alpha, metric=metric, grid=grid, shift=cc_shift)
     return falcon_graph(F, beta=beta, lam=lam, grid=grid)

@@ -169,7 +169,7 @@ def landmark_graph(
     if kind == "ncut":
         g = ncut_graph(XS, metric="dot")  # X is already prepared for the metric
     elif kind == "cc":
-        g = cc_graph(XS, alpha=alpha, metric="dot")
+        g = cc_graph(XS, alpha=alpha, metric="dot", shift="max")  # as _kernel_: max/alpha
     else:
         g = falcon_graph(XS, beta=beta, lam=lam)
     sim_S = XS @ XS.T

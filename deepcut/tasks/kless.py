@@ -1,21 +1,28 @@
 """k-less segmentation: the number of segments comes from the data (DeepCut section 7, Fig. 6).
 
 ``solver="gnn"`` (DeepCut): the GNN is trained with the correlation-clustering loss (Eq. 10) on
-the signed CC graph (Eq. 7, ``W = FF^T - max(FF^T) / alpha``) with ``K_max`` outputs; K_max is
-only an upper bound, clusters left empty are dropped and the labels renumbered 0..K-1. ``alpha``
-(``--alpha``, default 3) is the k-sensitivity: a lower alpha repels more pairs and gives more
-segments. Default 100 steps (DeepCut's value for multi-segment outputs; ``cfg.steps`` overrides).
+the signed CC graph (Eq. 7) with ``K_max`` outputs; K_max is only an upper bound, clusters left
+empty are dropped and the labels renumbered 0..K-1. ``alpha`` (``--alpha``) is the
+k-sensitivity: a lower alpha repels more pairs and gives more segments. The CC graph is
+``W = S - t`` with, by default, ``t = mu + (s - mu) / alpha`` (``mu`` the image's mean pair
+similarity, ``s`` its mean self-similarity; :func:`deepcut.graphs.affinity.cc_threshold`), so
+one alpha means the same on every image; task parameter ``cc_shift="max"`` gives the paper's
+``t = max(S) / alpha``. Default 100 steps (DeepCut's value for multi-segment outputs;
+``cfg.steps`` overrides).
 
-Other solvers cannot find K by themselves, so K is chosen by the **eigengap** of the NCut graph's
-normalised Laplacian over ``[2, K_max]`` (the spectral baseline of DeepCut Table 5;
-:func:`deepcut.solvers.spectral.eigengap`), then that solver cuts the image into K segments
-(``spectral`` does both in one fit with ``n_clusters="auto"``).
+Other solvers cannot find K by themselves, so K is chosen by the **eigengap** of the normalised
+Laplacian over ``[2, K_max]`` (the spectral baseline of DeepCut Table 5;
+:func:`deepcut.solvers.spectral.eigengap`) of the very graph the solver then cuts into K segments
+(the config's graph: ``local`` on ``classic`` features, else the solver's own); ``spectral``
+does both in one fit with ``n_clusters="auto"``.
 
-Task parameters: ``k_max`` (default 10, else ``cfg.n_clusters``). The JSON's ``n_clusters`` is
-the K found; ``extra`` repeats it with the rule that found it.
+Task parameters: ``k_max`` (default 10, else ``cfg.n_clusters``), ``cc_shift`` (``mean``,
+default, or ``max``). The JSON's ``n_clusters`` is the K found; ``extra`` repeats it with the
+rule that found it.
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -23,10 +30,11 @@ import numpy as np
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
-from deepcut.graphs import ncut_graph
+from deepcut.graphs import build_graph
+from deepcut.graphs.affinity import CC_SHIFTS
 from deepcut.solvers.base import DegenerateResultWarning
 from deepcut.solvers.spectral import eigengap, spectral_embedding
-from deepcut.tasks.base import TaskOutput, register_task, solve
+from deepcut.tasks.base import TaskOutput, make_graph, make_solver, register_task, solve
 
 __all__ = ["DEFAULT_K_MAX", "KLESS_STEPS", "kless_task"]
 
@@ -41,19 +49,28 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
         raise ConfigError(f"The 'k_max' task parameter must be an int >= 2. Got {k_max!r} instead.")
     k_max = int(k_max)
+    shift = cfg.task_params.get("cc_shift", "mean")
+    if shift not in CC_SHIFTS:
+        raise ConfigError(f"The 'cc_shift' task parameter must be one of {CC_SHIFTS}. "
+                          f"Got {shift!r} instead.")
     h, w = pf.grid
     F = pf.flat
     if cfg.solver == "gnn":
         rule = "cc"
-        solver, _ = solve(F, cfg, k_max, steps=cfg.steps or KLESS_STEPS, grid=(h, w), kind="cc",
-                          loss="cc", drop_empty=True)
+        t0 = time.perf_counter()
+        g = build_graph(F.to(cfg.device), "cc", metric=cfg.metric, alpha=cfg.alpha, knn=cfg.knn,
+                        dense_max_nodes=cfg.dense_max_nodes, grid=(h, w), cc_shift=shift)
+        solver = _fit(make_solver(cfg, k_max, cfg.steps or KLESS_STEPS, loss="cc",
+                                  drop_empty=True), g, F, cfg, time.perf_counter() - t0)
     elif cfg.solver == "spectral":
         rule = "eigengap"
         solver, _ = solve(F, cfg, "auto", grid=(h, w), k_max=min(k_max, F.shape[0] - 1))
     else:
         rule = "eigengap"
-        k = _eigengap_k(F, cfg, k_max)
-        solver, _ = solve(F, cfg, k, grid=(h, w))
+        t0 = time.perf_counter()
+        g = make_graph(F, cfg, grid=(h, w))  # the graph the solver cuts: K from its spectrum
+        k = _eigengap_k(g, cfg, min(k_max, F.shape[0] - 1))
+        solver = _fit(make_solver(cfg, k), g, F, cfg, time.perf_counter() - t0)
     labels = np.unique(solver.labels_.numpy(), return_inverse=True)[1].reshape(h, w)
     K = int(labels.max()) + 1
     summary = solver.summary()
@@ -67,13 +84,19 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         solver=summary,
         assignment=solver.assignment_,
         extra={"k_found": K, "k_max": k_max, "k_rule": rule,
-               "alpha": cfg.alpha if rule == "cc" else None},
+               "alpha": cfg.alpha if rule == "cc" else None,
+               "cc_shift": shift if rule == "cc" else None},
     )
 
 
-def _eigengap_k(F, cfg: SegmenterConfig, k_max: int) -> int:
-    """K by the largest eigengap of the NCut graph of ``F: (N, D)`` over ``[2, k_max]``."""
-    k_max = min(k_max, F.shape[0] - 1)
-    lam, _, _ = spectral_embedding(ncut_graph(F, metric=cfg.metric), k_max + 1,
-                                   random_state=cfg.seed)
+def _fit(solver, graph, F, cfg: SegmenterConfig, t_graph: float):
+    """Fit ``solver`` on ``graph`` with node features ``F: (N, D)``; timings as :func:`solve`'s."""
+    solver.fit(graph, F.to(cfg.device))
+    solver.timings_ = {"graph": t_graph, **solver.timings_}
+    return solver
+
+
+def _eigengap_k(graph, cfg: SegmenterConfig, k_max: int) -> int:
+    """K by the largest eigengap of ``graph``'s normalised Laplacian over ``[2, k_max]``."""
+    lam, _, _ = spectral_embedding(graph, k_max + 1, random_state=cfg.seed)
     return eigengap(lam, k_max)
