@@ -250,7 +250,7 @@ def build_graph(
             from deepcut.graphs.landmarks import landmark_graph
 
             return landmark_graph(F, kind, n_landmarks=landmarks, metric=metric, alpha=alpha,
-                                  beta=beta, lam=lam, seed=seed, grid=grid)
+                                  beta=beta, lam=lam, seed=seed, grid=grid, cc_shift=cc_shift)
         knn = 32
     if knn is not None:
         return knn_graph(F, k=knn, kind=kind, metric=metric, alpha=alpha, beta=beta, lam=lam,

@@ -77,7 +77,7 @@ class LandmarkGraph(Graph):
         gmin, gmax = self.scale
         p = self.params
         out = [(_kernel_(X[i:i + self.chunk_size] @ XST, self.kind, gmin, gmax,
-                        p.get("alpha", 3.0), p.get("beta", 4.5)) @ Z)
+                        p.get("threshold", 0.0), p.get("beta", 4.5)) @ Z)
                for i in range(0, X.shape[0], self.chunk_size)]  # row blocks, not nodes
         return torch.cat(out)
 
@@ -111,15 +111,16 @@ class LandmarkGraph(Graph):
         return P
 
 
-def _kernel_(sim: torch.Tensor, kind: str, gmin: float, gmax: float, alpha: float,
+def _kernel_(sim: torch.Tensor, kind: str, gmin: float, gmax: float, threshold: float,
              beta: float) -> torch.Tensor:
     """The non-negative affinity of ``kind`` from raw similarities ``sim``, **in place** (one
-    pass over a block that stays in cache; the landmark block's ``gmin``/``gmax`` set the scale)."""
+    pass over a block that stays in cache; the landmark block's ``gmin``/``gmax`` set the scale,
+    and for ``cc`` its graph's threshold, :func:`~deepcut.graphs.affinity.cc_threshold`)."""
     if kind == "ncut":
         return sim.clamp_(min=0).mul_(1.0 / max(gmax, 1e-12))
     if kind == "falcon":
         return sim.sub_(gmin).mul_(1.0 / max(gmax - gmin, 1e-12)).clamp_(0, 1).pow_(beta)
-    return sim.sub_(gmax / alpha).clamp_(min=0)  # cc: the attractive part
+    return sim.sub_(threshold).clamp_(min=0)  # cc: the attractive part
 
 
 @torch.no_grad()
@@ -136,6 +137,7 @@ def landmark_graph(
     seed: int | None = 0,
     chunk_size: int = 1024,
     grid=None,
+    cc_shift: str = "mean",
 ) -> LandmarkGraph:
     """The landmark graph of ``kind`` (``ncut``, ``cc`` or ``falcon``) on ``F: (N, D)`` or
     ``(h, w, D)`` (module docstring).
@@ -146,6 +148,8 @@ def landmark_graph(
             (:meth:`LandmarkGraph.extend`).
         metric: ``dot`` or ``cosine`` for ``ncut``/``cc`` (``falcon`` is always cosine).
         seed: seeds the landmark draw.
+        cc_shift: the CC threshold rule of :func:`~deepcut.graphs.affinity.cc_graph`, computed
+            on the landmark block and applied to every node.
         chunk_size: rows per block of the node-to-landmark similarities.
     """
     from deepcut.graphs.affinity import _prep, cc_graph, falcon_graph, ncut_graph
@@ -169,7 +173,7 @@ def landmark_graph(
     if kind == "ncut":
         g = ncut_graph(XS, metric="dot")  # X is already prepared for the metric
     elif kind == "cc":
-        g = cc_graph(XS, alpha=alpha, metric="dot", shift="max")  # as _kernel_: max/alpha
+        g = cc_graph(XS, alpha=alpha, metric="dot", shift=cc_shift)  # _kernel_ reuses its t
     else:
         g = falcon_graph(XS, beta=beta, lam=lam)
     sim_S = XS @ XS.T
