@@ -108,10 +108,11 @@ show([overlay(image, pr.labels) for pr in parts.values()],
 # ## k-less: K found by correlation clustering
 # The `kless` task trains the GNN with the correlation-clustering loss on the signed graph: K
 # is only an upper bound (`k_max`); `alpha` sets how readily it splits (lower, more clusters).
-# The default `alpha=3` suits DINO features. On the less contrasted `classic` features the
-# converged CC head uses every one of the `k_max=10` clusters even at larger `alpha`: the bound
-# is hit, and the result says so in a warning and in its JSON (`warnings`). Finding K on such
-# features is open work; the eigengap (`solver="spectral"`) is the other k-less rule.
+# The CC graph repels pairs less similar than `mu + (s - mu) / alpha` (`mu`: the mean
+# similarity of two patches, `s`: of a patch with itself), so `alpha` means the same on every
+# image and feature scale. On the `classic` features of this image `alpha=3` still fills the
+# `k_max=10` bound (the result says so in a warning and in its JSON, `warnings`), and larger
+# values give fewer regions. The eigengap (`solver="spectral"`) is the other k-less rule.
 
 # %%
 found = {}
