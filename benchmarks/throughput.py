@@ -16,10 +16,11 @@ and the one line per image the CLI prints, so one run gives:
   wall-clock rates say little (a run gets what the others leave); this is what an image costs.
 
 Configurations, interleaved (one run of each per repeat, in reversed order every second repeat,
-medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another checkout of deepcut, e.g. the last release, run
-with its own defaults), ``sequential`` (``--workers 0``), and the pipelined run at the given
-worker and batch counts (``--grid``). The batched-heads column is left for the batched-heads API
-(not part of this script's runs). A second table times the overlay encodings (PNG zlib level 6,
+medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another
+checkout of deepcut, e.g. the last release, run with its own defaults), ``sequential``
+(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``). In a
+pipelined batch of B > 1 images the GNN heads are trained together
+(:meth:`deepcut.Segmenter.predict_features_batch`), which the ``GNN heads`` column says. A second table times the overlay encodings (PNG zlib level 6,
 Pillow's default, vs 1; JPEG; WebP) on the same images, and ``infer.py --help`` is timed.
 
     python benchmarks/throughput.py DIR [--limit 20] [--repeat 2] [--threads 1]
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -206,6 +208,12 @@ def _startup_table(env: dict, repeat: int) -> list[str]:
     return rows
 
 
+def _heads(label: str) -> str:
+    """How a run trains its per-image GNN heads, from its label."""
+    m = re.search(r"--batch-size (\d+)", label)
+    return f"batched ({m.group(1)} at once)" if m and int(m.group(1)) > 1 else "one at a time"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
@@ -223,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="classic and/or vits8 (random-init DINO ViT-S/8) (default: both)")
     p.add_argument("--size", type=int, default=280, help="ViT input short side (default: 280)")
     p.add_argument("--grid", default="1x1,2x1,1x4",
-                   help="pipelined settings WORKERSxBATCH, the first is the default "
-                        "(default: 1x1,2x1,1x4)")
+                   help="pipelined settings WORKERSxBATCH (default: 1x1,2x1,1x4)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
     p.add_argument("--reverse", action="store_true",
@@ -255,9 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.baseline is not None:
         configs.append((f"baseline ({a.baseline.name})", a.baseline.resolve(), None, None))
     configs.append(("sequential (--workers 0)", ROOT, 0, 1))
-    for i, wb in enumerate(a.grid.split(",")):
+    from deepcut.cli.infer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+
+    for wb in a.grid.split(","):
         w, b = (int(v) for v in wb.lower().split("x"))
-        label = f"pipelined --workers {w} --batch-size {b}" + (" (default)" if i == 0 else "")
+        label = f"pipelined --workers {w} --batch-size {b}" + (
+            " (default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
         configs.append((label, ROOT, w, b))
 
     help_s = []
@@ -288,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
           f"`infer.py --help`: {statistics.median(help_s):.2f} s (median of 3)\n")
     print("| backbone | run | img/s incl. start-up | img/s excl. | start-up s | first image s | "
           "CPU s / img | vs sequential (excl.) | vs baseline (incl.) | vs baseline (excl.) | "
-          "batched heads |")
+          "GNN heads |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for backbone in a.backbones.split(","):
         med = {lab: {k: statistics.median(x[k] for x in results[(backbone, lab)])
@@ -302,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                        if base else "- | -")
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "
                   f"{m['first']:.1f} | {m['cpu']:.3f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
-                  "(not measured) |")
+                  f"{_heads(lab)} |")
     if a.startup_repeat:
         print()
         print("\n".join(_startup_table(env_for(ROOT), a.startup_repeat)))

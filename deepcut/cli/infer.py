@@ -52,10 +52,11 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 #: worker keeps decoding ahead of the main thread (decode is ~4% of a classic image) and two were
 #: no faster (benchmarks/throughput.py, 20 BSDS images).
 DEFAULT_WORKERS = 1
-#: Images of one input size per backbone forward in the pipelined run (``--batch-size``). On a
-#: CPU a batch of 4 was no faster than 1 for the classic backbone or a ViT-S/8 (and used more CPU
-#: per image, and delays the first image), so 1; a GPU wants more.
-DEFAULT_BATCH_SIZE = 1
+#: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
+#: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
+#: 2-core test machine, 20 BSDS images, classic: 4 gave 1.18x the images/s of 1 (excluding
+#: start-up; 0.71 vs 0.86 CPU s per image), where the backbone batch alone was no faster.
+DEFAULT_BATCH_SIZE = 4
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -82,8 +83,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "segmented; 0 = one image at a time, every stage in turn, in this "
                         f"process (default: {DEFAULT_WORKERS}; 2 was no faster on 2 cores)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="pipelined run: images of one input size per backbone forward; "
-                        "more fills a GPU, on a CPU 1 was as fast "
+                   help="pipelined run: images of one input size per backbone forward, "
+                        "their GNN heads trained together; more fills a GPU "
                         f"(default: {DEFAULT_BATCH_SIZE})")
     p.add_argument("--overlay-format", choices=["png", "jpg", "webp"], default="png",
                    help="file format of <stem>_overlay: png (lossless, fast zlib level), or "
@@ -359,7 +360,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
     ``workers``: decode processes of the pipelined run (:data:`DEFAULT_WORKERS` when None; 0 = the
     sequential run, one image at a time); ``batch_size``: images of one input size per backbone
-    forward in the pipelined run (:data:`DEFAULT_BATCH_SIZE` when None); ``overlay_format``:
+    forward (and GNN heads trained together) in the pipelined run (:data:`DEFAULT_BATCH_SIZE` when None); ``overlay_format``:
     png, jpg or webp (:data:`deepcut.io.outputs.OVERLAY_FORMATS`).
     """
     import threading
