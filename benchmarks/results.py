@@ -130,7 +130,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
                 continue
             task, task_flags = regions
         for solver in solvers:
-            tag = args.backbone + (f"_{args.graph}" if args.graph else "")
+            tag = args.backbone + (f"_{args.graph}" if args.graph else "") + \
+                (f"_{args.preset}" if args.preset else "")
             out = _shown(Path(args.out) / f"{bench['dataset']}_{task}_{solver}_{tag}")
             argv = ["eval.py", "--dataset", bench["dataset"],
                     "--root", _shown(Path(args.data_root) / bench["folder"]), "--task", task,
@@ -140,6 +141,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
                 argv += ["--weights", args.weights]
             if args.graph:
                 argv += ["--graph", args.graph]
+            if args.preset:
+                argv += ["--preset", args.preset]
             if args.limit:
                 argv += ["--limit", str(args.limit)]
             if not args.resume:
@@ -187,7 +190,8 @@ def render(runs: list[dict[str, Any]], notes: list[str], meta: dict[str, Any]) -
          f"`python benchmarks/results.py {meta['argv']}`: **{meta['total_seconds'] / 60:.1f} min "
          f"in total** ({meta['n_runs']} runs, {meta['jobs']} at a time)."),
         (f"Backbone `{meta['backbone']}` (weights: {meta['weights']}), graph "
-         f"{meta.get('graph') or 'the default'}, input short side "
+         f"{meta.get('graph') or 'the default'}, preset {meta.get('preset') or 'default'}, "
+         "input short side "
          f"{meta['size']} px, default stride, seed 0. Scores in percent, at the original "
          "ground-truth resolution; multi-annotator datasets: mean over annotators. `s/img` is "
          "the mean prediction time per image, `run` the wall time of the whole command "
@@ -251,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--graph", help="graph kind of every run (ncut, cc, falcon, local; default: "
                                    "each solver's own for the backbone); its tables get their "
                                    "own markers, measured:<backbone>-<graph>")
+    p.add_argument("--preset", choices=["default", "paper"],
+                   help="settings preset of every run (eval.py --preset; e.g. paper: DeepCut's "
+                        "exact GNN and preprocessing); a preset run gets its own markers, "
+                        "measured:<backbone>-<preset>")
     p.add_argument("--solvers", default=",".join(SOLVERS), help="comma-separated solvers; "
                    "those not registered are listed as not run")
     p.add_argument("--only", help="comma-separated dataset names to run (default: all)")
@@ -284,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "git": git, "argv": shlex.join(argv if argv is not None else sys.argv[1:]),
             "total_seconds": total, "n_runs": len(runs), "jobs": max(1, args.jobs),
             "size": args.size, "load": load, "backbone": args.backbone,
-            "weights": args.weights or "none", "graph": args.graph}
+            "weights": args.weights or "none", "graph": args.graph, "preset": args.preset}
     table = render(runs, notes, meta)
     # The table is read on other machines: the data folder is written as $DATA, not this
     # machine's path (absolute, or relative as _shown gives it).
@@ -300,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         indent=2))
     if args.doc:
         update_doc(Path(args.doc), table,
-                   args.backbone + (f"-{args.graph}" if args.graph else ""))
+                   args.backbone + (f"-{args.graph}" if args.graph else "") +
+                   (f"-{args.preset}" if args.preset else ""))
     return 1 if any("error" in r for r in runs) else 0
 
 
