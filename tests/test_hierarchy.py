@@ -223,6 +223,20 @@ def test_infer_cli_hierarchy(tmp_path):
                      "obj_overlay.png", "obj_summary.png"]
 
 
+def test_infer_cli_hierarchy_line_says_which_level_the_overlay_shows(tmp_path, capsys):
+    from conftest import make_image
+
+    from deepcut.cli.infer import main
+
+    img = make_image(tmp_path / "obj.png", size=(96, 64))
+    assert main([str(img), "--out", str(tmp_path / "out"), "--backbone", "classic", "--size",
+                 "64", "--task", "hierarchy", "--levels", "2,4,8", "--nested"]) == 0
+    line = capsys.readouterr().out.strip()
+    shown = json.loads((tmp_path / "out" / "obj.json").read_text())["extra"]["overlay_level"]
+    assert line.startswith("obj.png: K=") and \
+        f"(finest level; the overlay shows K={shown})" in line
+
+
 def test_overlay_level_rule():
     from deepcut.tasks.hierarchy import overlay_level
 

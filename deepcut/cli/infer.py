@@ -467,6 +467,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             logger(pred, image, stem)
         if not quiet:
             box = "" if pred.box is None else f" box={tuple(pred.box)}"
+            if pred.extra.get("overlay_level") is not None:  # hierarchy: K is the finest level's
+                box += f" (finest level; the overlay shows K={pred.extra['overlay_level']})"
             seconds += time.perf_counter() - t0
             with say:
                 tqdm.write(one_line(f"{path.name}: K={pred.n_clusters} NCut={pred.ncut:.4f}{box} "
