@@ -91,7 +91,7 @@ import torch
 import torch.nn.functional as Fn
 from PIL import Image
 
-from deepcut.refine.pamr import _shifted, majority_filter
+from deepcut.refine.pamr import _shifted, local_std, majority_filter
 from deepcut.refine.upsample import nearest_resize, upsample_labels, working_size
 
 __all__ = ["DREAM_DEFAULTS", "dream", "dream_labels", "local_measure"]
@@ -110,13 +110,7 @@ def local_measure(x: torch.Tensor, dilations: Sequence[int] = (1, 2, 4, 8), alph
     way); ``alpha = inf`` is the linear measure.
     """
     x = x.float()
-    # local std per channel over the pixel and its neighbours, from running sums
-    s1, s2, n = x.clone(), x * x, 1 + 8 * len(dilations)
-    for v in _shifted(x, dilations):
-        s1 += v
-        s2.addcmul_(v, v)
-    var = ((s2 - s1 * s1 / n) / (n - 1)).clamp(min=0)
-    inv = 1.0 / (lam * var.sqrt() + eps)
+    inv = 1.0 / (lam * local_std(x, dilations) + eps)
     if math.isinf(alpha):
         return torch.stack([((v - x).abs_().mul_(inv)).mean(0) for v in _shifted(x, dilations)])
     inv.mul_(alpha)  # alpha * (exp(d / alpha) - 1) / (lam sigma + eps), in place per neighbour
