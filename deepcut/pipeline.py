@@ -299,15 +299,14 @@ class Segmenter:
         cfg = self.config
         fits: dict = {}
         solved = [0.0] * n  # seconds each prefitted solve took (outside its task's timer)
-        if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and \
-                len({pf.features.shape[-1] for pf in pfs}) == 1:
-            k = cfg.n_clusters or 2
-            if cfg.task == "segment" and not cfg.n_clusters and len(
-                    {cfg.background_rule_for(pf.backbone) for pf in pfs}) == 1 and \
-                    cfg.background_rule_for(pfs[0].backbone) == "saliency":
-                from deepcut.tasks.foreground import SALIENCY_K
+        from deepcut.tasks.segment import cut_k
 
-                k = SALIENCY_K  # the K the segment task asks for (tasks/segment.py)
+        # the K each image's task will ask for: the heads are fitted at it, or solved again
+        ks = {cut_k(cfg, pf.backbone) if cfg.task == "segment" else cfg.n_clusters or 2
+              for pf in pfs}
+        if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and len(ks) == 1 \
+                and len({pf.features.shape[-1] for pf in pfs}) == 1:
+            k = ks.pop()
             graphs, t_graph = [], []
             for pf in pfs:
                 c = cfg if cfg.graph is not None or cfg.backbone != "auto" else \

@@ -17,7 +17,13 @@ from deepcut.tasks.foreground import (
 )
 from deepcut.tasks.localize import object_box
 
-__all__ = ["segment_object"]
+__all__ = ["cut_k", "segment_object"]
+
+
+def cut_k(cfg: SegmenterConfig, backbone: str | None) -> int:
+    """K of the segment task's cut: ``cfg.n_clusters``, else 5 for the saliency rule and 2."""
+    rule = cfg.background_rule_for(backbone)
+    return cfg.n_clusters or (SALIENCY_K if rule == "saliency" else 2)
 
 
 @register_task("segment")
@@ -38,7 +44,7 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     largest connected foreground component, in original image pixels (CorLoc's prediction).
     """
     rule = cfg.background_rule_for(pf.backbone)
-    k = cfg.n_clusters or (SALIENCY_K if rule == "saliency" else 2)
+    k = cut_k(cfg, pf.backbone)
     h, w = pf.grid
     solver, _ = solve(pf.flat, cfg, k, grid=(h, w))
     labels = solver.labels_.numpy().reshape(h, w)
