@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -208,11 +207,6 @@ def _startup_table(env: dict, repeat: int) -> list[str]:
     return rows
 
 
-def _heads(label: str) -> str:
-    """How a run trains its per-image GNN heads, from its label."""
-    m = re.search(r"--batch-size (\d+)", label)
-    return f"batched ({m.group(1)} at once)" if m and int(m.group(1)) > 1 else "one at a time"
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -306,13 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         seq = med["sequential (--workers 0)"]
         base = med[configs[0][0]] if a.baseline is not None else None
         name = "classic" if backbone == "classic" else f"ViT-S/8 random-init, {a.size} px"
-        for lab, *_ in configs:
+        for lab, _, _, batch in configs:
             m = med[lab]
+            heads = f"batched ({batch} at once)" if batch and batch > 1 else "one at a time"
             vs_base = (f"{m['incl'] / base['incl']:.2f}x | {m['excl'] / base['excl']:.2f}x"
                        if base else "- | -")
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "
                   f"{m['first']:.1f} | {m['cpu']:.3f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
-                  f"{_heads(lab)} |")
+                  f"{heads} |")
     if a.startup_repeat:
         print()
         print("\n".join(_startup_table(env_for(ROOT), a.startup_repeat)))
