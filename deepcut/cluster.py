@@ -46,7 +46,8 @@ import torch
 from deepcut._validation import Interval, Options, ParamsMixin
 from deepcut.graphs import cc_graph, ncut_graph
 
-__all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max"]
+__all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max",
+           "neighbour_mean"]
 
 
 def as_feature_matrix(X: Any) -> torch.Tensor:
@@ -67,6 +68,20 @@ def check_k_max(n_samples: int, k_max: int, who: str = "clustering") -> None:
                          "--k-max or give more samples.")
 
 
+def neighbour_mean(X: torch.Tensor, k: int) -> torch.Tensor:
+    """``(N, D)``: each row of ``X: (N, D)`` replaced by the mean of its ``k`` most cosine-similar
+    rows (itself included). One step of the neighbourhood averaging a GCN layer does (DeepCut's
+    head sees ``A_hat X``), on a kNN graph of the samples: pairwise similarities of noisy samples
+    scatter around their group's, and a sample whose similarity to its group falls below the CC
+    threshold is cut off as a cluster of its own (over-segmentation); averaging ``k`` neighbours
+    shrinks that scatter. ``k <= 1`` returns ``X``."""
+    if k <= 1:
+        return X
+    Xn = torch.nn.functional.normalize(X, dim=1)
+    idx = (Xn @ Xn.T).topk(min(k, X.shape[0]), dim=1).indices  # (N, k), row i holds i itself
+    return X[idx].mean(1)
+
+
 class _ClusteringMixin(ParamsMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
@@ -76,7 +91,11 @@ class _ClusteringMixin(ParamsMixin):
         check_k_max(X.shape[0], self.k_max, type(self).__name__)
         # Centred (see the module docstring): the similarity then compares deviations from
         # the mean sample, not the shared offset of non-negative features.
-        return X - X.mean(0, keepdim=True) if self.center else X
+        X = X - X.mean(0, keepdim=True) if self.center else X
+        if self.smooth > 1:
+            X = neighbour_mean(X, self.smooth)
+            X = X - X.mean(0, keepdim=True) if self.center else X
+        return X
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit and return ``labels_: (n_samples,)``."""
@@ -116,6 +135,8 @@ class KLessClustering(_ClusteringMixin):
         "metric": [Options({"cosine", "dot"})],
         "shift": [Options({"mean", "max"})],
         "center": ["boolean"],
+        "smooth": [Interval(Integral, 0, None, closed="left")],
+        "rounding": ["boolean"],
         "steps": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -125,14 +146,16 @@ class KLessClustering(_ClusteringMixin):
     }
 
     def __init__(self, k_max: int = 10, *, alpha: float = 6.0, metric: str = "cosine",
-                 shift: str = "mean", center: bool = True, steps: int = 100, lr: float = 1e-2,
-                 n_init: int = 1, seed: int | None = 0, device: str = "cpu",
-                 solver_params: dict | None = None) -> None:
+                 shift: str = "mean", center: bool = True, smooth: int = 5, rounding: bool = True,
+                 steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
+                 device: str = "cpu", solver_params: dict | None = None) -> None:
         self.k_max = k_max
         self.alpha = alpha
         self.metric = metric
         self.shift = shift
         self.center = center
+        self.smooth = smooth
+        self.rounding = rounding
         self.steps = steps
         self.lr = lr
         self.n_init = n_init
@@ -143,6 +166,7 @@ class KLessClustering(_ClusteringMixin):
     def fit(self, X: Any, y: Any = None) -> KLessClustering:
         """Cluster the rows of ``X: (n_samples, n_features)``."""
         from deepcut.solvers import GNNSolver
+        from deepcut.solvers.cc_rounding import cc_objective, cc_round
 
         X = self._check(X)
         graph = cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift)
@@ -152,13 +176,18 @@ class KLessClustering(_ClusteringMixin):
             s = GNNSolver(self.k_max, loss="cc", steps=self.steps, lr=self.lr, seed=base + r,
                           drop_empty=True, device=self.device, **(self.solver_params or {}))
             s.fit(graph, X)
-            if best is None or s.loss_history_[-1] < best.loss_history_[-1]:
-                best = s
-        self.solver_ = best
-        self.labels_ = best.labels_.numpy().astype(np.int64)
-        self.n_clusters_ = int(best.n_clusters_)
-        self.assignment_ = best.assignment_.numpy()
-        self.loss_ = float(best.loss_history_[-1])
+            z = cc_round(graph.W, s.labels_, self.k_max) if self.rounding else s.labels_
+            # the winner: lowest discrete CC objective once rounded, else the paper's lowest loss
+            score = cc_objective(graph.W, z) if self.rounding else s.loss_history_[-1]
+            if best is None or score < best[0]:
+                best = (score, s, z)
+        _, s, z = best
+        self.solver_ = s
+        self.labels_ = z.numpy().astype(np.int64)
+        self.n_clusters_ = int(z.max()) + 1
+        self.assignment_ = s.assignment_.numpy()
+        self.loss_ = float(s.loss_history_[-1])
+        self.objective_ = cc_objective(graph.W, z)
         return self
 
 
@@ -182,15 +211,17 @@ class EigengapClustering(_ClusteringMixin):
         "k_max": [Interval(Integral, 2, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
         "center": ["boolean"],
+        "smooth": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "seed": ["random_state"],
     }
 
     def __init__(self, k_max: int = 10, *, metric: str = "cosine", center: bool = True,
-                 n_init: int = 4, seed: int | None = 0) -> None:
+                 smooth: int = 5, n_init: int = 4, seed: int | None = 0) -> None:
         self.k_max = k_max
         self.metric = metric
         self.center = center
+        self.smooth = smooth
         self.n_init = n_init
         self.seed = seed
 

@@ -53,6 +53,10 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     if shift not in CC_SHIFTS:
         raise ConfigError(f"The 'cc_shift' task parameter must be one of {CC_SHIFTS}. "
                           f"Got {shift!r} instead.")
+    rounding = cfg.task_params.get("cc_round", False)
+    if not isinstance(rounding, bool):
+        raise ConfigError(f"The 'cc_round' task parameter must be true or false. "
+                          f"Got {rounding!r} instead.")
     h, w = pf.grid
     F = pf.flat
     if cfg.solver == "gnn":
@@ -62,6 +66,8 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
                         dense_max_nodes=cfg.dense_max_nodes, grid=(h, w), cc_shift=shift)
         solver = _fit(make_solver(cfg, k_max, cfg.steps or KLESS_STEPS, loss="cc",
                                   drop_empty=True), g, F, cfg, time.perf_counter() - t0)
+        if rounding:
+            _round_cc(solver, g, k_max)
     elif cfg.solver == "spectral":
         rule = "eigengap"
         solver, _ = solve(F, cfg, "auto", grid=(h, w), k_max=min(k_max, F.shape[0] - 1))
@@ -85,8 +91,26 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         assignment=solver.assignment_,
         extra={"k_found": K, "k_max": k_max, "k_rule": rule,
                "alpha": cfg.alpha if rule == "cc" else None,
-               "cc_shift": shift if rule == "cc" else None},
+               "cc_shift": shift if rule == "cc" else None,
+               "cc_round": rounding if rule == "cc" else None},
     )
+
+
+def _round_cc(solver, graph, k_max: int) -> None:
+    """Replace the CC head's labels by their :func:`~deepcut.solvers.cc_rounding.cc_round`
+    local optimum of the discrete CC objective (dense graphs; a sparse one is left as is)."""
+    from deepcut.losses import discrete_ncut
+    from deepcut.solvers.cc_rounding import cc_round
+
+    if graph.is_sparse:
+        return
+    t0 = time.perf_counter()
+    z = cc_round(graph.W, solver.labels_, k_max)
+    g = graph.positive()
+    solver.labels_ = z
+    solver.n_clusters_ = int(z.max()) + 1
+    solver.ncut_ = discrete_ncut(z.to(g.W.device), g.W, g.degree, assume_nonnegative=True)
+    solver.timings_["cc_round"] = time.perf_counter() - t0
 
 
 def _fit(solver, graph, F, cfg: SegmenterConfig, t_graph: float):
