@@ -64,7 +64,8 @@ PAPER = {
 }
 DIGIT_CLASSES = (3, 4, 5)
 PLANTED_K = (3, 4, 5, 6)
-TUNE_GRID = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
+TUNE_GRID = (6.0, 8.0, 10.0, 12.0, 15.0)
+TUNE_SMOOTH = (5, 10)
 TUNE_SEED_OFFSET = {"digits": 10_000, "planted": 5_000}
 
 
@@ -99,7 +100,7 @@ def components(F: np.ndarray, alpha: float) -> np.ndarray:
 def cc(F: np.ndarray, alpha: float, shift: str, seed: int, args, **kw) -> np.ndarray:
     with warnings.catch_warnings():  # k_max hits are counted in the table, not printed
         warnings.simplefilter("ignore", DegenerateResultWarning)
-        kw = {"smooth": args.smooth, **kw}
+        kw = {**({} if args.smooth is None else {"smooth": args.smooth}), **kw}
         return KLessClustering(10, alpha=alpha, shift=shift, steps=args.steps, lr=args.lr,
                                n_init=args.n_init, seed=seed, **kw).fit_predict(F)
 
@@ -109,14 +110,18 @@ def run_methods(F: np.ndarray, seed: int, args) -> dict[str, np.ndarray]:
            cc(F, 3.0, "max", seed, args, smooth=0, rounding=False)}
     for a in args.alpha:
         out[f"cc, alpha={a:g}"] = cc(F, a, "mean", seed, args)
-    if args.ablation:  # the defaults of the last release: no neighbour mean, no CC rounding
+    if args.ablation:  # without the neighbour mean / the CC rounding; the last release's defaults
+        out["cc, alpha=6, raw, no rounding (last release)"] = cc(
+            F, 6.0, "mean", seed, args, smooth=0, rounding=False)
         out[f"cc, alpha={args.alpha[0]:g}, raw, no rounding"] = cc(
             F, args.alpha[0], "mean", seed, args, smooth=0, rounding=False)
         out[f"cc, alpha={args.alpha[0]:g}, smooth, no rounding"] = cc(
             F, args.alpha[0], "mean", seed, args, rounding=False)
-    out["eigengap spectral"] = EigengapClustering(10, smooth=args.smooth, seed=seed).fit_predict(F)
+    out["eigengap spectral"] = EigengapClustering(
+        10, seed=seed, **({} if args.smooth is None else {"smooth": args.smooth})).fit_predict(F)
     if args.ablation:
-        out["eigengap spectral, raw"] = EigengapClustering(10, smooth=0, seed=seed).fit_predict(F)
+        out["eigengap spectral, raw (last release)"] = EigengapClustering(
+            10, smooth=0, seed=seed).fit_predict(F)
     out["connected components"] = components(F, 3.0)
     return out
 
@@ -154,18 +159,24 @@ def cases(kind: str, args, tune: bool = False):
 
 
 def tune(args) -> None:
-    print(f"tuning (mean-shifted CC): share of draws with K found = true K, {args.tune_draws} "
-          "draws per true K, seeds disjoint from the evaluation")
+    print(f"tuning (CC with the library's rounding; eigengap): share of draws with K found = "
+          f"true K, {args.tune_draws} draws per true K, seeds disjoint from the evaluation")
     for kind in ("planted", "digits"):
         data = list(cases(kind, args, tune=True))
-        for a in TUNE_GRID:
-            hit: dict[int, list] = {}
-            for k, s, F, y in data:
-                hit.setdefault(k, []).append(scores(cc(F, a, "mean", s, args), y))
-            cols = "  ".join(f"K={k}: {np.mean([r[0] for r in v]):.2f} "
-                             f"(K {np.mean([r[1] for r in v]):.1f})" for k, v in hit.items())
-            allk = np.mean([r[0] for v in hit.values() for r in v])
-            print(f"  {kind:8s} alpha={a:5.1f}  all {allk:.2f}  {cols}")
+        for sm in TUNE_SMOOTH:
+            runs = {f"eigengap      smooth={sm:2d}": lambda F, s: EigengapClustering(
+                10, smooth=sm, seed=s).fit_predict(F)}
+            for a in TUNE_GRID:
+                runs[f"cc alpha={a:4.1f} smooth={sm:2d}"] = (
+                    lambda F, s, a=a: cc(F, a, "mean", s, args, smooth=sm))
+            for name, fn in runs.items():
+                hit: dict[int, list] = {}
+                for k, s, F, y in data:
+                    hit.setdefault(k, []).append(scores(fn(F, s), y))
+                cols = "  ".join(f"K={k}: {np.mean([r[0] for r in v]):.2f} "
+                                 f"(K {np.mean([r[1] for r in v]):.1f})" for k, v in hit.items())
+                allk = np.mean([r[0] for v in hit.values() for r in v])
+                print(f"  {kind:8s} {name}  all {allk:.2f}  {cols}", flush=True)
 
 
 def report(kind: str, res: dict, n: int) -> None:
@@ -199,11 +210,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="planted seeds per K")
     ap.add_argument("--planted-n", type=int, default=25, help="planted points per group")
     ap.add_argument("--sep", type=float, default=4.0, help="planted mean separation")
-    ap.add_argument("--alpha", type=float, nargs="+", default=[_K().alpha, 10.0],
-                    help="alphas of the mean-shifted CC rows (default: the library default, and "
-                         "10, the best on the digits tuning draws)")
-    ap.add_argument("--smooth", type=int, default=_K().smooth,
-                    help="neighbour-mean size of both estimators (default: the library's)")
+    ap.add_argument("--alpha", type=float, nargs="+", default=[_K().alpha],
+                    help="alphas of the CC rows (default: the library default)")
+    ap.add_argument("--smooth", type=int, default=None,
+                    help="neighbour-mean size of both estimators (default: each one's own)")
     ap.add_argument("--ablation", action="store_true",
                     help="add rows without the neighbour mean and without the CC rounding")
     ap.add_argument("--steps", type=int, default=100)

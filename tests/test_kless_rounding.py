@@ -83,14 +83,13 @@ def test_neighbour_mean_by_hand():
 
 
 def test_planted_k6_found_where_the_head_alone_merges():
-    # seed picked as one where the GNN's argmax (no rounding) merges two of the 6 groups: the
-    # rounding's spectral split recovers them (issue 10: K found, not merged)
-    hits_raw = hits = 0
-    for s in range(3):
+    # seeds where the GNN's argmax alone (no rounding) merges groups (K 5, 4, 5 for 6 groups;
+    # on seeds 2000..2011 it found 6 on 4 of 12, the rounded labels on 12 of 12): the rounding's
+    # spectral splits recover them (issue 10: K found, not merged)
+    for s in (0, 2, 3):
         X, _ = planted(6, sep=4.0, seed=2000 + s)
-        hits_raw += KLessClustering(seed=s, rounding=False).fit(X).n_clusters_ == 6
-        hits += KLessClustering(seed=s).fit(X).n_clusters_ == 6
-    assert hits == 3 and hits >= hits_raw
+        assert KLessClustering(seed=s, rounding=False).fit(X).n_clusters_ < 6
+        assert KLessClustering(seed=s).fit(X).n_clusters_ == 6
 
 
 def test_n_init_keeps_the_lowest_discrete_objective():

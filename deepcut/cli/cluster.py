@@ -65,7 +65,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "spectral baseline")
     g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
     g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
-                                               "clusters (default: 6)")
+                                               "clusters (default: 10)")
     g.add_argument("--shift", choices=["mean", "max"],
                    help="cc: graph threshold t = mu + (s - mu) / alpha with mu the mean pair "
                         "similarity and s the mean self-similarity (mean), or the paper's "
@@ -73,6 +73,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--no-center", dest="center", action="store_false",
                    help="use the features as given; by default the mean sample is subtracted "
                         "first (raw non-negative features otherwise all look alike: K = 1)")
+    g.add_argument("--smooth", type=int,
+                   help="replace each sample by the mean of its N most similar samples before "
+                        "the graph; 0 = off, as the paper (default: cc 10, eigengap 5)")
+    g.add_argument("--no-rounding", dest="rounding", action="store_false", default=None,
+                   help="cc: keep the GNN's argmax (the paper); by default it is rounded to a "
+                        "local optimum of the discrete CC objective")
     g.add_argument("--metric", choices=["cosine", "dot"],
                    help="sample similarity; dot reproduces the paper (default: cosine)")
     g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
@@ -100,10 +106,11 @@ def _estimator(args: argparse.Namespace):
     from deepcut.cluster import EigengapClustering, KLessClustering
 
     common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed,
-                        "center": args.center})
+                        "center": args.center, "smooth": args.smooth})
     if args.method == "cc":
         return KLessClustering(args.k_max, **common, **drop_none(
-            {"alpha": args.alpha, "shift": args.shift, "steps": args.steps, "lr": args.lr}))
+            {"alpha": args.alpha, "shift": args.shift, "steps": args.steps, "lr": args.lr,
+             "rounding": args.rounding}))
     return EigengapClustering(args.k_max, **common)
 
 
