@@ -31,7 +31,9 @@ out whatever the data. ``center=False`` uses the features as given (the paper's 
 Neighbour mean: ``smooth=k`` replaces each centred sample by the mean of its ``k`` most
 cosine-similar samples (itself included; :func:`neighbour_mean`) before the graph is built
 (default 10 for :class:`KLessClustering`, 5 for :class:`EigengapClustering`: the best on the
-tuning draws of ``benchmarks/kless_digits.py --tune`` for each). It is the averaging a GCN layer does, on a kNN graph of the samples: the
+tuning draws of ``benchmarks/kless_digits.py --tune`` for each), at most
+``n_samples // k_max`` (the mean group size at ``k_max`` groups), so small data sets are not
+averaged across groups. It is the averaging a GCN layer does, on a kNN graph of the samples: the
 similarity of two noisy samples scatters around their groups', and CC cuts off as a cluster of
 its own any sample whose similarity to its group falls below the threshold. On planted groups
 (noise as large as the separation) a greedy solver of the CC objective found 6-8 clusters for
@@ -107,8 +109,11 @@ class _ClusteringMixin(ParamsMixin):
         # Centred (see the module docstring): the similarity then compares deviations from
         # the mean sample, not the shared offset of non-negative features.
         X = X - X.mean(0, keepdim=True) if self.center else X
-        if self.smooth > 1:
-            X = neighbour_mean(X, self.smooth)
+        # never more neighbours than the mean group size at k_max groups (a group worth a
+        # cluster is about that large; averaging more would mix groups on small data sets)
+        k = min(self.smooth, X.shape[0] // self.k_max)
+        if k > 1:
+            X = neighbour_mean(X, k)
             X = X - X.mean(0, keepdim=True) if self.center else X
         return X
 

@@ -109,6 +109,32 @@ def test_kless_task_paper_threshold_and_bad_shift():
         Segmenter(cfg).predict_features(pf)
 
 
+def test_kless_task_cc_round():
+    # opt-in CC rounding on the task's graph: recorded, K the rounded labels' count, and the
+    # labels' discrete CC objective no higher than the head's argmax's
+    from deepcut.errors import ConfigError
+    from deepcut.graphs import build_graph
+    from deepcut.solvers.cc_rounding import cc_objective
+
+    r = np.zeros((10, 10), dtype=np.int64)
+    r[:, 5:] = 1
+    r[5:, :5] = 2
+    pf = _pf(orthogonal_grid(r, sep=4.0))  # noisy: the argmax is not a local optimum
+    outs = {}
+    for rnd in (False, True):
+        cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", lr=1e-2, seed=0,
+                              task_params={"k_max": 6, "cc_round": rnd})
+        outs[rnd] = Segmenter(cfg).predict_features(pf)
+        assert outs[rnd].extra["cc_round"] is rnd
+        assert outs[rnd].n_clusters == outs[rnd].extra["k_found"] <= 6
+    W = build_graph(pf.flat, "cc", metric="dot", alpha=3.0).W
+    f = {k: cc_objective(W, torch.from_numpy(o.patch_labels.reshape(-1))) for k, o in outs.items()}
+    assert f[True] <= f[False] + 1e-6
+    cfg = SegmenterConfig(backbone="classic", task="kless", task_params={"cc_round": "yes"})
+    with pytest.raises(ConfigError, match="'cc_round' task parameter must be true or false"):
+        Segmenter(cfg).predict_features(pf)
+
+
 def test_cluster_cli_npy(tmp_path, capsys):
     from deepcut.cli.cluster import main
 
