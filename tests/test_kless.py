@@ -127,6 +127,8 @@ def test_kless_task_cc_round():
         outs[rnd] = Segmenter(cfg).predict_features(pf)
         assert outs[rnd].extra["cc_round"] is rnd
         assert outs[rnd].n_clusters == outs[rnd].extra["k_found"] <= 6
+        hit = outs[rnd].n_clusters == 6
+        assert hit == any("K found = K_max" in m for m in outs[rnd].task_output.solver["warnings"])
     W = build_graph(pf.flat, "cc", metric="dot", alpha=3.0).W
     f = {k: cc_objective(W, torch.from_numpy(o.patch_labels.reshape(-1))) for k, o in outs.items()}
     assert f[True] <= f[False] + 1e-6

@@ -65,7 +65,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "spectral baseline")
     g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
     g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
-                                               "clusters (default: 10)")
+                                               "clusters (default: 10.0)")
     g.add_argument("--shift", choices=["mean", "max"],
                    help="cc: graph threshold t = mu + (s - mu) / alpha with mu the mean pair "
                         "similarity and s the mean self-similarity (mean), or the paper's "

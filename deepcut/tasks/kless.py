@@ -116,6 +116,14 @@ def _round_cc(solver, graph, k_max: int) -> None:
     solver.n_clusters_ = int(z.max()) + 1
     solver.ncut_ = discrete_ncut(z.to(g.W.device), g.W, g.degree, assume_nonnegative=True)
     solver.timings_["cc_round"] = time.perf_counter() - t0
+    # the bound warning follows the rounded K, not the head's
+    hit = f"{solver.solver_name}: K found = K_max"
+    solver.warnings_ = [m for m in solver.warnings_ if not m.startswith(hit)]
+    if solver.n_clusters_ >= k_max:
+        msg = f"{hit} = {solver.n_clusters_} after CC rounding (the bound was hit: raise k_max " \
+              "or alpha)"
+        warnings.warn(msg, DegenerateResultWarning, stacklevel=3)
+        solver.warnings_.append(msg)
 
 
 def _fit(solver, graph, F, cfg: SegmenterConfig, t_graph: float):
