@@ -170,11 +170,11 @@ def tune(args) -> None:
     for kind in ("planted", "digits"):
         data = list(cases(kind, args, tune=True))
         for sm in TUNE_SMOOTH:
-            runs = {f"eigengap      smooth={sm:2d}": lambda F, s: EigengapClustering(
+            runs = {f"eigengap      smooth={sm:2d}": lambda F, s, sm=sm: EigengapClustering(
                 10, smooth=sm, seed=s).fit_predict(F)}
             for a in TUNE_GRID:
                 runs[f"cc alpha={a:4.1f} smooth={sm:2d}"] = (
-                    lambda F, s, a=a: cc(F, a, "mean", s, args, smooth=sm))
+                    lambda F, s, a=a, sm=sm: cc(F, a, "mean", s, args, smooth=sm))
             for name, fn in runs.items():
                 hit: dict[int, list] = {}
                 for k, s, F, y in data:

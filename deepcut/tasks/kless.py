@@ -22,8 +22,8 @@ of the discrete CC objective, :func:`deepcut.solvers.cc_rounding.cc_round`; defa
 On 30 BSDS images (classic, 224 px) it raised NMI/ARI/purity 36.2/27.6/66.9 -> 39.7/27.9/69.6
 at alpha 3, but the objective there asks for more than k_max segments and K became k_max = 10
 on every image; at alpha 10, 33.1/27.3/61.7 -> 35.9/28.7/64.0 with K 4.3 -> 7.6. The soft
-``assignment`` stays the head's). The JSON's ``n_clusters`` is the K found; ``extra`` repeats it with the
-rule that found it.
+``assignment`` stays the head's). The JSON's ``n_clusters`` is the K found; ``extra`` repeats it
+with the rule that found it.
 """
 from __future__ import annotations
 
