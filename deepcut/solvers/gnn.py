@@ -265,14 +265,14 @@ class GNNSolver(BaseSolver):
                     warnings.simplefilter("ignore", UserWarning)
                     Wl = Wl.to_sparse_csr()  # CSR x dense is ~30x faster than COO on the CPU
             dl = graph.degree
+        target = None
+        if warm:
+            with self._timer("warm_start"), torch.no_grad():
+                head.eval()
+                target = self._warm_labels(graph, head(AX))
         with self._timer("train"), torch.random.fork_rng(devices=[]), \
                 _num_threads(self.step_threads if X.device.type == "cpu" else None):
             torch.manual_seed(0 if self.seed is None else self.seed)  # dropout masks
-            target = None
-            if warm:
-                with self._timer("warm_start"), torch.no_grad():
-                    head.eval()
-                    target = self._warm_labels(graph, head(AX))
             if n_train:
                 # the fused CPU/GPU kernel: one op per step instead of one per tensor (3x
                 # faster on a 1-thread CPU, where the step was a quarter of the GNN's time)
