@@ -215,6 +215,15 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
     assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 10
     assert GNNSolver(2, warm_start=None)._cut_steps() == 30
     from deepcut.presets import gnn_preset_params
-    assert gnn_preset_params("paper", None)["warm_start"] is None
+    assert gnn_preset_params("paper", None)["warm_steps"] == 0
     s = GNNSolver(2, init_state=head, steps=0).fit(ncut_graph(F), F)
     assert s.n_iter_ == 0 and "warm_start" not in s.timings_
+    # through the pipeline (a config's None values are dropped, so the off switch is 0 steps)
+    from PIL import Image
+
+    from deepcut.pipeline import Segmenter
+    im = Image.fromarray((np.random.RandomState(0).rand(48, 48, 3) * 255).astype("uint8"))
+    for kw, warm in (({"preset": "paper"}, False), ({"solver_params": {"warm_steps": 0}}, False),
+                     ({}, True)):
+        r = Segmenter(backbone="classic", size=48, seed=0, **kw)(im)
+        assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw

@@ -99,7 +99,8 @@ class GNNSolver(BaseSolver):
             and the warm partition is one more rounding start, so the GNN's NCut is never
             above the warm start's rounded. None: from the seeded init alone (DeepCut). Not
             used for ``cc`` or with ``init_state`` (a checkpoint is its own warm start).
-        warm_steps: cross-entropy steps towards the warm partition (before the ``steps``).
+        warm_steps: cross-entropy steps towards the warm partition (before the ``steps``);
+            0 turns the warm start off (the form configs use: their None values are dropped).
         tol: stop early when the loss changes by less than ``tol`` (relative) between steps,
             once no balance term is active (with ``balance_weight > 0`` the annealed term keeps
             the loss moving, so every step runs); 0 runs every step (DeepCut).
@@ -151,7 +152,7 @@ class GNNSolver(BaseSolver):
 
     #: DeepCut's exact per-image settings (``--preset paper``): today's reference behaviour.
     PAPER = {"loss": "ncut", "steps": 10, "lr": 1e-3, "balance_weight": 0.0, "polish": False,
-             "n_init": 0, "tol": 0.0, "warm_start": None}
+             "n_init": 0, "tol": 0.0, "warm_steps": 0}
 
     def __init__(self, n_clusters: int = 2, *, loss: str = "soft_ncut", steps: int | None = None,
                  lr: float = 0.03, balance_weight: float = 0.3, polish: bool = True,
