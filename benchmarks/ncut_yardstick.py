@@ -14,7 +14,8 @@ the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same grap
   image (side by side, so machine load cancels);
 * for the default GNN also the NCut of the head's own argmax before rounding (``raw``).
 
-Solvers: ``gnn`` (default: converged, rounded), ``gnn-paper`` (``GNNSolver.PAPER``: DeepCut's
+Solvers: ``gnn`` (default: spectral warm start, converged, rounded), ``gnn-cold`` (the same
+from the seeded init alone, ``warm_start=None``: 30 steps), ``gnn-paper`` (``GNNSolver.PAPER``: DeepCut's
 10 steps at lr 1e-3), ``spectral``, ``falcon``, and scikit-learn's
 ``SpectralClustering(affinity="precomputed")``.
 
@@ -72,6 +73,8 @@ def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor,
         return z, time.perf_counter() - t0, raw
     if name == "gnn":
         est = GNNSolver(K, seed=seed)
+    elif name == "gnn-cold":
+        est = GNNSolver(K, seed=seed, warm_start=None)
     elif name == "gnn-paper":
         est = GNNSolver(K, seed=seed, **{**GNNSolver.PAPER,
                                          "steps": 10 if K == 2 else 100})
@@ -96,7 +99,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", nargs="+",
-                    default=["gnn", "gnn-paper", "spectral", "falcon", "sklearn"])
+                    default=["gnn", "gnn-cold", "gnn-paper", "spectral", "falcon", "sklearn"])
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")

@@ -34,7 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Solver parameters of each preset that are not config fields (GNN only).
 _GNN_PARAMS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"balance_weight": 0.0, "polish": False, "tol": 0.0},
+    "paper": {"balance_weight": 0.0, "polish": False, "tol": 0.0, "warm_steps": 0},
 }
 #: DeepCut's stage-1 step count: the paper preset's GNN steps when neither task nor user sets it.
 PAPER_STEPS = 10

