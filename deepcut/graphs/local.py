@@ -48,7 +48,7 @@ import torch.nn.functional as Fn
 
 from deepcut.graphs.graph import Graph
 
-__all__ = ["grid_offsets", "local_graph"]
+__all__ = ["grid_offsets", "image_edges", "local_graph"]
 
 #: Weight floor of a within-radius edge: keeps the grid graph connected, so every node has a
 #: positive degree and spectral methods see no spurious components.
@@ -103,6 +103,79 @@ def _intervening(e: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
+def _segment_max(E: torch.Tensor, grid: tuple[int, int], dy: int, dx: int) -> torch.Tensor:
+    """Max of an edge map ``E: (m h, m w)`` along the segment joining the centres of patches
+    ``(y, x)`` and ``(y + dy, x + dx)``, both ends included, for every valid source:
+    ``(h - dy, w - |dx|)``.
+
+    Patch ``(y, x)`` covers the cells ``[m y, m y + m) x [m x, m x + m)`` of ``E``; its centre is
+    at ``m y + (m - 1) / 2``. The segment is sampled once per cell along its longer axis
+    (``m * max(|dy|, |dx|) + 1`` samples, each one strided view of ``E``: a loop over samples, not
+    nodes); a sample between two cells (even ``m``) takes both, so the max is symmetric in ``i, j``.
+    """
+    h, w = grid
+    m = E.shape[0] // h
+    ys, xs, _, _ = _pair_slices(h, w, dy, dx)
+    ny, nx = ys.stop - ys.start, xs.stop - xs.start
+    out = torch.zeros(ny, nx, dtype=E.dtype, device=E.device)
+    steps = m * max(abs(dy), abs(dx))
+    c = (m - 1) / 2
+    for t in range(steps + 1):
+        py, px = c + dy * m * t / steps, c + dx * m * t / steps
+        for oy in {math.floor(py + 1e-9), math.ceil(py - 1e-9)}:
+            for ox in {math.floor(px + 1e-9), math.ceil(px - 1e-9)}:
+                y0, x0 = m * ys.start + oy, m * xs.start + ox
+                out = torch.maximum(out, E[y0: y0 + m * (ny - 1) + 1: m, x0: x0 + m * (nx - 1) + 1: m])
+    return out
+
+
+@torch.no_grad()
+def image_edges(
+    rgb: torch.Tensor,
+    grid: tuple[int, int],
+    patch: int,
+    stride: int,
+    cells: int = 3,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    """Edge map ``E`` of an image on the patch grid, ``cells`` cells per patch side.
+
+    ``E`` is the gradient magnitude of the image in CIE Lab (L* in [0, 100]; Sobel, per pixel,
+    over the three channels) after a Gaussian blur of ``smooth`` pixels, max-pooled onto a
+    ``(cells h, cells w)`` grid over the pixels the patches cover, so a one-pixel contour
+    survives the pooling.
+
+    Args:
+        rgb: ``(3, H, W)`` or ``(1, 3, H, W)`` RGB in [0, 1] (the backbone's input).
+        grid: ``(h, w)`` patch grid.
+        patch: patch side in pixels.
+        stride: stride in pixels.
+        cells: cells per patch side (1 = one value per patch).
+        smooth: Gaussian sigma in pixels (0 = none).
+
+    Returns:
+        ``(cells h, cells w)`` float32, in Lab units per pixel.
+    """
+    from deepcut.backbones.classic import rgb_to_lab
+
+    x = rgb.reshape(1, 3, *rgb.shape[-2:]).float()
+    h, w = grid
+    Hc, Wc = (h - 1) * stride + patch, (w - 1) * stride + patch
+    lab = rgb_to_lab(x[..., :Hc, :Wc])
+    if smooth > 0:
+        rad = max(1, math.ceil(3 * smooth))
+        k = torch.exp(-torch.arange(-rad, rad + 1, dtype=lab.dtype) ** 2 / (2 * smooth**2))
+        k = (k / k.sum()).to(lab.device)
+        lab = Fn.pad(lab, (rad, rad, rad, rad), mode="replicate")
+        lab = Fn.conv2d(lab, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+        lab = Fn.conv2d(lab, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=lab.device) / 8
+    kern = torch.stack((kx, kx.t())).unsqueeze(1).repeat(3, 1, 1, 1)  # (6, 1, 3, 3)
+    g = Fn.conv2d(Fn.pad(lab, (1, 1, 1, 1), mode="replicate"), kern, groups=3)
+    mag = g.pow(2).sum(1, keepdim=True).sqrt()
+    return Fn.adaptive_max_pool2d(mag, (cells * h, cells * w))[0, 0]
+
+
 def _feature_knn(X: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, ...]:
     """``(row, col, d2)`` of each node's ``k`` nearest other nodes in feature space, each
     ``(N * k,)``; built in row blocks, so memory is ``O(chunk * N + N * k)``."""
@@ -129,7 +202,8 @@ def local_graph(
     sigma_x: float | None = None,
     sigma_scale: float = 0.1,
     sigma_f: float | None = None,
-    contour: bool = False,
+    contour: float | None = None,
+    edges: torch.Tensor | None = None,
     metric: str = "dot",
     global_knn: int = 0,
     global_weight: float = 1.0,
@@ -143,7 +217,12 @@ def local_graph(
         sigma_x: spatial scale in patches (None = ``radius``: the farthest edge keeps ``exp(-1)``).
         sigma_scale: ``sigma_F^2 = sigma_scale * median ||F_i - F_j||^2`` over the edges.
         sigma_f: a fixed ``sigma_F`` instead of the data's (for reproducing Shi-Malik's values).
-        contour: multiply by the intervening-contour term (module docstring).
+        contour: ``sigma_IC`` of the intervening-contour term (module docstring); None = off.
+            With ``edges`` the term is ``exp(-max_{segment ij} E^2 / sigma_IC^2)``; without, the
+            patch feature edge strength is used with ``sigma_C = contour * sigma_F`` (``True``
+            means 1).
+        edges: ``(m h, m w)`` edge map ``E`` of the image at ``m`` cells per patch side (e.g.
+            :func:`image_edges`); used only with ``contour``.
         metric: ``dot`` (raw features) or ``cosine`` (rows L2-normalised first).
         global_knn: also link each patch to its ``global_knn`` nearest patches in feature space
             anywhere in the image, with weight ``global_weight * exp(-||F_i - F_j||^2 / sigma_F^2)``
@@ -174,7 +253,17 @@ def local_graph(
     N = h * w
     sx = float(radius if sigma_x is None else sigma_x)
     idx = torch.arange(N, device=G.device).reshape(h, w)
-    e = _edge_strength(G) if contour else None
+    use_c = contour is not None and contour is not False
+    if use_c and float(contour) <= 0:
+        raise ValueError(f"contour (sigma_IC) must be > 0 or None. Got {contour!r}.")
+    if use_c and edges is not None:
+        if edges.dim() != 2 or edges.shape[0] % h or edges.shape[1] % w \
+                or edges.shape[0] // h != edges.shape[1] // w:
+            raise ValueError(f"edges {tuple(edges.shape)} must be (m h, m w) for the grid {(h, w)}.")
+        E = edges.to(G.device, torch.float32)
+    else:
+        E = None
+    e = _edge_strength(G) if use_c and E is None else None
     rows, cols, d2s, cs, spat = [], [], [], [], []
     for dy, dx in grid_offsets(radius).tolist():  # ~pi r^2 / 2 offsets, each one vectorised pass
         if dy >= h or abs(dx) >= w:
@@ -184,12 +273,15 @@ def local_graph(
         cols.append(idx[yt, xt].reshape(-1))
         d2s.append((G[ys, xs] - G[yt, xt]).pow(2).sum(-1).reshape(-1))
         spat.append(torch.full_like(d2s[-1], -(dy * dy + dx * dx) / sx**2))
-        if e is not None:
+        if E is not None:
+            cs.append(_segment_max(E, (h, w), dy, dx).reshape(-1))
+        elif e is not None:
             cs.append(_intervening(e, dy, dx).reshape(-1))
     if not rows:  # a 1 x 1 grid: no pairs
         W = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (N, N))
         return Graph(W=W.coalesce(), degree=torch.zeros(N), grid=(h, w), kind="local",
-                     params={"radius": radius, "sigma_x": sx, "sigma_f": 0.0, "contour": contour})
+                     params={"radius": radius, "sigma_x": sx, "sigma_f": 0.0,
+                             "contour": contour if use_c else None})
     r, c, d2, logs = torch.cat(rows), torch.cat(cols), torch.cat(d2s), torch.cat(spat)
     if sigma_f is None:
         s2 = float(d2.median()) * sigma_scale
@@ -197,9 +289,12 @@ def local_graph(
     else:
         s2 = float(sigma_f) ** 2
     logw = logs - d2 / s2
-    if e is not None:
+    if E is not None:
         ci = torch.cat(cs)
-        logw = logw - ci * ci / s2
+        logw = logw - ci * ci / float(contour) ** 2
+    elif e is not None:
+        ci = torch.cat(cs)
+        logw = logw - ci * ci / (s2 * float(contour) ** 2)
     v = logw.exp().clamp_(min=MIN_WEIGHT)
     if global_knn:
         gr, gc, gd2 = _feature_knn(G.reshape(N, -1), global_knn)
@@ -217,5 +312,7 @@ def local_graph(
     deg = torch.zeros(N, device=G.device).index_add_(0, W.indices()[0], W.values())
     return Graph(W=W, degree=deg, grid=(h, w), kind="local",
                  params={"radius": radius, "sigma_x": sx, "sigma_f": math.sqrt(s2),
-                         "sigma_scale": sigma_scale, "contour": contour, "metric": metric,
+                         "sigma_scale": sigma_scale, "contour": float(contour) if use_c else None,
+                         "contour_edges": "image" if E is not None else ("features" if use_c else None),
+                         "metric": metric,
                          "global_knn": global_knn, "global_weight": global_weight})
