@@ -137,13 +137,15 @@ def image_edges(
     stride: int,
     cells: int = 3,
     smooth: float = 1.0,
+    quantile: float | None = 0.9,
 ) -> torch.Tensor:
     """Edge map ``E`` of an image on the patch grid, ``cells`` cells per patch side.
 
     ``E`` is the gradient magnitude of the image in CIE Lab (L* in [0, 100]; Sobel, per pixel,
     over the three channels) after a Gaussian blur of ``smooth`` pixels, max-pooled onto a
     ``(cells h, cells w)`` grid over the pixels the patches cover, so a one-pixel contour
-    survives the pooling.
+    survives the pooling; then divided by its ``quantile`` over the image, so ``sigma_IC`` is
+    relative to the image's strong edges (a faint contour counts in a low-contrast image).
 
     Args:
         rgb: ``(3, H, W)`` or ``(1, 3, H, W)`` RGB in [0, 1] (the backbone's input).
@@ -152,9 +154,10 @@ def image_edges(
         stride: stride in pixels.
         cells: cells per patch side (1 = one value per patch).
         smooth: Gaussian sigma in pixels (0 = none).
+        quantile: divide by this quantile of ``E`` (None = keep Lab units per pixel).
 
     Returns:
-        ``(cells h, cells w)`` float32, in Lab units per pixel.
+        ``(cells h, cells w)`` float32.
     """
     from deepcut.backbones.classic import rgb_to_lab
 
@@ -173,7 +176,10 @@ def image_edges(
     kern = torch.stack((kx, kx.t())).unsqueeze(1).repeat(3, 1, 1, 1)  # (6, 1, 3, 3)
     g = Fn.conv2d(Fn.pad(lab, (1, 1, 1, 1), mode="replicate"), kern, groups=3)
     mag = g.pow(2).sum(1, keepdim=True).sqrt()
-    return Fn.adaptive_max_pool2d(mag, (cells * h, cells * w))[0, 0]
+    E = Fn.adaptive_max_pool2d(mag, (cells * h, cells * w))[0, 0]
+    if quantile is not None:
+        E = E / E.flatten().quantile(quantile).clamp_min(1e-6)  # a flat image stays all 0
+    return E
 
 
 def _feature_knn(X: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, ...]:
