@@ -42,17 +42,46 @@ IoU rose from 37.4 to 50.2 on its first 40 images, but SOD IoU and BSDS NMI fell
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as Fn
 
 from deepcut.graphs.graph import Graph
 
-__all__ = ["grid_offsets", "image_edges", "local_graph"]
+__all__ = ["contour_edges", "current_edges", "grid_offsets", "image_edges", "local_graph"]
 
 #: Weight floor of a within-radius edge: keeps the grid graph connected, so every node has a
 #: positive degree and spectral methods see no spurious components.
 MIN_WEIGHT = 1e-6
+
+
+_EDGES: ContextVar[torch.Tensor | None] = ContextVar("deepcut_contour_edges", default=None)
+
+
+@contextmanager
+def contour_edges(edges: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, :func:`current_edges` returns ``edges`` (the edge map of the image being
+    segmented, e.g. ``PatchFeatures.extra["edges"]``): how the pipeline hands the image's edge map
+    to :func:`~deepcut.graphs.affinity.build_graph` without threading it through every task."""
+    token = _EDGES.set(edges)
+    try:
+        yield
+    finally:
+        _EDGES.reset(token)
+
+
+def current_edges(grid: tuple[int, int]) -> torch.Tensor | None:
+    """The edge map set by :func:`contour_edges` when it fits ``grid`` (``(m h, m w)``), else None
+    (no map, or a graph on another grid)."""
+    E = _EDGES.get()
+    if E is None or E.dim() != 2:
+        return None
+    h, w = grid
+    m = E.shape[0] // h if h else 0
+    return E if m >= 1 and E.shape == (m * h, m * w) else None
 
 
 def grid_offsets(radius: float) -> torch.Tensor:
