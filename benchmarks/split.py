@@ -26,6 +26,8 @@ from typing import Any
 
 SALT = "deepcut-heldout-0"
 PARTS = ("tune", "eval", "all")
+#: per-image columns that are not fractions (printed as they are, not in percent)
+_PLAIN = {"seconds", "n_clusters", "n_regions", "ncut", "n_annotators"}
 
 __all__ = ["PARTS", "SALT", "half_of", "in_part", "subset", "split_means"]
 
@@ -108,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in PARTS:
             m = res[part]
             keys = metrics or [k for k in m if k != "n"]
-            cells = " | ".join(f"{k}={100 * m[k]:.1f}" if metrics is None else f"{100 * m[k]:.1f}"
-                               for k in keys)
+            vals = {k: f"{m[k]:.3f}" if k in _PLAIN else f"{100 * m[k]:.1f}" for k in keys}
+            cells = " | ".join(f"{k}={v}" if metrics is None else v for k, v in vals.items())
             print(f"| {Path(run).name} | {part} | {m['n']} | {cells} |")
     return 0
 

@@ -237,3 +237,43 @@ def test_thin_dark_line_splits_same_colour_regions_only_with_the_cue():
     print(with_cue.reshape(h, w)[0], without.reshape(h, w)[0])
     assert agrees(with_cue) == 1.0
     assert agrees(without) < 0.9
+
+
+def test_pipeline_hands_the_classic_edge_map_to_the_local_graph(monkeypatch):
+    """The classic backbone's features carry the image's edge map; a `clusters` run on the local
+    graph cuts exactly the graph built with that map and the config's contour (and a config with
+    contour=None the graph without it)."""
+    from deepcut.graphs.local import contour_edges, current_edges
+    from deepcut.pipeline import Segmenter
+    from deepcut.tasks.base import make_graph
+
+    gen = torch.Generator().manual_seed(0)
+    img = (0.55 + 0.08 * torch.rand(3, 64, 96, generator=gen)).clamp(0, 1)
+    img[:, :, 39:41] = 0.1
+    img[:, 40:, 60:] = 0.9
+    for contour in (1.0, None):
+        cfg = SegmenterConfig(backbone="classic", size=64, task="clusters", n_clusters=3,
+                              solver="spectral", contour=contour)
+        seg = Segmenter(cfg)
+        pf = seg.features(img)
+        E = pf.extra["edges"]
+        assert E.shape == (3 * pf.grid[0], 3 * pf.grid[1])
+        with contour_edges(E):
+            assert current_edges(pf.grid) is E and current_edges((1, 1)) is None
+            g = make_graph(pf.flat, cfg, grid=pf.grid)
+        assert g.kind == "local" and g.params["contour"] == contour
+        ref = local_graph(pf.flat, grid=pf.grid, radius=cfg.radius, contour=contour,
+                          edges=E if contour else None)
+        torch.testing.assert_close(g.W.to_dense(), ref.W.to_dense())
+        expect = create_solver("spectral", n_clusters=3, random_state=0).fit(ref, pf.flat).labels_
+        import deepcut.graphs.affinity as affinity
+
+        seen = []
+        monkeypatch.setattr(affinity, "local_graph", lambda *a, **k: seen.append(k) or
+                            local_graph(*a, **k))
+        pred = seg.predict_features(pf)
+        monkeypatch.undo()
+        assert len(seen) == 1 and seen[0]["contour"] == contour
+        assert (seen[0]["edges"] is E) == (contour is not None)
+        np.testing.assert_array_equal(pred.patch_labels.reshape(-1), expect.numpy())
+    assert current_edges(pf.grid) is None  # the context ends with the block

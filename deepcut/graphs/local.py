@@ -22,22 +22,44 @@ around region means (no spatial smoothness, unlike image statistics) make within
 ``exp(-d^2 / (0.1 median))`` vary over orders of magnitude and the graph fragments; raise
 ``sigma_scale`` (or use a dense graph) for such features.
 
-Optional intervening-contour cue (Malik, Belongie, Leung, Shi, IJCV 2001): an edge also gets
-``exp(-c_ij^2 / sigma_C^2)`` where ``c_ij`` is the largest *edge strength* of the patches strictly
-between ``i`` and ``j`` on the straight line joining them. A patch's edge strength is its largest
-feature distance to a 4-neighbour less the median of that over the image (clipped at 0: only
-contrast above the typical one is a contour); ``sigma_C = sigma_F``. Adjacent patches have no patch between
-them (``c_ij = 0``): their feature term already measures the boundary.
+Intervening-contour cue (Malik, Belongie, Leung, Shi, IJCV 2001), on with ``contour``: an edge
+also gets ``exp(-c_ij^2 / sigma_IC^2)``. With an image edge map ``E`` (``edges``;
+:func:`image_edges`: Lab gradient magnitude after a 1 px Gaussian blur, max-pooled to 3 x 3
+cells per patch and divided by its 90th percentile over the image), ``c_ij`` is the largest ``E``
+on the straight segment joining the centres of ``i`` and ``j`` (one sample per cell along it):
+two patches on either side of a thin dark line are weakly linked even when their features match,
+and so are adjacent patches with a contour between them. Without a map, ``c_ij`` is the largest
+*feature* edge strength of the patches strictly between ``i`` and ``j`` (a patch's largest
+feature distance to a 4-neighbour less its median over the image, clipped at 0), with
+``sigma_C = contour * sigma_F``.
 
 Built offset by offset (one vectorised pass per ``(dy, dx)`` with ``dy^2 + dx^2 <= r^2``, about
 ``pi r^2 / 2`` of them; no loop over nodes), so memory is ``O(N r^2)``: a 1024 px image at stride 8
-(16k nodes) with ``r = 5`` (80 neighbours) has about 1.3M stored entries.
+(16k nodes) with ``r = 5`` (80 neighbours) has about 1.3M stored entries, with ``r = 9`` (~250)
+about 4M. The contour cue adds one strided view of ``E`` per sample along each offset's segment
+(``3 max(|dy|, |dx|) + 1`` samples), again no loop over nodes.
 
-The intervening-contour cue is off by default: on the same 40 images (r = 5, sigma_scale 0.1) it
-gave NMI/ARI 54.6/46.4 against 55.2/46.3 without it (a first version without the median
-subtraction: 52.6/40.0 against 53.6/40.6 at r = 3, sigma_scale 0.25). The long-range edges of
-``global_knn`` are off by default too: with 32 of them (r = 3, sigma_scale 0.25) Weizmann 1obj
-IoU rose from 37.4 to 50.2 on its first 40 images, but SOD IoU and BSDS NMI fell.
+Defaults of the pipeline (:class:`~deepcut.config.SegmenterConfig`: ``radius = 9``,
+``contour = 1`` on the ``classic`` backbone's edge map) were chosen on the *tuning half* of
+BSDS500 test (63 images, ``benchmarks/split.py``; 6-way ``clusters``, 224 px) and then checked once
+on the evaluation half (71 images). NMI / ARI, spectral | falcon:
+
+======================== =================== =================== ===================
+graph                    tuning half         evaluation half     full set
+======================== =================== =================== ===================
+r 5, no contour (before) 52.1/41.5|50.0/38.3 57.4/48.8|54.7/44.9 54.9/45.4|52.5/41.8
+r 9, no contour          52.9/42.7|51.2/39.3 57.5/47.9|56.3/45.6
+r 9, contour 1           53.7/43.4|51.1/39.7 59.2/50.2|56.7/46.6
+======================== =================== =================== ===================
+
+On the tuning half (spectral): contour 1 at r 5 / 7 / 11: 52.6/42.0, 53.4/42.5, 52.7/41.4;
+sigma_IC 0.5 / 2 (r 5): 50.8/39.9, 52.2/41.7; absolute Lab units instead of the 90th
+percentile (sigma_IC 2 / 4 / 8 / 16): 44.1/31.5 to 52.1/41.6; 2 or 1 cells per patch: 52.9/42.0
+and 52.2/41.7 (r 9 / r 5); blur 2 px: 52.2/41.6; sigma_scale 0.07 / 0.15 at r 9: 53.1/43.1,
+52.8/40.8. The earlier feature-edge cue gave 54.6/46.4 against 55.2/46.3 without it (first 40
+images, r 5). The long-range edges of ``global_knn`` are off: with 32 of them (r = 3,
+sigma_scale 0.25) Weizmann 1obj IoU rose from 37.4 to 50.2 on its first 40 images, but SOD IoU
+and BSDS NMI fell.
 """
 from __future__ import annotations
 
