@@ -154,17 +154,28 @@ def _intervening(e: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def _segment_max(E: torch.Tensor, grid: tuple[int, int], dy: int, dx: int) -> torch.Tensor:
+def _pair_maxes(E: torch.Tensor) -> dict[tuple[bool, bool], torch.Tensor]:
+    """``E`` and its maxima over vertical, horizontal and 2 x 2 cell pairs, keyed by
+    (row between two cells, column between two cells): a segment sample that falls between
+    cells reads one view of the right map at its floor index."""
+    Ey = torch.maximum(E[:-1], E[1:])
+    return {(False, False): E, (True, False): Ey, (False, True): torch.maximum(E[:, :-1], E[:, 1:]),
+            (True, True): torch.maximum(Ey[:, :-1], Ey[:, 1:])}
+
+
+def _segment_max(maps: dict[tuple[bool, bool], torch.Tensor], grid: tuple[int, int], dy: int,
+                 dx: int) -> torch.Tensor:
     """Max of an edge map ``E: (m h, m w)`` along the segment joining the centres of patches
     ``(y, x)`` and ``(y + dy, x + dx)``, both ends included, for every valid source:
-    ``(h - dy, w - |dx|)``.
+    ``(h - dy, w - |dx|)``; ``maps`` is :func:`_pair_maxes` of ``E``.
 
     Patch ``(y, x)`` covers the cells ``[m y, m y + m) x [m x, m x + m)`` of ``E``; its centre is
     at ``m y + (m - 1) / 2``. The segment is sampled once per cell along its longer axis
-    (``m * max(|dy|, |dx|) + 1`` samples, each one strided view of ``E``: a loop over samples, not
-    nodes); a sample between two cells (even ``m``) takes both, so the max is symmetric in ``i, j``.
+    (``m * max(|dy|, |dx|) + 1`` samples, each one strided view: a loop over samples, not nodes);
+    a sample between two cells takes both, so the max is symmetric in ``i, j``.
     """
     h, w = grid
+    E = maps[(False, False)]
     m = E.shape[0] // h
     ys, xs, _, _ = _pair_slices(h, w, dy, dx)
     ny, nx = ys.stop - ys.start, xs.stop - xs.start
@@ -173,10 +184,10 @@ def _segment_max(E: torch.Tensor, grid: tuple[int, int], dy: int, dx: int) -> to
     c = (m - 1) / 2
     for t in range(steps + 1):
         py, px = c + dy * m * t / steps, c + dx * m * t / steps
-        for oy in {math.floor(py + 1e-9), math.ceil(py - 1e-9)}:
-            for ox in {math.floor(px + 1e-9), math.ceil(px - 1e-9)}:
-                y0, x0 = m * ys.start + oy, m * xs.start + ox
-                out = torch.maximum(out, E[y0: y0 + m * (ny - 1) + 1: m, x0: x0 + m * (nx - 1) + 1: m])
+        fy, fx = math.floor(py + 1e-9), math.floor(px + 1e-9)
+        M = maps[(py - fy > 1e-9, px - fx > 1e-9)]
+        y0, x0 = m * ys.start + fy, m * xs.start + fx
+        out = torch.maximum(out, M[y0: y0 + m * (ny - 1) + 1: m, x0: x0 + m * (nx - 1) + 1: m])
     return out
 
 
@@ -318,6 +329,7 @@ def local_graph(
                 or edges.shape[0] // h != edges.shape[1] // w:
             raise ValueError(f"edges {tuple(edges.shape)} must be (m h, m w) for the grid {(h, w)}.")
         E = edges.to(G.device, torch.float32)
+        maps = _pair_maxes(E)
     else:
         E = None
     e = _edge_strength(G) if use_c and E is None else None
@@ -331,7 +343,7 @@ def local_graph(
         d2s.append((G[ys, xs] - G[yt, xt]).pow(2).sum(-1).reshape(-1))
         spat.append(torch.full_like(d2s[-1], -(dy * dy + dx * dx) / sx**2))
         if E is not None:
-            cs.append(_segment_max(E, (h, w), dy, dx).reshape(-1))
+            cs.append(_segment_max(maps, (h, w), dy, dx).reshape(-1))
         elif e is not None:
             cs.append(_intervening(e, dy, dx).reshape(-1))
     if not rows:  # a 1 x 1 grid: no pairs
