@@ -373,11 +373,16 @@ def local_graph(
     # edge found twice (local and global) keeps its largest weight
     ind = torch.stack([torch.cat([r, c]), torch.cat([c, r])])
     lin = ind[0] * N + ind[1]
-    uniq, inv = torch.unique(lin, return_inverse=True)
-    val = torch.zeros(uniq.numel(), dtype=v.dtype, device=v.device)
-    val.scatter_reduce_(0, inv, torch.cat([v, v]), reduce="amax")
-    ind = torch.stack([uniq // N, uniq % N])
-    W = torch.sparse_coo_tensor(ind, val, (N, N), check_invariants=False).coalesce()
+    if global_knn:
+        uniq, inv = torch.unique(lin, return_inverse=True)
+        val = torch.zeros(uniq.numel(), dtype=v.dtype, device=v.device)
+        val.scatter_reduce_(0, inv, torch.cat([v, v]), reduce="amax")
+        ind = torch.stack([uniq // N, uniq % N])
+        W = torch.sparse_coo_tensor(ind, val, (N, N), check_invariants=False).coalesce()
+    else:  # each pair once per direction by construction: one sort puts W in coalesced order
+        order = torch.argsort(lin)
+        W = torch.sparse_coo_tensor(ind[:, order], torch.cat([v, v])[order], (N, N),
+                                    check_invariants=False, is_coalesced=True)
     deg = torch.zeros(N, device=G.device).index_add_(0, W.indices()[0], W.values())
     return Graph(W=W, degree=deg, grid=(h, w), kind="local",
                  params={"radius": radius, "sigma_x": sx, "sigma_f": math.sqrt(s2),
