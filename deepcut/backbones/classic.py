@@ -40,7 +40,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from ._registry import register_backbone
-from .base import Backbone, ImageLike, PatchFeatures, as_rgb_image, pil_to_tensor
+from .base import Backbone, pil_to_tensor
 from .resize import RESAMPLE_FILTERS, RESIZE_MODES, check_geometry, grid_size_for, input_size_for
 
 __all__ = ["GROUP_SHARES", "ClassicBackbone", "rgb_to_lab"]
@@ -249,23 +249,13 @@ class ClassicBackbone(Backbone):
         return pil_to_tensor(image).float().div_(255.0).unsqueeze(0)
 
     @torch.no_grad()
-    def forward(self, image: ImageLike) -> PatchFeatures:
-        """:class:`PatchFeatures` of one image, with ``extra["edges"]``: the image's edge map on
-        the patch grid (:func:`deepcut.graphs.local.image_edges`, 3 cells per patch side), the
-        local graph's intervening-contour cue."""
+    def feature_extra(self, x: torch.Tensor, grid: tuple[int, int]) -> dict[str, Any]:
+        """``{"edges": E}``: the image's edge map on the patch grid
+        (:func:`deepcut.graphs.local.image_edges`, 3 cells per patch side), the local graph's
+        intervening-contour cue; ``x: (1, 3, H_in, W_in)``."""
         from deepcut.graphs.local import image_edges
 
-        image = as_rgb_image(image)
-        x = self.preprocess(image)
-        feats, _ = self.extract(x)
-        grid = (int(feats.shape[1]), int(feats.shape[2]))
-        return PatchFeatures(
-            features=feats[0].float().cpu(), cls=None,
-            input_size=(int(x.shape[-2]), int(x.shape[-1])),
-            image_size=(image.height, image.width), patch_size=self.patch_size,
-            stride=self.stride, backbone=self.name, weights_id=self.weights_id,
-            extra={"edges": image_edges(x[0], grid, self.patch_size, self.stride)},
-        )
+        return {"edges": image_edges(x[0].cpu(), grid, self.patch_size, self.stride)}
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
