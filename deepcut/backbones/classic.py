@@ -26,7 +26,8 @@ A group's *share* is its part of the expected squared norm of a feature (each of
 scaled by ``sqrt(share / channels)``), hence of the squared distance between two patches: colour
 dominates and position is a mild prior that favours spatially compact segments. These features
 compare well between neighbours, less so across the image: their default graph is the local one
-(:mod:`deepcut.graphs.local`).
+(:mod:`deepcut.graphs.local`), whose intervening-contour cue reads the image's edge map that
+this backbone puts in ``PatchFeatures.extra["edges"]`` (:meth:`ClassicBackbone.feature_extra`).
 """
 
 from __future__ import annotations
