@@ -29,7 +29,7 @@ PARTS = ("tune", "eval", "all")
 #: per-image columns that are not fractions (printed as they are, not in percent)
 _PLAIN = {"seconds", "n_clusters", "n_regions", "ncut", "n_annotators"}
 
-__all__ = ["PARTS", "SALT", "half_of", "in_part", "subset", "split_means"]
+__all__ = ["PARTS", "SALT", "half_of", "in_part", "split_means", "subset"]
 
 
 def half_of(item_id: str, salt: str = SALT) -> str:

@@ -20,8 +20,8 @@ from PIL import Image
 import deepcut
 from deepcut.backbones.base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from deepcut.config import SegmenterConfig
-from deepcut.graphs.local import contour_edges
 from deepcut.errors import ConfigError, ImageReadError
+from deepcut.graphs.local import contour_edges
 from deepcut.tasks.base import TASKS, TaskOutput
 
 __all__ = ["Prediction", "Segmenter"]

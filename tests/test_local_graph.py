@@ -266,11 +266,11 @@ def test_pipeline_hands_the_classic_edge_map_to_the_local_graph(monkeypatch):
                           edges=E if contour else None)
         torch.testing.assert_close(g.W.to_dense(), ref.W.to_dense())
         expect = create_solver("spectral", n_clusters=3, random_state=0).fit(ref, pf.flat).labels_
-        import deepcut.graphs.affinity as affinity
+        from deepcut.graphs import affinity
 
         seen = []
-        monkeypatch.setattr(affinity, "local_graph", lambda *a, **k: seen.append(k) or
-                            local_graph(*a, **k))
+        monkeypatch.setattr(affinity, "local_graph", lambda *a, seen=seen, **k: seen.append(k)
+                            or local_graph(*a, **k))
         pred = seg.predict_features(pf)
         monkeypatch.undo()
         assert len(seen) == 1 and seen[0]["contour"] == contour

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from split import half_of, in_part, split_means, subset  # noqa: E402
+from split import half_of, in_part, split_means, subset
 
 
 def test_half_is_the_parity_of_the_salted_hash():
@@ -35,7 +35,7 @@ def test_split_means_by_hand(tmp_path):
 
 def test_subset_keeps_one_half_in_order():
     class Loader:
-        ids = ["100007", "101027", "a", "b"]
+        ids = ("100007", "101027", "a", "b")
         name = "toy"
 
         def __len__(self):
@@ -47,3 +47,4 @@ def test_subset_keeps_one_half_in_order():
     tune = subset(Loader(), "tune")
     assert tune.ids == ["100007", "b"] and len(tune) == 2 and tune[1] == "b"
     assert tune.name == "toy" and subset(Loader(), "all").ids == Loader.ids
+    assert subset(Loader(), "eval").ids == ["101027", "a"]
