@@ -240,7 +240,10 @@ def image_edges(
     mag = g.pow(2).sum(1, keepdim=True).sqrt()
     E = Fn.adaptive_max_pool2d(mag, (cells * h, cells * w))[0, 0]
     if quantile is not None:
-        E = E / E.flatten().quantile(quantile).clamp_min(1e-6)  # a flat image stays all 0
+        flat = E.flatten()
+        if flat.numel() > 2**24:  # torch.quantile's input limit: a regular subsample
+            flat = flat[:: math.ceil(flat.numel() / 2**24)]
+        E = E / flat.quantile(quantile).clamp_min(1e-6)  # a flat image stays all 0
     return E
 
 
