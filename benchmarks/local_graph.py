@@ -6,6 +6,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/local_graph.py             # grids 32^2, 64^2, 128^2
     OMP_NUM_THREADS=1 python benchmarks/local_graph.py --sides 128 --radius 3 5 8
     OMP_NUM_THREADS=1 python benchmarks/local_graph.py --images $DATA/bsds500_test/images --limit 30
+    OMP_NUM_THREADS=1 python benchmarks/local_graph.py --images DIR --size 1024 --radius 5 9 --contour 1
 
 With ``--images``: per-stage seconds per image of the weight-free pipeline at 224 px (classic
 features, graph, 6-way spectral solve), the local graph beside the dense one, side by side in one
@@ -46,16 +47,18 @@ def _time(fn, reps: int = 3) -> tuple[float, torch.Tensor]:
     return statistics.median(times), out
 
 
-def per_image(folder: str, limit: int, k: int = 6) -> None:
+def per_image(folder: str, limit: int, k: int = 6, size: int = 224,
+              radii: tuple[float, ...] = (5.0,), contour: float | None = None) -> None:
     from PIL import Image
 
     from deepcut.backbones.classic import ClassicBackbone
+    from deepcut.graphs.local import image_edges
     from deepcut.solvers import create_solver
 
     files = sorted(p for p in Path(folder).iterdir()
                    if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
-    bb, bb1 = ClassicBackbone(size=224), ClassicBackbone(size=224, colour_scales=(1,),
-                                                            texture_scales=(1,))
+    bb, bb1 = ClassicBackbone(size=size), ClassicBackbone(size=size, colour_scales=(1,),
+                                                              texture_scales=(1,))
     t: dict[str, list[float]] = {}
 
     def clock(name, fn, *args, **kwargs):
@@ -69,12 +72,23 @@ def per_image(folder: str, limit: int, k: int = 6) -> None:
         clock("features (1 scale)", bb1, img)
         pf = clock("features", bb, img)
         F = pf.flat
-        gl = clock("graph local r=5", local_graph, F, grid=pf.grid)
-        gd = clock("graph dense ncut", ncut_graph, F)
-        for name, g in (("local", gl), ("dense", gd)):
+        graphs = []
+        for r in radii:
+            graphs.append((f"local r={r:g}", clock(f"graph local r={r:g}", local_graph, F,
+                                                   grid=pf.grid, radius=r)))
+            if contour is not None:
+                x = bb.preprocess(img)
+                E = clock("edge map (image_edges)", image_edges, x, pf.grid, bb.patch_size,
+                          bb.stride)
+                graphs.append((f"local r={r:g} + contour", clock(
+                    f"graph local r={r:g} + contour (map excluded)", local_graph, F,
+                    grid=pf.grid, radius=r, contour=contour, edges=E)))
+        if pf.grid[0] * pf.grid[1] <= 4096:
+            graphs.append(("dense", clock("graph dense ncut", ncut_graph, F)))
+        for name, g in graphs:
             clock(f"spectral K={k} on {name}",
                   create_solver("spectral", n_clusters=k, random_state=0).fit, g, F)
-    print(f"{len(files)} images from {folder}, 224 px, one thread")
+    print(f"{len(files)} images from {folder}, {size} px, one thread")
     print("| stage | s / image (mean) |")
     print("|---|---|")
     for name, v in t.items():
@@ -88,10 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dim", type=int, default=38, help="feature dimension")
     p.add_argument("--images", help="folder of images: per-stage times instead (see above)")
     p.add_argument("--limit", type=int, default=30, help="images of --images to time")
+    p.add_argument("--size", type=int, default=224, help="input short side with --images (px)")
+    p.add_argument("--contour", type=float, help="with --images: also time the graph with the "
+                                                 "intervening-contour cue of this sigma_IC")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.images:
-        per_image(args.images, args.limit)
+        per_image(args.images, args.limit, size=args.size, radii=tuple(args.radius),
+                  contour=args.contour)
         return
     print("| grid | N | graph | nnz | nnz / N | MiB | build s |")
     print("|---|---|---|---|---|---|---|")

@@ -27,7 +27,9 @@ Benchmarks (``--data-root`` holds one folder per dataset, see docs/DATA.md):
   exists (62 images, void ignored).
 
 By default every prediction is recomputed (``--overwrite``), so the run times are real; pass
-``--resume`` to reuse finished predictions of an earlier run.
+``--resume`` to reuse finished predictions of an earlier run. ``results.json`` also holds each
+run's means over the tuning and evaluation halves of its dataset (``halves``; the seeded split of
+``benchmarks/split.py``: choose settings on ``tune``, report ``eval``).
 """
 from __future__ import annotations
 
@@ -277,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     runs, notes = build_runs(args)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     t0 = time.perf_counter()
@@ -284,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(lambda r: run_one(r, threads), runs))
     total = time.perf_counter() - t0
+    from split import split_means  # benchmarks/split.py: the seeded tuning / evaluation halves
+
+    for r in runs:  # per-half means in results.json (settings are tuned on the "tune" half)
+        per_image = Path(r["out"]) / "per_image.csv"
+        if "summary" in r and per_image.is_file():
+            r["halves"] = split_means(per_image, r["bench"]["metrics"])
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=False).stdout.strip() or "unknown"
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),

@@ -100,7 +100,12 @@ class SegmenterConfig:
         landmarks: landmarks of the large-image path (:mod:`deepcut.graphs.landmarks`: the
             solver runs on the dense graph of this many seeded landmarks and the labels extend
             to every node; linear in N). None = a sparse kNN graph (k=32) instead.
-        radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
+        radius: ``local`` graph radius in patches (9: about 250 neighbours per patch; chosen
+            with ``contour`` on the tuning half of BSDS500, see :mod:`deepcut.graphs.local`).
+        contour: ``sigma_IC`` of the ``local`` graph's intervening-contour cue (edges crossing
+            an image contour are weakened), relative to the image's 90th-percentile edge
+            strength; used where the backbone gives an edge map (``classic``), ignored
+            otherwise. None = off.
         background_rule: how the ``segment`` task tells object from background: ``border``
             (the cluster with the largest share of border patches), ``corners`` (DeepCut's
             vote) or ``saliency`` (a 5-way cut; object = the clusters that differ most from the
@@ -146,7 +151,8 @@ class SegmenterConfig:
     knn: int | None = None
     dense_max_nodes: int = 4096
     landmarks: int | None = 512
-    radius: float = 5.0
+    radius: float = 9.0
+    contour: float | None = 1.0
     background_rule: str | None = None
     refine: str = "nearest"
     refine_params: dict[str, Any] = field(default_factory=dict)
@@ -171,6 +177,7 @@ class SegmenterConfig:
         **GRAPH_CONSTRAINTS,
         "landmarks": [Interval(Integral, 2, None, closed="left"), None],
         "radius": [Interval(Real, 1, None, closed="left")],
+        "contour": [Interval(Real, 0, None, closed="neither"), None],
         "background_rule": [Options({"border", "corners", "saliency"}), None],
         "refine": [Options({"nearest", "centres", "pamr", "bilateral", "dream"})],
         "depth": [str, None],

@@ -21,6 +21,7 @@ import deepcut
 from deepcut.backbones.base import Backbone, ImageLike, PatchFeatures, as_rgb_image
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError, ImageReadError
+from deepcut.graphs.local import contour_edges
 from deepcut.tasks.base import TASKS, TaskOutput
 
 __all__ = ["Prediction", "Segmenter"]
@@ -209,7 +210,8 @@ class Segmenter:
             cfg = replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
-        out = task(pf, cfg)
+        with contour_edges(pf.extra.get("edges")):  # the local graph's contour cue, if any
+            out = task(pf, cfg)
         t_task = time.perf_counter() - t0
         st = out.solver.get("timings", {})
         t_graph = float(st.get("graph", 0.0))
@@ -312,7 +314,8 @@ class Segmenter:
                 c = cfg if cfg.graph is not None or cfg.backbone != "auto" else \
                     replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
                 t0 = time.perf_counter()
-                graphs.append(make_graph(pf.flat, c, grid=pf.grid))
+                with contour_edges(pf.extra.get("edges")):
+                    graphs.append(make_graph(pf.flat, c, grid=pf.grid))
                 t_graph.append(time.perf_counter() - t0)
             solvers = make_solver(cfg, k).fit_many(
                 graphs, [pf.flat.to(cfg.device) for pf in pfs])

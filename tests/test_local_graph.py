@@ -151,3 +151,129 @@ def test_classic_backbone_defaults_to_the_local_graph_on_region_tasks():
     assert SegmenterConfig(backbone="dino_vits8", task="clusters").graph_kind == "ncut"
     assert SegmenterConfig(backbone="auto", task="clusters").graph_kind_for("classic") == "local"
     assert SegmenterConfig(backbone="dino_vits8", graph="local").validate().graph_kind == "local"
+
+
+# ------------------------------------------------------------------ image intervening contours
+def test_image_contour_weights_by_hand():
+    """A contour on the boundary of patches (., 0) and (., 1) lowers exactly the weights of the
+    pairs whose centre-to-centre segment crosses it, by exp(-E^2 / sigma_IC^2)."""
+    h, w, m = 2, 3, 3
+    F = torch.zeros(h, w, 2)  # constant features: the feature term is 1, only space and contour
+    E = torch.zeros(m * h, m * w)
+    E[:, 2:4] = 0.5  # the cells either side of the pixel boundary between columns 0 and 1
+    g0 = local_graph(F, radius=1.5).W.to_dense()
+    g1 = local_graph(F, radius=1.5, contour=0.25, edges=E).W.to_dense()
+    idx = torch.arange(h * w).reshape(h, w)
+    crossing = set()
+    for y in range(h):
+        for y2 in range(h):
+            crossing |= {(int(idx[y, 0]), int(idx[y2, 1])), (int(idx[y2, 1]), int(idx[y, 0]))}
+    for i, j in zip(*g0.nonzero(as_tuple=True)):
+        i, j = int(i), int(j)
+        d2 = (i // w - j // w) ** 2 + (i % w - j % w) ** 2
+        expect = math.exp(-d2 / 1.5**2) * (math.exp(-(0.5 / 0.25) ** 2) if (i, j) in crossing
+                                            else 1.0)
+        assert g1[i, j].item() == pytest.approx(expect, rel=1e-5), (i, j)
+    assert (g1 > 0).sum() == (g0 > 0).sum()  # the cue reweights; it never adds or drops edges
+
+
+def test_image_contour_graph_is_symmetric_and_mirrors_with_the_image():
+    """Sampling the segment is symmetric: the graph of the mirrored image is the mirrored graph."""
+    h, w, m = 6, 7, 3
+    gen = torch.Generator().manual_seed(1)
+    F = torch.randn(h, w, 4, generator=gen)
+    E = torch.rand(m * h, m * w, generator=gen)
+    W = local_graph(F, radius=3.0, contour=0.5, edges=E).W.to_dense()
+    torch.testing.assert_close(W, W.T, rtol=0, atol=0)
+    Wm = local_graph(F.flip(1), radius=3.0, contour=0.5, edges=E.flip(1)).W.to_dense()
+    perm = torch.arange(h * w).reshape(h, w).flip(1).reshape(-1)  # node of the mirrored grid
+    torch.testing.assert_close(Wm, W[perm][:, perm])
+    assert (W <= local_graph(F, radius=3.0).W.to_dense() + 1e-7).all()  # it only lowers weights
+
+
+def test_image_edges_on_a_line_and_bad_maps():
+    """image_edges puts a one-pixel line in the cells beside it; a map of the wrong shape fails."""
+    from deepcut.graphs.local import image_edges
+
+    img = torch.full((3, 32, 48), 0.6)
+    img[:, :, 16] = 0.1  # a dark vertical line at pixel 16: the boundary of patch columns 1, 2
+    E = image_edges(img, (4, 6), 8, 8, cells=3, smooth=0.0, quantile=None)
+    assert E.shape == (12, 18)
+    cols = E.amax(0)
+    assert (cols[[5, 6]] > 5).all() and (cols[:4] == 0).all() and (cols[8:] == 0).all()
+    with pytest.raises(ValueError, match="edges"):
+        local_graph(torch.zeros(4, 6, 2), contour=1.0, edges=torch.zeros(12, 17))
+    with pytest.raises(ValueError, match="contour"):
+        local_graph(torch.zeros(4, 6, 2), contour=-1.0, edges=E)
+
+
+def test_thin_dark_line_splits_same_colour_regions_only_with_the_cue():
+    """Two regions of the same textured grey, apart by a thin dark line off the middle: with the
+    contour cue the 2-way cut follows the line; without it, the cut is elsewhere."""
+    from deepcut.backbones.classic import ClassicBackbone
+    from deepcut.graphs.local import image_edges
+
+    gen = torch.Generator().manual_seed(0)
+    H, W, line = 64, 128, 40  # the line on the boundary of patch columns 4 and 5
+    img = (0.55 + 0.08 * torch.rand(3, H, W, generator=gen)).clamp(0, 1)
+    img[:, :, line - 1: line + 1] = 0.1
+    bb = ClassicBackbone(size=H, max_size=W)
+    x = img.unsqueeze(0)
+    F, _ = bb.extract(x)
+    F = F[0]
+    h, w = F.shape[:2]
+    E = image_edges(x[0], (h, w), bb.patch_size, bb.stride)
+    spectral = create_solver("spectral", n_clusters=2, random_state=0)
+    left = np.arange(w) < line // 8 - 1
+    away = np.abs(np.arange(w) + 0.5 - line / 8) > 1  # the columns the line darkens are not scored
+    truth = np.broadcast_to(left, (h, w))[:, away]
+
+    def agrees(lab):
+        lab = lab.numpy().reshape(h, w)[:, away]
+        return max((lab == truth).mean(), (lab != truth).mean())
+
+    with_cue = spectral.fit(local_graph(F, contour=1.0, edges=E), F.reshape(h * w, -1)).labels_
+    without = spectral.fit(local_graph(F), F.reshape(h * w, -1)).labels_
+    print(with_cue.reshape(h, w)[0], without.reshape(h, w)[0])
+    assert agrees(with_cue) == 1.0
+    assert agrees(without) < 0.9
+
+
+def test_pipeline_hands_the_classic_edge_map_to_the_local_graph(monkeypatch):
+    """The classic backbone's features carry the image's edge map; a `clusters` run on the local
+    graph cuts exactly the graph built with that map and the config's contour (and a config with
+    contour=None the graph without it)."""
+    from deepcut.graphs.local import contour_edges, current_edges
+    from deepcut.pipeline import Segmenter
+    from deepcut.tasks.base import make_graph
+
+    gen = torch.Generator().manual_seed(0)
+    img = (0.55 + 0.08 * torch.rand(3, 64, 96, generator=gen)).clamp(0, 1)
+    img[:, :, 39:41] = 0.1
+    img[:, 40:, 60:] = 0.9
+    for contour in (1.0, None):
+        cfg = SegmenterConfig(backbone="classic", size=64, task="clusters", n_clusters=3,
+                              solver="spectral", contour=contour)
+        seg = Segmenter(cfg)
+        pf = seg.features(img)
+        E = pf.extra["edges"]
+        assert E.shape == (3 * pf.grid[0], 3 * pf.grid[1])
+        with contour_edges(E):
+            assert current_edges(pf.grid) is E and current_edges((1, 1)) is None
+            g = make_graph(pf.flat, cfg, grid=pf.grid)
+        assert g.kind == "local" and g.params["contour"] == contour
+        ref = local_graph(pf.flat, grid=pf.grid, radius=cfg.radius, contour=contour,
+                          edges=E if contour else None)
+        torch.testing.assert_close(g.W.to_dense(), ref.W.to_dense())
+        expect = create_solver("spectral", n_clusters=3, random_state=0).fit(ref, pf.flat).labels_
+        from deepcut.graphs import affinity
+
+        seen = []
+        monkeypatch.setattr(affinity, "local_graph", lambda *a, seen=seen, **k: seen.append(k)
+                            or local_graph(*a, **k))
+        pred = seg.predict_features(pf)
+        monkeypatch.undo()
+        assert len(seen) == 1 and seen[0]["contour"] == contour
+        assert (seen[0]["edges"] is E) == (contour is not None)
+        np.testing.assert_array_equal(pred.patch_labels.reshape(-1), expect.numpy())
+    assert current_edges(pf.grid) is None  # the context ends with the block

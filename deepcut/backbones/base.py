@@ -133,6 +133,11 @@ class Backbone(torch.nn.Module):
         """From a ``(B, 3, H_in, W_in)`` batch to ``(B, h, w, D)`` features and ``(B, D)`` CLS or None."""
         raise NotImplementedError
 
+    def feature_extra(self, x: torch.Tensor, grid: tuple[int, int]) -> dict[str, Any]:
+        """``PatchFeatures.extra`` of one preprocessed image ``x: (1, 3, H_in, W_in)`` on the
+        ``(h, w)`` grid (none by default; ``classic`` adds the image's edge map)."""
+        return {}
+
     @torch.no_grad()
     def forward(self, image: ImageLike) -> PatchFeatures:
         image = as_rgb_image(image)
@@ -148,4 +153,5 @@ class Backbone(torch.nn.Module):
             stride=self.stride,
             backbone=self.name,
             weights_id=self.weights_id,
+            extra=self.feature_extra(x, (int(feats.shape[1]), int(feats.shape[2]))),
         )

@@ -26,7 +26,8 @@ A group's *share* is its part of the expected squared norm of a feature (each of
 scaled by ``sqrt(share / channels)``), hence of the squared distance between two patches: colour
 dominates and position is a mild prior that favours spatially compact segments. These features
 compare well between neighbours, less so across the image: their default graph is the local one
-(:mod:`deepcut.graphs.local`).
+(:mod:`deepcut.graphs.local`), whose intervening-contour cue reads the image's edge map that
+this backbone puts in ``PatchFeatures.extra["edges"]`` (:meth:`ClassicBackbone.feature_extra`).
 """
 
 from __future__ import annotations
@@ -247,6 +248,15 @@ class ClassicBackbone(Backbone):
         H_in, W_in = self.input_size_for((image.height, image.width))
         image = image.convert("RGB").resize((W_in, H_in), resample=self.resample)
         return pil_to_tensor(image).float().div_(255.0).unsqueeze(0)
+
+    @torch.no_grad()
+    def feature_extra(self, x: torch.Tensor, grid: tuple[int, int]) -> dict[str, Any]:
+        """``{"edges": E}``: the image's edge map on the patch grid
+        (:func:`deepcut.graphs.local.image_edges`, 3 cells per patch side), the local graph's
+        intervening-contour cue; ``x: (1, 3, H_in, W_in)``."""
+        from deepcut.graphs.local import image_edges
+
+        return {"edges": image_edges(x[0].cpu(), grid, self.patch_size, self.stride)}
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

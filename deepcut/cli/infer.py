@@ -137,7 +137,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--graph", choices=["ncut", "cc", "falcon", "local"],
                    help="graph kind; local = Shi-Malik graph of patches within --radius "
                         "(default: the solver's own; local for the classic backbone)")
-    g.add_argument("--radius", type=float, help="local graph radius in patches (default: 5)")
+    g.add_argument("--radius", type=float, help="local graph radius in patches (default: 9)")
     g.add_argument("--metric", choices=["dot", "cosine"],
                    help="feature similarity; dot reproduces DeepCut (default: dot)")
     g.add_argument("--alpha", type=float, help="CC k-sensitivity >= 1: lower gives more "

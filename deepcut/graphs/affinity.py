@@ -229,6 +229,7 @@ def build_graph(
     landmarks: int | None = None,
     seed: int | None = 0,
     cc_shift: str = "mean",
+    contour: float | None = None,
 ) -> Graph:
     """Build the graph of ``kind`` (``ncut``, ``cc``, ``falcon`` or ``local``) from ``F: (N, D)``
     or ``(h, w, D)``.
@@ -239,11 +240,19 @@ def build_graph(
     when ``landmarks`` is given (fit it with :func:`~deepcut.graphs.landmarks.fit_on_landmarks`:
     linear in N), else a kNN graph with ``knn=32`` (quadratic in N to build), so large images fit
     in memory. ``cc_shift``: the CC threshold rule (:func:`cc_threshold`; dense and kNN graphs).
+    ``contour``: ``sigma_IC`` of the local graph's intervening-contour cue, applied when an image
+    edge map of this grid is set (:func:`~deepcut.graphs.local.contour_edges`; the ``classic``
+    backbone gives one), else ignored.
     """
     if kind not in GRAPH_KINDS:
         raise ValueError(f"The graph kind must be one of {GRAPH_KINDS}. Got {kind!r} instead.")
     if kind == "local":
-        return local_graph(F, grid=grid, radius=radius, metric=metric)
+        from deepcut.graphs.local import current_edges
+
+        hw = tuple(F.shape[:2]) if F.dim() == 3 else grid
+        E = current_edges(hw) if contour is not None and hw is not None else None
+        return local_graph(F, grid=grid, radius=radius, metric=metric,
+                           contour=contour if E is not None else None, edges=E)
     N = F.shape[0] * F.shape[1] if F.dim() == 3 else F.shape[0]
     if knn is None and N > dense_max_nodes:
         if landmarks is not None:

@@ -198,7 +198,8 @@ def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, floa
                          input_size=(int(x.shape[-2]), int(x.shape[-1])),
                          image_size=(im.height, im.width), patch_size=backbone.patch_size,
                          stride=backbone.stride, backbone=backbone.name,
-                         weights_id=backbone.weights_id)
+                         weights_id=backbone.weights_id,
+                         extra=backbone.feature_extra(x[b:b + 1], tuple(feats.shape[1:3])))
            for b, im in enumerate(images)]
     return out, time.perf_counter() - t0
 

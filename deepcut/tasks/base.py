@@ -83,7 +83,8 @@ def make_graph(F: torch.Tensor, cfg: SegmenterConfig, kind: str | None = None,
     return build_graph(F.to(cfg.device), kind, metric=cfg.metric,
                        alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam, knn=cfg.knn,
                        dense_max_nodes=cfg.dense_max_nodes, grid=grid, radius=cfg.radius,
-                       landmarks=cfg.landmarks if landmarks else None, seed=cfg.seed)
+                       landmarks=cfg.landmarks if landmarks else None, seed=cfg.seed,
+                       contour=cfg.contour)
 
 
 def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
