@@ -56,7 +56,9 @@ def _lines(text: str) -> list[str]:
 @pytest.mark.parametrize("workers,batch,task", [
     ("1", "4", []), ("2", "2", []),
     # a one-solve GNN task: the batch's heads are trained together (GNNSolver.fit_many)
-    ("1", "4", ["--task", "clusters", "--k", "3"])])
+    ("1", "4", ["--task", "clusters", "--k", "3"]),
+    # two or more workers: the workers also compute (batches of mixed sizes)
+    ("3", "3", ["--task", "clusters", "--k", "3"])])
 def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, batch, task):
     src = _folder(tmp_path)
     assert main([str(src), "--out", str(tmp_path / "seq"), "--workers", "0", *FAST,

@@ -10,6 +10,12 @@ Three stages overlap instead of running one image at a time:
 * write: :class:`BackgroundWriter`, one thread that encodes and writes the outputs (PNG/JSON
   encoding releases the GIL) while the main thread computes the next image.
 
+With two or more workers on the CPU the compute moves into the workers too
+(:class:`ComputeDataset`, :func:`compute_loader`): each worker process decodes and segments a
+batch of images (:func:`compute_batch`, the same code the main thread runs with one worker), so
+every core runs a solve; the main process hands out the images (taking each one's lock first) and
+writes the results in order.
+
 A bad file never stops the run: the worker returns its error message instead of raising, and the
 run reports it as the sequential path does.
 """
@@ -23,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BackgroundWriter", "DecodeDataset", "Decoded", "SizeBatcher", "batch_features",
-           "decode_loader"]
+__all__ = ["BackgroundWriter", "ComputeDataset", "Computed", "DecodeDataset", "Decoded",
+           "SizeBatcher", "batch_features", "compute_batch", "compute_loader", "decode_loader"]
 
 
 @dataclass
@@ -78,6 +84,22 @@ class DecodeDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Decoded:
+        item = self.read(i)
+        if item.error is not None:
+            return item
+        # Pixels and depth travel as tensors (torch moves them through shared memory): the
+        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
+        # would keep an orphaned worker from exiting if the main process is killed.
+        import numpy as np
+        import torch
+
+        item.image = torch.from_numpy(np.asarray(item.image, dtype=np.uint8).copy())
+        if item.depth is not None:
+            item.depth = torch.from_numpy(np.ascontiguousarray(item.depth))
+        return item
+
+    def read(self, i: int) -> Decoded:
+        """``paths[i]`` read, checked and preprocessed: the PIL image, the numpy depth map."""
         from deepcut.errors import DeepCutError, ImageReadError, name_file
         from deepcut.io.depth import depth_for
         from deepcut.io.images import load_image
@@ -96,17 +118,7 @@ class DecodeDataset:
             return Decoded(i, path, error=name_file(path, str(e)))
         except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
             return Decoded(i, path, error=f"{path}: unexpected {type(e).__name__}: {e}")
-        # Pixels and depth travel as tensors (torch moves them through shared memory): the
-        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
-        # would keep an orphaned worker from exiting if the main process is killed.
-        import numpy as np
-        import torch
-
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
-        if depth is not None:
-            depth = torch.from_numpy(np.ascontiguousarray(depth))
-        return Decoded(i, path, image=pixels, x=x, depth=depth,
-                       load_s=time.perf_counter() - t0)
+        return Decoded(i, path, image=image, x=x, depth=depth, load_s=time.perf_counter() - t0)
 
     @staticmethod
     def unpack(item: Decoded) -> Decoded:
@@ -201,6 +213,151 @@ def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, floa
                          weights_id=backbone.weights_id)
            for b, im in enumerate(images)]
     return out, time.perf_counter() - t0
+
+
+@dataclass
+class Computed:
+    """One image after the compute stage.
+
+    Attributes:
+        item: its :class:`Decoded` input (``image`` the RGB PIL image).
+        pred: the :class:`~deepcut.pipeline.Prediction` (timings, ``meta["image"]`` and
+            ``image`` filled as ``Segmenter.__call__`` fills them), or None when ``error`` is set.
+        error: one-line reason the image was skipped, or None.
+        seconds: the image's share of the compute (its decode included).
+    """
+
+    item: Decoded
+    pred: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def compute_batch(seg, items: Sequence[Decoded]) -> list[Computed]:
+    """Segment decoded images: one backbone forward per input size, the batch's GNN heads
+    trained together (:meth:`~deepcut.pipeline.Segmenter.predict_features_batch`); on any error
+    each image is redone alone, so that a bad one is named. Never raises (per-image errors come
+    back as one-line messages, as the sequential run reports them)."""
+    from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.outputs import warnings_said_per_file
+
+    bb = seg.backbone
+    feats: list | None = [None] * len(items)
+    shares = [0.0] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for b, item in enumerate(items):
+        groups.setdefault(tuple(item.x.shape), []).append(b)
+    try:
+        for idx in groups.values():
+            pfs, t_bb = batch_features(bb, [items[b].image for b in idx],
+                                       [items[b].x for b in idx])
+            for b, pf in zip(idx, pfs):
+                feats[b], shares[b] = pf, t_bb / len(idx)
+    except Exception:  # noqa: BLE001 - one at a time below, so the bad image is named
+        feats = None
+    preds, t_solve = None, 0.0
+    if feats is not None and len(items) > 1:
+        t0 = time.perf_counter()
+        try:
+            with warnings_said_per_file():  # said by the caller, naming the file
+                preds = seg.predict_features_batch(feats, [it.image for it in items],
+                                                   [it.depth for it in items])
+        except Exception:  # noqa: BLE001
+            preds = None
+        t_solve = (time.perf_counter() - t0) / len(items)
+    done: list[Computed] = []
+    for b, item in enumerate(items):
+        t0 = time.perf_counter()
+        try:
+            if feats is None:
+                pf, share = batch_features(bb, [item.image], [item.x])
+                pf = pf[0]
+            else:
+                pf, share = feats[b], shares[b]
+            if preds is not None:
+                pred, share = preds[b], share + t_solve
+            else:
+                with warnings_said_per_file():  # said by the caller, naming the file
+                    pred = seg.predict_features(pf, image=item.image) if item.depth is None \
+                        else seg.predict_features(pf, image=item.image, depth=item.depth)
+        except DeepCutError as e:
+            done.append(Computed(item, error=name_file(item.path, str(e))))
+            continue
+        except Exception as e:  # noqa: BLE001 - report the file and go on
+            done.append(Computed(item, error=f"{item.path}: unexpected {type(e).__name__}: {e}"))
+            continue
+        # What Segmenter.__call__ records, so the JSON matches the sequential run's.
+        pred.timings = {"load": item.load_s, "backbone": share, **pred.timings}
+        pred.meta["image"] = str(item.path)
+        pred.image = item.image
+        done.append(Computed(item, pred, seconds=item.load_s + share + time.perf_counter() - t0))
+    return done
+
+
+class ComputeDataset:
+    """``ds[indices]`` decodes and segments a batch of images in a worker process.
+
+    Returns the batch's :class:`Computed` results (errors included) pickled into a ``uint8``
+    tensor: torch moves it through shared memory, so the worker's pipe stays small (see
+    :meth:`DecodeDataset.__getitem__`). :func:`compute_loader` unpacks it.
+    """
+
+    def __init__(self, decode: DecodeDataset, segmenter) -> None:
+        self.decode = decode
+        self.segmenter = segmenter
+
+    def __len__(self) -> int:
+        return len(self.decode)
+
+    def __getitem__(self, indices: Sequence[int]):
+        import pickle
+
+        import torch
+
+        items = [self.decode.read(i) for i in indices]
+        done = {c.item.index: c for c in
+                compute_batch(self.segmenter, [it for it in items if it.error is None])}
+        out = [done.get(it.index) or Computed(it, error=it.error) for it in items]
+        for c in out:
+            c.item.x = None  # the backbone input is not needed any more: not sent back
+        return torch.frombuffer(bytearray(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)),
+                                dtype=torch.uint8)
+
+
+def _threads_per_worker(threads: int):
+    """A DataLoader ``worker_init_fn`` giving each worker ``threads`` torch threads (torch sets
+    one in every worker)."""
+    def init(_worker_id: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return init
+
+
+def compute_loader(ds: ComputeDataset, workers: int,
+                   batches: Iterator[list[int]]) -> Iterator[Computed]:
+    """The :class:`Computed` results of ``batches`` (lists of indices into ``ds``) in order;
+    ``workers`` processes compute them (forked now, so call this before starting threads).
+
+    ``batches`` is consumed lazily in this process, two batches per worker ahead of the results:
+    a caller can take each image's lock as it hands the image out.
+    """
+    import pickle
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    # the cores torch would use in this process, shared out (one each on 2 cores, 2 workers)
+    threads = max(1, torch.get_num_threads() // workers)
+    loader = DataLoader(ds, sampler=batches, batch_size=None, shuffle=False,
+                        num_workers=workers, collate_fn=_as_is, prefetch_factor=2,
+                        worker_init_fn=_threads_per_worker(threads))
+    it = iter(loader)  # the workers are forked now: call this before starting other threads
+
+    def results() -> Iterator[Computed]:
+        for packed in it:
+            yield from pickle.loads(packed.numpy().tobytes())
+    return results()
 
 
 class BackgroundWriter:
