@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["BackgroundWriter", "ComputeDataset", "Computed", "DecodeDataset", "Decoded",
-           "SizeBatcher", "batch_features", "compute_batch", "compute_loader", "decode_loader"]
+           "SizeBatcher", "batch_features", "compute_batch", "compute_loader", "decode_loader",
+           "warm_up"]
 
 
 @dataclass
@@ -294,6 +295,37 @@ def compute_batch(seg, items: Sequence[Decoded]) -> list[Computed]:
     return done
 
 
+def warm_up(seg) -> None:
+    """Segment a small random feature grid once (results discarded), so that what the graph,
+    solver, task and refinement import or set up on first use (scikit-learn's k-means, SciPy)
+    is loaded once in this process before compute workers are forked, not once in each.
+
+    Best effort: an error here is left to the real images to report.
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from deepcut.backbones.base import PatchFeatures
+
+    bb = seg.backbone
+    h, w = 8, 10
+    size = ((h - 1) * bb.stride + bb.patch_size, (w - 1) * bb.stride + bb.patch_size)
+    g = torch.Generator().manual_seed(0)
+    pf = PatchFeatures(features=torch.randn(h, w, max(1, int(bb.feature_dim)), generator=g),
+                       cls=None, input_size=size, image_size=size, patch_size=bb.patch_size,
+                       stride=bb.stride, backbone=bb.name, weights_id=bb.weights_id)
+    image = Image.fromarray(np.full((size[0], size[1], 3), 128, np.uint8), "RGB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg.predict_features(pf, image=image)
+    except Exception:  # noqa: BLE001 - best effort (see above)
+        pass
+
+
 class ComputeDataset:
     """``ds[indices]`` decodes and segments a batch of images in a worker process.
 
@@ -340,7 +372,8 @@ def compute_loader(ds: ComputeDataset, workers: int,
     ``workers`` processes compute them (forked now, so call this before starting threads).
 
     ``batches`` is consumed lazily in this process, two batches per worker ahead of the results:
-    a caller can take each image's lock as it hands the image out.
+    a caller can take each image's lock as it hands the image out. The segmenter is warmed up
+    (:func:`warm_up`) before the fork.
     """
     import pickle
 
@@ -349,6 +382,7 @@ def compute_loader(ds: ComputeDataset, workers: int,
 
     # the cores torch would use in this process, shared out (one each on 2 cores, 2 workers)
     threads = max(1, torch.get_num_threads() // workers)
+    warm_up(ds.segmenter)
     loader = DataLoader(ds, sampler=batches, batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=_as_is, prefetch_factor=2,
                         worker_init_fn=_threads_per_worker(threads))
