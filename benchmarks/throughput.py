@@ -18,7 +18,8 @@ and the one line per image the CLI prints, so one run gives:
 Configurations, interleaved (one run of each per repeat, in reversed order every second repeat,
 medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another
 checkout of deepcut, e.g. the last release, run with its own defaults), ``sequential``
-(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``). In a
+(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``; with
+2+ workers each worker also segments, so every core runs a solve). In a
 pipelined batch of B > 1 images the GNN heads are trained together
 (:meth:`deepcut.Segmenter.predict_features_batch`), which the ``GNN heads`` column says. A second table times the overlay encodings (PNG zlib level 6,
 Pillow's default, vs 1; JPEG; WebP) on the same images, and ``infer.py --help`` is timed.
@@ -261,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     for wb in a.grid.split(","):
         w, b = (int(v) for v in wb.lower().split("x"))
         label = f"pipelined --workers {w} --batch-size {b}" + (
+            " (compute in the workers)" if w >= 2 else "") + (
             " (default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
         configs.append((label, ROOT, w, b))
 
@@ -272,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         help_s.append(time.perf_counter() - t0)
 
     results: dict[tuple[str, str], list[dict]] = {}
+    load = [os.getloadavg()[0]]  # the machine's 1-minute load average, before and after
     for backbone in a.backbones.split(","):
         for r in range(a.repeat):
             # ABC CBA ...: a load that drifts during the runs favours no configuration.
@@ -285,10 +288,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {backbone} | {label} | repeat {r}: {res['n']} images, "
                       f"{res['wall']:.1f} s, {res['incl']:.2f} img/s incl., "
                       f"{res['excl']:.2f} excl., first {res['first']:.1f} s, "
-                      f"start-up {res['start']:.1f} s, CPU {res['cpu']:.3f} s/img", file=sys.stderr)
+                      f"start-up {res['start']:.1f} s, CPU {res['cpu']:.3f} s/img, "
+                      f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
 
+    load.append(os.getloadavg()[0])
     print(f"\n{len(files)} images from {a.folder.name}, OMP_NUM_THREADS={a.threads}, "
-          f"{os.cpu_count()} CPUs, medians of {a.repeat} interleaved runs; "
+          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} -> {load[1]:.1f}, "
+          f"medians of {a.repeat} interleaved runs; "
           f"`infer.py --help`: {statistics.median(help_s):.2f} s (median of 3)\n")
     print("| backbone | run | img/s incl. start-up | img/s excl. | start-up s | first image s | "
           "CPU s / img | vs sequential (excl.) | vs baseline (incl.) | vs baseline (excl.) | "
@@ -300,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         seq = med["sequential (--workers 0)"]
         base = med[configs[0][0]] if a.baseline is not None else None
         name = "classic" if backbone == "classic" else f"ViT-S/8 random-init, {a.size} px"
-        for lab, _, _, batch in configs:
+        for lab, checkout, _, batch in configs:
             m = med[lab]
             heads = f"batched ({batch} at once)" if batch and batch > 1 else "one at a time"
+            if checkout != ROOT:
+                heads = "(its own)"
             vs_base = (f"{m['incl'] / base['incl']:.2f}x | {m['excl'] / base['excl']:.2f}x"
                        if base else "- | -")
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "

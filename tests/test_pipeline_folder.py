@@ -19,7 +19,7 @@ from PIL import Image
 
 from deepcut.cli.infer import main
 from deepcut.io.folders import ImageLock, image_lock
-from deepcut.io.pipelined import SizeBatcher, batch_features
+from deepcut.io.pipelined import SizeBatcher, batch_features, batch_sizes
 
 FAST = ["--backbone", "classic", "--size", "32"]
 
@@ -175,6 +175,15 @@ def test_overlay_png_is_lossless_at_the_fast_level(tmp_path, image_file):
     buf = io.BytesIO()
     ov.save(buf, format="PNG")  # Pillow's default level: a different, smaller file
     assert paths["overlay"].read_bytes() != buf.getvalue()
+
+
+@pytest.mark.parametrize("n,batch,workers,want", [
+    (20, 4, 2, [4, 4, 3, 3, 3, 3]),  # 10 images per worker, not 12 and 8
+    (8, 4, 2, [4, 4]), (3, 4, 2, [2, 1]), (1, 4, 2, [1]), (7, 2, 3, [2, 1, 1, 1, 1, 1]),
+    (0, 4, 2, []), (5, 1, 2, [1, 1, 1, 1, 1])])
+def test_batch_sizes_share_the_images_evenly(n, batch, workers, want):
+    got = batch_sizes(n, batch, workers)
+    assert got == want and sum(got) == n and max(got, default=0) <= batch
 
 
 def test_size_batcher_groups_one_size_and_bounds_the_wait():

@@ -575,6 +575,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
         ComputeDataset,
         DecodeDataset,
         SizeBatcher,
+        batch_sizes,
         compute_batch,
         compute_loader,
         decode_loader,
@@ -640,16 +641,18 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     locks: dict[int, object] = {}
 
     def handed_out():
-        """Batches of indices into ``todo`` for the compute workers, each image locked first."""
-        group: list[int] = []
+        """Batches of indices into ``todo`` for the compute workers (sizes: ``batch_sizes``),
+        each image locked first."""
+        sizes = iter(batch_sizes(len(todo), batch_size, workers))
+        size, group = next(sizes), []
         for i, (path, stem) in enumerate(todo):
             lock = take(path, stem)
             if lock is not None:
                 locks[i] = lock
                 group.append(i)
-                if len(group) == batch_size:
+                if len(group) == size:
                     yield group
-                    group = []
+                    size, group = next(sizes, size), []
         if group:
             yield group
 
