@@ -25,7 +25,7 @@ pipelined batch of B > 1 images the GNN heads are trained together
 Pillow's default, vs 1; JPEG; WebP) on the same images, and ``infer.py --help`` is timed.
 
     python benchmarks/throughput.py DIR [--limit 20] [--repeat 2] [--threads 1]
-        [--backbones classic,vits8] [--grid 1x1,2x1,1x4] [--baseline OTHER_CHECKOUT]
+        [--backbones classic,vits8] [--grid 1x4,2x4,2x2] [--baseline OTHER_CHECKOUT]
 
 DIR is a folder of images (20+, e.g. ``$DATA/bsds500_test/images``).
 """
@@ -184,6 +184,8 @@ STARTUP_STEPS = {
     "import torch": "import torch",
     "import torch, torch._dynamo": "import torch, torch._dynamo",
     "import torch_geometric (imports torch._dynamo)": "import torch_geometric",
+    "import torch, sklearn.cluster (the GNN's k-means starts; SciPy)": "import torch, sklearn.cluster",
+    "import torch_geometric, sklearn.cluster": "import torch_geometric, sklearn.cluster",
     "deepcut CLI up to its folder loop (classic)":
         "from deepcut.cli import infer; from deepcut.pipeline import Segmenter; "
         "infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
@@ -225,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbones", default="classic,vits8",
                    help="classic and/or vits8 (random-init DINO ViT-S/8) (default: both)")
     p.add_argument("--size", type=int, default=280, help="ViT input short side (default: 280)")
-    p.add_argument("--grid", default="1x1,2x1,1x4",
-                   help="pipelined settings WORKERSxBATCH (default: 1x1,2x1,1x4)")
+    p.add_argument("--grid", default="1x4,2x4,2x2",
+                   help="pipelined settings WORKERSxBATCH (default: 1x4,2x4,2x2)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
     p.add_argument("--reverse", action="store_true",

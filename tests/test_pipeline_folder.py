@@ -84,15 +84,16 @@ def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, ba
         assert "done: 7 segmented, 0 skipped (outputs exist), 1 failed" in err
 
 
-def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys, workers):
     src = _folder(tmp_path)
     (src / "broken.jpg").unlink()
     out = tmp_path / "out"
-    assert main([str(src), "--out", str(out), "--workers", "1", "--quiet", *FAST]) == 0
+    assert main([str(src), "--out", str(out), "--workers", workers, "--quiet", *FAST]) == 0
     (out / "im3.json").unlink()  # as if killed before im3's JSON (which marks completion)
     stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("im[0-24-6].png")}
     capsys.readouterr()
-    assert main([str(src), "--out", str(out), "--workers", "1", *FAST]) == 0
+    assert main([str(src), "--out", str(out), "--workers", workers, *FAST]) == 0
     cap = capsys.readouterr()
     assert "done: 1 segmented, 6 skipped (outputs exist), 0 failed" in cap.err
     assert _lines(cap.out) == [ln for ln in _lines(cap.out) if ln.startswith("im3.png: K=")]
@@ -101,14 +102,15 @@ def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys):
     assert not list(out.glob(".*.lock")) and not list(out.glob(".*.part"))
 
 
-def test_pipelined_run_leaves_an_image_locked_elsewhere(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the compute workers' hand-out
+def test_pipelined_run_leaves_an_image_locked_elsewhere(tmp_path, capsys, workers):
     src = _folder(tmp_path)
     (src / "broken.jpg").unlink()
     out = tmp_path / "out"
     out.mkdir()
     with image_lock(out, "im2") as mine:  # as another process segmenting im2 right now
         assert mine
-        assert main([str(src), "--out", str(out), "--workers", "1", *FAST]) == 0
+        assert main([str(src), "--out", str(out), "--workers", workers, *FAST]) == 0
     err = capsys.readouterr().err
     assert "6 segmented" in err and "1 in progress in another process" in err
     assert not (out / "im2.json").exists() and (out / "im1.json").exists()
@@ -222,7 +224,8 @@ def test_batched_backbone_equals_one_image_at_a_time(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: compute workers
+def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path, workers):
     import os
     import signal
     import subprocess
@@ -234,7 +237,7 @@ def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     root = Path(__file__).resolve().parents[1]
     p = subprocess.Popen([sys.executable, str(root / "infer.py"), str(src), "--out", str(out),
-                          "--workers", "1", "--batch-size", "2", *FAST], cwd=root, env=env,
+                          "--workers", workers, "--batch-size", "2", *FAST], cwd=root, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = p.stdout.readline()  # the first image is written: interrupt the run mid-folder
     assert " K=" in first

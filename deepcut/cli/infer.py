@@ -11,9 +11,11 @@ before any work. Two processes on one ``--out`` split the images (an advisory lo
 bad file is reported on one line that names it and the run goes on; a degenerate result (e.g. one
 cluster) is reported on one ``warning:`` line and in its JSON.
 
-A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): decode processes read
-and resize ahead, the backbone runs on batches of one input size, a background thread writes;
-the outputs are byte for byte those of ``--workers 0`` (one image at a time). The overlay format
+A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): one worker process reads
+and resizes ahead while this process segments, two or more (on the CPU) each read and segment
+batches of images (every core runs a solve); the backbone runs on batches of one input size, a
+background thread writes; the outputs are byte for byte those of ``--workers 0`` (one image at a
+time). The overlay format
 is ``--overlay-format`` (png by default, at a fast zlib level); the label map is always PNG.
 
 Exit status: 0 every image segmented (or already done); 1 some input failed (each was reported);
@@ -48,10 +50,12 @@ from deepcut.cli.common import (
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 
-#: Decode processes of the pipelined folder run (``--workers``). On the 2-core test machine one
-#: worker keeps decoding ahead of the main thread (decode is ~4% of a classic image) and two were
-#: no faster (benchmarks/throughput.py, 20 BSDS images).
-DEFAULT_WORKERS = 1
+#: Worker processes of the pipelined folder run (``--workers``). One decodes ahead of the main
+#: thread; two or more (on the CPU) each decode and segment batches of images, so that every core
+#: runs a solve (the solve is ~80% of a classic image and uses one core). On the 2-core test
+#: machine, 20 BSDS images, classic, they cost the same CPU per image as one worker (0.59-0.63 s);
+#: images/s gains need a free core (benchmarks/throughput.py).
+DEFAULT_WORKERS = 2
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
 #: 2-core test machine, 20 BSDS images, classic: 4 gave 1.18x the images/s of 1 (excluding
@@ -77,11 +81,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="recompute images whose outputs already exist (default: skip them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decode processes of the pipelined folder run: images are read and "
-                        "resized ahead, the backbone runs on batches of images of one size and "
-                        "a background thread writes the outputs while the next image is "
-                        "segmented; 0 = one image at a time, every stage in turn, in this "
-                        f"process (default: {DEFAULT_WORKERS}; 2 was no faster on 2 cores)")
+                   help="worker processes of the pipelined folder run, which a background "
+                        "thread writes while the next images are segmented: 1 reads and "
+                        "resizes images ahead of this process; 2 or more (on the CPU) each "
+                        "read and segment batches of images, every core running a solve; 0 = "
+                        "one image at a time, every stage in turn, in this process "
+                        f"(default: {DEFAULT_WORKERS})")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="pipelined run: images of one input size per backbone forward, "
                         "their GNN heads trained together; more fills a GPU "
@@ -658,8 +663,10 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
 
     # Both start (fork) their worker processes now: before the writer thread starts (CUDA
     # cannot be used in a forked process: a GPU run keeps the compute in this one).
-    if compute_workers:
-        computed = compute_loader(ComputeDataset(ds, seg), workers, handed_out())
+    if compute_workers:  # no more workers than batches (a resumed run may have one image left)
+        computed = compute_loader(ComputeDataset(ds, seg),
+                                  min(workers, len(batch_sizes(len(todo), batch_size, workers))),
+                                  handed_out())
     else:
         decoded = decode_loader(ds, workers)
     writer = BackgroundWriter(max_pending=2 * batch_size + 2)
@@ -667,7 +674,15 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     stop_on_sigterm = _sigterm_as_interrupt()  # so the worker processes are shut down too
     try:
         if compute_workers:
-            for c in computed:
+            while True:
+                try:
+                    c = next(computed)
+                except StopIteration:
+                    break
+                except (RuntimeError, OSError, EOFError) as e:  # a worker died (killed, OOM)
+                    writer.close()  # what was computed is written
+                    return one_line(f"a compute worker process failed ({e}); finished images "
+                                    "are saved: rerun the same command to resume")
                 hand_over(c, todo[c.item.index][1], locks.pop(c.item.index))
         else:
             batcher = SizeBatcher(batch_size)

@@ -356,14 +356,18 @@ class ComputeDataset:
                                 dtype=torch.uint8)
 
 
-def _threads_per_worker(threads: int):
-    """A DataLoader ``worker_init_fn`` giving each worker ``threads`` torch threads (torch sets
-    one in every worker)."""
-    def init(_worker_id: int) -> None:
-        import torch
+def _one_thread(_worker_id: int) -> None:
+    """A compute worker's ``worker_init_fn``: one thread for torch, OpenMP and BLAS.
 
-        torch.set_num_threads(threads)
-    return init
+    GNU OpenMP's thread pool does not survive a fork: a forked worker that starts a parallel
+    region with more than one thread (scikit-learn's k-means does, when the parent had run one)
+    waits forever on threads that only exist in the parent. More cores take more workers.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def batch_sizes(n: int, batch_size: int, workers: int) -> list[int]:
@@ -381,7 +385,8 @@ def batch_sizes(n: int, batch_size: int, workers: int) -> list[int]:
 def compute_loader(ds: ComputeDataset, workers: int,
                    batches: Iterator[list[int]]) -> Iterator[Computed]:
     """The :class:`Computed` results of ``batches`` (lists of indices into ``ds``) in order;
-    ``workers`` processes compute them (forked now, so call this before starting threads).
+    ``workers`` processes compute them, one thread each (forked now, so call this before
+    starting threads).
 
     ``batches`` is consumed lazily in this process, two batches per worker ahead of the results:
     a caller can take each image's lock as it hands the image out. The segmenter is warmed up
@@ -389,15 +394,12 @@ def compute_loader(ds: ComputeDataset, workers: int,
     """
     import pickle
 
-    import torch
     from torch.utils.data import DataLoader
 
-    # the cores torch would use in this process, shared out (one each on 2 cores, 2 workers)
-    threads = max(1, torch.get_num_threads() // workers)
     warm_up(ds.segmenter)
     loader = DataLoader(ds, sampler=batches, batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=_as_is, prefetch_factor=2,
-                        worker_init_fn=_threads_per_worker(threads))
+                        worker_init_fn=_one_thread)
     it = iter(loader)  # the workers are forked now: call this before starting other threads
 
     def results() -> Iterator[Computed]:
