@@ -322,7 +322,7 @@ def warm_up(seg) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             seg.predict_features(pf, image=image)
-    except Exception:  # noqa: BLE001 - best effort (see above)
+    except Exception:  # noqa: BLE001, S110 - best effort (see above)
         pass
 
 
