@@ -53,9 +53,10 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 #: Worker processes of the pipelined folder run (``--workers``). One decodes ahead of the main
 #: thread; two or more (on the CPU) each decode and segment batches of images, one thread each, so
 #: that every core runs a solve (~80% of a classic image, on one core). On the shared 2-core test
-#: machine (load 3-4 from other work, so no free core), 20 BSDS images, classic: one worker gave
-#: 2.02 img/s excluding start-up, two compute workers 1.36 (0.57 vs 0.65 CPU s per image):
-#: benchmarks/throughput.py. Two pay off only where a core is free, so one is the default.
+#: machine (load 2.5-4.5 from other work, so no free core), 20 BSDS images, classic: one worker
+#: gave 1.79-2.02 img/s excluding start-up, two compute workers 1.36-1.71 (0.57-0.66 vs
+#: 0.65-0.70 CPU s per image): benchmarks/throughput.py. Two pay off only where a core is free,
+#: so one is the default.
 DEFAULT_WORKERS = 1
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
