@@ -12,9 +12,12 @@ image resized to ``8 s`` pixels, centre-cropped square) and each graph path:
   package is importable (optional; its columns read n/a otherwise); graph and solve are one stage.
 
 and each solver (``spectral``, ``falcon``, ``gnn``), K = 2, one torch thread: the seconds of each
-stage (median of ``--repeats``), the peak resident memory each stage added (MiB, sampled every
-2 ms after handing freed heap pages back with ``malloc_trim``), and the discrete NCut of the labelling on the exact dense NCut graph (``metric`` dot) where
-that fits (N <= ``--dense-max``). Then the exponent b of ``time ~ N^b`` (graph + solve, least
+stage (median of ``--repeats``; wall, and for graph + solve also the CPU seconds of the one
+compute thread, which other processes' load changes least), the peak resident memory each stage
+added (MiB, sampled every 2 ms after handing freed heap pages back with ``malloc_trim``, in a
+first call that is not timed), and the discrete NCut of the labelling on the exact dense NCut graph (``metric`` dot) where
+that fits (N <= ``--dense-max``). Above 4096 nodes only the landmark path is repeated (the
+others take minutes). Then the exponent b of ``time ~ N^b`` (graph + solve, least
 squares in log-log over N >= 4096) per path and solver.
 
     DATA=/path/to/data
@@ -119,16 +122,25 @@ def features(im, side: int) -> torch.Tensor:
 
 
 def measure(fn, repeats: int):
-    """(result of the last call, median seconds, peak MiB of the first call)."""
-    secs, peak, out = [], 0.0, None
-    for r in range(repeats):
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
+    """(result, median wall seconds, median CPU seconds of this thread, peak MiB).
+
+    The peak memory comes from a first call under :class:`PeakRSS`; with ``repeats > 1`` that
+    call is not timed (its sampling thread and page faults would count) and ``repeats`` calls
+    without the sampler are. The CPU column (``time.thread_time``: this thread only, one torch
+    thread) is what a busy machine changes least: other processes' load stretches wall time.
+    """
+    with PeakRSS() as mem:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        secs, cpus = [time.perf_counter() - t0], [time.thread_time() - c0]
+    if repeats > 1:
+        secs, cpus = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.thread_time()
             out = fn()
             secs.append(time.perf_counter() - t0)
-        if r == 0:
-            peak = mem.peak_mib
-    return out, statistics.median(secs), peak
+            cpus.append(time.thread_time() - c0)
+    return out, statistics.median(secs), statistics.median(cpus), mem.peak_mib
 
 
 def ncut_pytorch_labels(F: torch.Tensor, K: int):
@@ -159,7 +171,7 @@ def fit(sname: str, K: int, g, X: torch.Tensor):
 def run_side(side: int, im, args, K: int, have_ncp: bool, rows: list, fits: dict) -> None:
     """Measure every path and solver at N = side^2; append table rows and (N, seconds) points."""
     N = side * side
-    F, t_feat, m_feat = measure(partial(features, im, side), 1)
+    F, t_feat, _, m_feat = measure(partial(features, im, side), 1)
     X = F.reshape(N, -1)
     dense = build("dense", X, 0) if N <= args.dense_max else None
 
@@ -168,21 +180,23 @@ def run_side(side: int, im, args, K: int, have_ncp: bool, rows: list, fits: dict
             return None
         return discrete_ncut(z, dense.W, dense.degree, assume_nonnegative=True)
 
-    reps = args.repeats if N <= 4096 else 1
     for path in args.paths:
         if path == "dense" and N > args.dense_max or path == "knn" and N > args.knn_max:
             continue
+        # the O(N^2) paths and ncut-pytorch once above 4096 nodes (minutes); the landmark path
+        # (the default, well under a second) takes the median of every repeat at every N
+        reps = args.repeats if N <= 4096 or path == "landmarks" else 1
         if path == "ncut-pytorch":
             if have_ncp and N <= args.ncut_pytorch_max:
-                z, t, mem = measure(partial(ncut_pytorch_labels, X, K), reps)
-                rows.append((N, path, path, t_feat, m_feat, None, None, t, mem, score(z)))
+                z, t, c, mem = measure(partial(ncut_pytorch_labels, X, K), reps)
+                rows.append((N, path, path, t_feat, m_feat, None, None, t, mem, score(z), c))
                 fits.setdefault((path, path), []).append((N, t))
             continue
-        g, t_graph, m_graph = measure(partial(build, path, X, args.landmarks), reps)
+        g, t_graph, c_graph, m_graph = measure(partial(build, path, X, args.landmarks), reps)
         for sname in args.solvers:
-            est, t_solve, m_solve = measure(partial(fit, sname, K, g, X), reps)
+            est, t_solve, c_solve, m_solve = measure(partial(fit, sname, K, g, X), reps)
             rows.append((N, path, sname, t_feat, m_feat, t_graph, m_graph, t_solve, m_solve,
-                         score(est.labels_)))
+                         score(est.labels_), c_graph + c_solve))
             fits.setdefault((path, sname), []).append((N, t_graph + t_solve))
 
 
@@ -225,6 +239,7 @@ def main(argv=None) -> int:
     for sname in args.solvers:
         SOLVERS[sname](K).fit(build_graph(Fw, "ncut"), Fw)
     rows, fits = [], {}
+    load = [os.getloadavg()[0]]
     for side in args.sides:
         run_side(side, im, args, K, have_ncp, rows, fits)
         print(f"done N={side * side}", file=sys.stderr, flush=True)
@@ -234,13 +249,14 @@ def main(argv=None) -> int:
 
     print(f"K = {K}, one thread, classic backbone (patch 8, stride 8), landmarks = "
           f"{args.landmarks}, data: {args.data_root or 'synthetic'}\n")
+    print(f"load average (1 min) {load[0]:.1f} -> {os.getloadavg()[0]:.1f} during the runs\n")
     print("| N | path | solver | features s | graph s | solve s | graph+solve s | "
-          "features MiB | graph MiB | solve MiB | NCut (dense graph) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for N, path, s, tf, mf, tg, mg, ts, ms, nc in rows:
+          "graph+solve CPU s | features MiB | graph MiB | solve MiB | NCut (dense graph) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for N, path, s, tf, mf, tg, mg, ts, ms, nc, cpu in rows:
         tot = ts + (tg or 0.0)
         print(f"| {N} | {path} | {s} | {tf:.3f} | {f(tg, '.3f')} | {ts:.3f} | {tot:.3f} | "
-              f"{mf:.0f} | {f(mg, '.0f')} | {ms:.0f} | {f(nc, '.4f')} |")
+              f"{cpu:.3f} | {mf:.0f} | {f(mg, '.0f')} | {ms:.0f} | {f(nc, '.4f')} |")
     print("\nFitted exponent b of graph+solve time ~ N^b (least squares in log-log, N >= 4096):\n")
     print("| path | solver | b | N range |")
     print("|---|---|---|---|")

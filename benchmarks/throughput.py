@@ -18,13 +18,14 @@ and the one line per image the CLI prints, so one run gives:
 Configurations, interleaved (one run of each per repeat, in reversed order every second repeat,
 medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another
 checkout of deepcut, e.g. the last release, run with its own defaults), ``sequential``
-(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``). In a
+(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``; with
+2+ workers each worker also segments, so every core runs a solve). In a
 pipelined batch of B > 1 images the GNN heads are trained together
 (:meth:`deepcut.Segmenter.predict_features_batch`), which the ``GNN heads`` column says. A second table times the overlay encodings (PNG zlib level 6,
 Pillow's default, vs 1; JPEG; WebP) on the same images, and ``infer.py --help`` is timed.
 
     python benchmarks/throughput.py DIR [--limit 20] [--repeat 2] [--threads 1]
-        [--backbones classic,vits8] [--grid 1x1,2x1,1x4] [--baseline OTHER_CHECKOUT]
+        [--backbones classic,vits8] [--grid 1x4,2x4,2x2] [--baseline OTHER_CHECKOUT]
 
 DIR is a folder of images (20+, e.g. ``$DATA/bsds500_test/images``).
 """
@@ -183,6 +184,8 @@ STARTUP_STEPS = {
     "import torch": "import torch",
     "import torch, torch._dynamo": "import torch, torch._dynamo",
     "import torch_geometric (imports torch._dynamo)": "import torch_geometric",
+    "import torch, sklearn.cluster (the GNN's k-means starts; SciPy)": "import torch, sklearn.cluster",
+    "import torch_geometric, sklearn.cluster": "import torch_geometric, sklearn.cluster",
     "deepcut CLI up to its folder loop (classic)":
         "from deepcut.cli import infer; from deepcut.pipeline import Segmenter; "
         "infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
@@ -224,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbones", default="classic,vits8",
                    help="classic and/or vits8 (random-init DINO ViT-S/8) (default: both)")
     p.add_argument("--size", type=int, default=280, help="ViT input short side (default: 280)")
-    p.add_argument("--grid", default="1x1,2x1,1x4",
-                   help="pipelined settings WORKERSxBATCH (default: 1x1,2x1,1x4)")
+    p.add_argument("--grid", default="1x4,2x4,2x2",
+                   help="pipelined settings WORKERSxBATCH (default: 1x4,2x4,2x2)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
     p.add_argument("--reverse", action="store_true",
@@ -261,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     for wb in a.grid.split(","):
         w, b = (int(v) for v in wb.lower().split("x"))
         label = f"pipelined --workers {w} --batch-size {b}" + (
+            " (compute in the workers)" if w >= 2 else "") + (
             " (default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
         configs.append((label, ROOT, w, b))
 
@@ -272,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         help_s.append(time.perf_counter() - t0)
 
     results: dict[tuple[str, str], list[dict]] = {}
+    load = [os.getloadavg()[0]]  # the machine's 1-minute load average, before and after
     for backbone in a.backbones.split(","):
         for r in range(a.repeat):
             # ABC CBA ...: a load that drifts during the runs favours no configuration.
@@ -285,10 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {backbone} | {label} | repeat {r}: {res['n']} images, "
                       f"{res['wall']:.1f} s, {res['incl']:.2f} img/s incl., "
                       f"{res['excl']:.2f} excl., first {res['first']:.1f} s, "
-                      f"start-up {res['start']:.1f} s, CPU {res['cpu']:.3f} s/img", file=sys.stderr)
+                      f"start-up {res['start']:.1f} s, CPU {res['cpu']:.3f} s/img, "
+                      f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
 
+    load.append(os.getloadavg()[0])
     print(f"\n{len(files)} images from {a.folder.name}, OMP_NUM_THREADS={a.threads}, "
-          f"{os.cpu_count()} CPUs, medians of {a.repeat} interleaved runs; "
+          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} -> {load[1]:.1f}, "
+          f"medians of {a.repeat} interleaved runs; "
           f"`infer.py --help`: {statistics.median(help_s):.2f} s (median of 3)\n")
     print("| backbone | run | img/s incl. start-up | img/s excl. | start-up s | first image s | "
           "CPU s / img | vs sequential (excl.) | vs baseline (incl.) | vs baseline (excl.) | "
@@ -300,9 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         seq = med["sequential (--workers 0)"]
         base = med[configs[0][0]] if a.baseline is not None else None
         name = "classic" if backbone == "classic" else f"ViT-S/8 random-init, {a.size} px"
-        for lab, _, _, batch in configs:
+        for lab, checkout, _, batch in configs:
             m = med[lab]
             heads = f"batched ({batch} at once)" if batch and batch > 1 else "one at a time"
+            if checkout != ROOT:
+                heads = "(its own)"
             vs_base = (f"{m['incl'] / base['incl']:.2f}x | {m['excl'] / base['excl']:.2f}x"
                        if base else "- | -")
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "

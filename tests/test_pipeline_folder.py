@@ -19,7 +19,7 @@ from PIL import Image
 
 from deepcut.cli.infer import main
 from deepcut.io.folders import ImageLock, image_lock
-from deepcut.io.pipelined import SizeBatcher, batch_features
+from deepcut.io.pipelined import SizeBatcher, batch_features, batch_sizes
 
 FAST = ["--backbone", "classic", "--size", "32"]
 
@@ -56,7 +56,9 @@ def _lines(text: str) -> list[str]:
 @pytest.mark.parametrize("workers,batch,task", [
     ("1", "4", []), ("2", "2", []),
     # a one-solve GNN task: the batch's heads are trained together (GNNSolver.fit_many)
-    ("1", "4", ["--task", "clusters", "--k", "3"])])
+    ("1", "4", ["--task", "clusters", "--k", "3"]),
+    # two or more workers: the workers also compute (batches of mixed sizes)
+    ("3", "3", ["--task", "clusters", "--k", "3"])])
 def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, batch, task):
     src = _folder(tmp_path)
     assert main([str(src), "--out", str(tmp_path / "seq"), "--workers", "0", *FAST,
@@ -82,15 +84,16 @@ def test_pipelined_run_writes_the_sequential_bytes(tmp_path, capsys, workers, ba
         assert "done: 7 segmented, 0 skipped (outputs exist), 1 failed" in err
 
 
-def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys, workers):
     src = _folder(tmp_path)
     (src / "broken.jpg").unlink()
     out = tmp_path / "out"
-    assert main([str(src), "--out", str(out), "--workers", "1", "--quiet", *FAST]) == 0
+    assert main([str(src), "--out", str(out), "--workers", workers, "--quiet", *FAST]) == 0
     (out / "im3.json").unlink()  # as if killed before im3's JSON (which marks completion)
     stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("im[0-24-6].png")}
     capsys.readouterr()
-    assert main([str(src), "--out", str(out), "--workers", "1", *FAST]) == 0
+    assert main([str(src), "--out", str(out), "--workers", workers, *FAST]) == 0
     cap = capsys.readouterr()
     assert "done: 1 segmented, 6 skipped (outputs exist), 0 failed" in cap.err
     assert _lines(cap.out) == [ln for ln in _lines(cap.out) if ln.startswith("im3.png: K=")]
@@ -99,14 +102,15 @@ def test_pipelined_run_resumes_without_redoing_work(tmp_path, capsys):
     assert not list(out.glob(".*.lock")) and not list(out.glob(".*.part"))
 
 
-def test_pipelined_run_leaves_an_image_locked_elsewhere(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the compute workers' hand-out
+def test_pipelined_run_leaves_an_image_locked_elsewhere(tmp_path, capsys, workers):
     src = _folder(tmp_path)
     (src / "broken.jpg").unlink()
     out = tmp_path / "out"
     out.mkdir()
     with image_lock(out, "im2") as mine:  # as another process segmenting im2 right now
         assert mine
-        assert main([str(src), "--out", str(out), "--workers", "1", *FAST]) == 0
+        assert main([str(src), "--out", str(out), "--workers", workers, *FAST]) == 0
     err = capsys.readouterr().err
     assert "6 segmented" in err and "1 in progress in another process" in err
     assert not (out / "im2.json").exists() and (out / "im1.json").exists()
@@ -175,6 +179,15 @@ def test_overlay_png_is_lossless_at_the_fast_level(tmp_path, image_file):
     assert paths["overlay"].read_bytes() != buf.getvalue()
 
 
+@pytest.mark.parametrize("n,batch,workers,want", [
+    (20, 4, 2, [4, 4, 3, 3, 3, 3]),  # 10 images per worker, not 12 and 8
+    (8, 4, 2, [4, 4]), (3, 4, 2, [2, 1]), (1, 4, 2, [1]), (7, 2, 3, [2, 1, 1, 1, 1, 1]),
+    (0, 4, 2, []), (5, 1, 2, [1, 1, 1, 1, 1])])
+def test_batch_sizes_share_the_images_evenly(n, batch, workers, want):
+    got = batch_sizes(n, batch, workers)
+    assert got == want and sum(got) == n and max(got, default=0) <= batch
+
+
 def test_size_batcher_groups_one_size_and_bounds_the_wait():
     b = SizeBatcher(2)
     assert b.add((1, 3, 8, 8), "a") == []
@@ -211,7 +224,8 @@ def test_batched_backbone_equals_one_image_at_a_time(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: compute workers
+def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path, workers):
     import os
     import signal
     import subprocess
@@ -223,7 +237,7 @@ def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     root = Path(__file__).resolve().parents[1]
     p = subprocess.Popen([sys.executable, str(root / "infer.py"), str(src), "--out", str(out),
-                          "--workers", "1", "--batch-size", "2", *FAST], cwd=root, env=env,
+                          "--workers", workers, "--batch-size", "2", *FAST], cwd=root, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = p.stdout.readline()  # the first image is written: interrupt the run mid-folder
     assert " K=" in first

@@ -11,9 +11,11 @@ before any work. Two processes on one ``--out`` split the images (an advisory lo
 bad file is reported on one line that names it and the run goes on; a degenerate result (e.g. one
 cluster) is reported on one ``warning:`` line and in its JSON.
 
-A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): decode processes read
-and resize ahead, the backbone runs on batches of one input size, a background thread writes;
-the outputs are byte for byte those of ``--workers 0`` (one image at a time). The overlay format
+A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): one worker process reads
+and resizes ahead while this process segments, two or more (on the CPU) each read and segment
+batches of images (every core runs a solve); the backbone runs on batches of one input size, a
+background thread writes; the outputs are byte for byte those of ``--workers 0`` (one image at a
+time). The overlay format
 is ``--overlay-format`` (png by default, at a fast zlib level); the label map is always PNG.
 
 Exit status: 0 every image segmented (or already done); 1 some input failed (each was reported);
@@ -48,9 +50,13 @@ from deepcut.cli.common import (
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 
-#: Decode processes of the pipelined folder run (``--workers``). On the 2-core test machine one
-#: worker keeps decoding ahead of the main thread (decode is ~4% of a classic image) and two were
-#: no faster (benchmarks/throughput.py, 20 BSDS images).
+#: Worker processes of the pipelined folder run (``--workers``). One decodes ahead of the main
+#: thread; two or more (on the CPU) each decode and segment batches of images, one thread each, so
+#: that every core runs a solve (~80% of a classic image, on one core). On the shared 2-core test
+#: machine (load 2.5-4.5 from other work, so no free core), 20 BSDS images, classic: one worker
+#: gave 1.79-2.02 img/s excluding start-up, two compute workers 1.36-1.71 (0.57-0.66 vs
+#: 0.65-0.70 CPU s per image): benchmarks/throughput.py. Two pay off only where a core is free,
+#: so one is the default.
 DEFAULT_WORKERS = 1
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
@@ -77,11 +83,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="recompute images whose outputs already exist (default: skip them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decode processes of the pipelined folder run: images are read and "
-                        "resized ahead, the backbone runs on batches of images of one size and "
-                        "a background thread writes the outputs while the next image is "
-                        "segmented; 0 = one image at a time, every stage in turn, in this "
-                        f"process (default: {DEFAULT_WORKERS}; 2 was no faster on 2 cores)")
+                   help="worker processes of the pipelined folder run, which a background "
+                        "thread writes while the next images are segmented: 1 reads and "
+                        "resizes images ahead of this process; 2 or more (on the CPU) each "
+                        "read and segment batches of images, every core running a solve; 0 = "
+                        "one image at a time, every stage in turn, in this process "
+                        f"(default: {DEFAULT_WORKERS})")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="pipelined run: images of one input size per backbone forward, "
                         "their GNN heads trained together; more fills a GPU "
@@ -563,38 +570,62 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
     """The pipelined folder run (:mod:`deepcut.io.pipelined`): returns ``(n_skip, n_busy)``, or
     the one-line message of a fatal write error.
 
-    The same guarantees as the sequential run: finished images are skipped before they are
-    decoded; each image is locked (:class:`~deepcut.io.folders.ImageLock`) from the moment its
-    decoded pixels reach the main thread until the writer thread has written it, and is checked
-    again under the lock (another process may have finished it meanwhile).
+    One worker decodes ahead while the main thread computes; two or more workers on the CPU
+    each decode and compute batches of images (every core runs a solve) while the main thread
+    hands the images out and writes. The same guarantees as the sequential run: finished images
+    are skipped before they are decoded; each image is locked
+    (:class:`~deepcut.io.folders.ImageLock`) before it is computed (one worker: when its decoded
+    pixels reach the main thread; compute workers: when it is handed out) until the writer
+    thread has written it, and is checked again under the lock (another process may have
+    finished it meanwhile).
     """
-    from deepcut.errors import DeepCutError, name_file
-    from deepcut.io.outputs import warnings_said_per_file
+    from deepcut.errors import DeepCutError
     from deepcut.io.pipelined import (
         BackgroundWriter,
+        ComputeDataset,
         DecodeDataset,
         SizeBatcher,
-        batch_features,
+        batch_sizes,
+        compute_batch,
+        compute_loader,
         decode_loader,
     )
 
-    n_skip = n_busy = 0
+    n = {"skip": 0, "busy": 0}
     todo: list[tuple[Path, str]] = []
     for path, stem in items:  # finished ones are not even decoded
         if not overwrite and done_already(path, stem):
-            n_skip += 1
+            n["skip"] += 1
             bar.update(1)
         else:
             todo.append((path, stem))
     if not todo:
-        return n_skip, n_busy
+        return n["skip"], n["busy"]
     bb = seg.backbone
     ds = DecodeDataset([p for p, _ in todo], bb.preprocess, bb.patch_size, bb.name,
                        depth_folder=seg.config.depth, max_pixels=max_pixels)
-    decoded = decode_loader(ds, workers)  # forks the workers: before the writer thread starts
-    writer = BackgroundWriter(max_pending=2 * batch_size + 2)
-    batcher = SizeBatcher(batch_size)
     held: list = []  # every lock taken (release() is idempotent)
+
+    def take(path: Path, stem: str):
+        """The image's lock, or None (another process holds it, it is done, or its name is
+        taken by another image's outputs: counted and reported)."""
+        lock = lock_factory(out, stem)
+        held.append(lock)  # released by its writer job, or at the latest on the way out
+        if not lock.acquire():  # another process on this --out is segmenting it now
+            n["busy"] += 1
+            bar.update(1)
+            return None
+        if not overwrite:
+            if done_already(path, stem):  # finished meanwhile by another process
+                lock.release()
+                n["skip"] += 1
+                bar.update(1)
+                return None
+            if collision(path, stem):
+                lock.release()
+                bar.update(1)
+                return None
+        return lock
 
     def write_job(item, stem, lock, pred, seconds):
         def job(run: bool) -> None:
@@ -606,88 +637,81 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
                 bar.update(1)
         return job
 
-    def compute(batch) -> None:
-        try:
-            feats, t_bb = batch_features(bb, [it.image for it, _, _ in batch],
-                                         [it.x for it, _, _ in batch])
-        except Exception:  # noqa: BLE001 - one at a time, so the bad image is named
-            feats = None
-        preds, t_solve = None, 0.0
-        if feats is not None and len(batch) > 1:
-            # GNN heads of the batch trained together (GNNSolver.fit_many: the same labels as
-            # one at a time); on any error each image is redone alone, so a bad one is named
-            t0 = time.perf_counter()
-            try:
-                with warnings_said_per_file():  # said below, naming the file
-                    preds = seg.predict_features_batch(
-                        list(feats), [it.image for it, _, _ in batch],
-                        [it.depth for it, _, _ in batch])
-            except Exception:  # noqa: BLE001
-                preds = None
-            t_solve = (time.perf_counter() - t0) / len(batch)
-        for b, (item, stem, lock) in enumerate(batch):
-            t0 = time.perf_counter()
-            try:
-                if feats is None:
-                    pf, share = batch_features(bb, [item.image], [item.x])
-                else:
-                    pf, share = [feats[b]], t_bb / len(batch)
-                if preds is not None:
-                    pred, share = preds[b], share + t_solve
-                else:
-                    with warnings_said_per_file():  # said below, naming the file
-                        pred = seg.predict_features(pf[0], image=item.image) \
-                            if item.depth is None else \
-                            seg.predict_features(pf[0], image=item.image, depth=item.depth)
-            except DeepCutError as e:
-                failed.append(str(item.path))
-                report("skipped", name_file(item.path, str(e)))
-                lock.release()
-                bar.update(1)
-                continue
-            except Exception as e:  # noqa: BLE001 - report the file and go on
-                failed.append(str(item.path))
-                report("skipped", f"{item.path}: unexpected {type(e).__name__}: {e}")
-                lock.release()
-                bar.update(1)
-                continue
-            # What Segmenter.__call__ records, so the JSON matches the sequential run's.
-            pred.timings = {"load": item.load_s, "backbone": share, **pred.timings}
-            pred.meta["image"] = str(item.path)
-            pred.image = item.image
-            seconds = item.load_s + share + time.perf_counter() - t0
-            writer.put(write_job(item, stem, lock, pred, seconds))
+    def hand_over(c, stem: str, lock) -> None:
+        """A computed image to the writer, or its error reported."""
+        if c.error is not None:
+            failed.append(str(c.item.path))
+            report("skipped", c.error)
+            lock.release()
+            bar.update(1)
+        else:
+            writer.put(write_job(c.item, stem, lock, c.pred, c.seconds))
 
-    stop_on_sigterm = _sigterm_as_interrupt()  # so the decode workers are shut down too
+    compute_workers = workers >= 2 and not str(seg.config.device).startswith("cuda")
+    locks: dict[int, object] = {}
+
+    def handed_out():
+        """Batches of indices into ``todo`` for the compute workers (sizes: ``batch_sizes``),
+        each image locked first."""
+        sizes = iter(batch_sizes(len(todo), batch_size, workers))
+        size, group = next(sizes), []
+        for i, (path, stem) in enumerate(todo):
+            lock = take(path, stem)
+            if lock is not None:
+                locks[i] = lock
+                group.append(i)
+                if len(group) == size:
+                    yield group
+                    size, group = next(sizes, size), []
+        if group:
+            yield group
+
+    # Both start (fork) their worker processes now: before the writer thread starts (CUDA
+    # cannot be used in a forked process: a GPU run keeps the compute in this one).
+    if compute_workers:  # no more workers than batches (a resumed run may have one image left)
+        computed = compute_loader(ComputeDataset(ds, seg),
+                                  min(workers, len(batch_sizes(len(todo), batch_size, workers))),
+                                  handed_out())
+    else:
+        decoded = decode_loader(ds, workers)
+    writer = BackgroundWriter(max_pending=2 * batch_size + 2)
+
+    stop_on_sigterm = _sigterm_as_interrupt()  # so the worker processes are shut down too
     try:
-        for item in decoded:
-            stem = todo[item.index][1]
-            lock = lock_factory(out, stem)
-            held.append(lock)  # released by its writer job, or at the latest on the way out
-            if not lock.acquire():  # another process on this --out is segmenting it now
-                n_busy += 1
-                bar.update(1)
-                continue
-            if not overwrite:
-                if done_already(item.path, stem):  # finished meanwhile by another process
+        if compute_workers:
+            while True:
+                try:
+                    c = next(computed)
+                except StopIteration:
+                    break
+                except (RuntimeError, OSError, EOFError) as e:  # a worker died (killed, OOM)
+                    writer.close()  # what was computed is written
+                    return one_line(f"a compute worker process failed ({e}); finished images "
+                                    "are saved: rerun the same command to resume")
+                hand_over(c, todo[c.item.index][1], locks.pop(c.item.index))
+        else:
+            batcher = SizeBatcher(batch_size)
+
+            def compute(batch) -> None:
+                for c, (_, stem, lock) in zip(compute_batch(seg, [it for it, _, _ in batch]),
+                                              batch):
+                    hand_over(c, stem, lock)
+
+            for item in decoded:
+                stem = todo[item.index][1]
+                lock = take(item.path, stem)
+                if lock is None:
+                    continue
+                if item.error is not None:
+                    failed.append(str(item.path))
+                    report("skipped", item.error)
                     lock.release()
-                    n_skip += 1
                     bar.update(1)
                     continue
-                if collision(item.path, stem):
-                    lock.release()
-                    bar.update(1)
-                    continue
-            if item.error is not None:
-                failed.append(str(item.path))
-                report("skipped", item.error)
-                lock.release()
-                bar.update(1)
-                continue
-            for batch in batcher.add(tuple(item.x.shape), (item, stem, lock)):
+                for batch in batcher.add(tuple(item.x.shape), (item, stem, lock)):
+                    compute(batch)
+            for batch in batcher.flush():
                 compute(batch)
-        for batch in batcher.flush():
-            compute(batch)
         writer.close()
     except DeepCutError as e:  # a fatal write error, raised by the writer thread
         try:
@@ -704,7 +728,7 @@ def _run_pipelined(seg, items: list[tuple[Path, str]], out: Path, *, workers: in
         for lock in held:
             lock.release()
         stop_on_sigterm()
-    return n_skip, n_busy
+    return n["skip"], n["busy"]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ Three stages overlap instead of running one image at a time:
 * write: :class:`BackgroundWriter`, one thread that encodes and writes the outputs (PNG/JSON
   encoding releases the GIL) while the main thread computes the next image.
 
+With two or more workers on the CPU the compute moves into the workers too
+(:class:`ComputeDataset`, :func:`compute_loader`): each worker process decodes and segments a
+batch of images (:func:`compute_batch`, the same code the main thread runs with one worker), so
+every core runs a solve; the main process hands out the images (taking each one's lock first) and
+writes the results in order.
+
 A bad file never stops the run: the worker returns its error message instead of raising, and the
 run reports it as the sequential path does.
 """
@@ -23,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BackgroundWriter", "DecodeDataset", "Decoded", "SizeBatcher", "batch_features",
-           "decode_loader"]
+__all__ = ["BackgroundWriter", "ComputeDataset", "Computed", "DecodeDataset", "Decoded",
+           "SizeBatcher", "batch_features", "batch_sizes", "compute_batch", "compute_loader", "decode_loader",
+           "warm_up"]
 
 
 @dataclass
@@ -78,6 +85,22 @@ class DecodeDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Decoded:
+        item = self.read(i)
+        if item.error is not None:
+            return item
+        # Pixels and depth travel as tensors (torch moves them through shared memory): the
+        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
+        # would keep an orphaned worker from exiting if the main process is killed.
+        import numpy as np
+        import torch
+
+        item.image = torch.from_numpy(np.asarray(item.image, dtype=np.uint8).copy())
+        if item.depth is not None:
+            item.depth = torch.from_numpy(np.ascontiguousarray(item.depth))
+        return item
+
+    def read(self, i: int) -> Decoded:
+        """``paths[i]`` read, checked and preprocessed: the PIL image, the numpy depth map."""
         from deepcut.errors import DeepCutError, ImageReadError, name_file
         from deepcut.io.depth import depth_for
         from deepcut.io.images import load_image
@@ -96,17 +119,7 @@ class DecodeDataset:
             return Decoded(i, path, error=name_file(path, str(e)))
         except Exception as e:  # noqa: BLE001 - a folder run reports the file and goes on
             return Decoded(i, path, error=f"{path}: unexpected {type(e).__name__}: {e}")
-        # Pixels and depth travel as tensors (torch moves them through shared memory): the
-        # worker's pipe then carries a few hundred bytes per image, never a full pipe that
-        # would keep an orphaned worker from exiting if the main process is killed.
-        import numpy as np
-        import torch
-
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
-        if depth is not None:
-            depth = torch.from_numpy(np.ascontiguousarray(depth))
-        return Decoded(i, path, image=pixels, x=x, depth=depth,
-                       load_s=time.perf_counter() - t0)
+        return Decoded(i, path, image=image, x=x, depth=depth, load_s=time.perf_counter() - t0)
 
     @staticmethod
     def unpack(item: Decoded) -> Decoded:
@@ -202,6 +215,198 @@ def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, floa
                          extra=backbone.feature_extra(x[b:b + 1], tuple(feats.shape[1:3])))
            for b, im in enumerate(images)]
     return out, time.perf_counter() - t0
+
+
+@dataclass
+class Computed:
+    """One image after the compute stage.
+
+    Attributes:
+        item: its :class:`Decoded` input (``image`` the RGB PIL image).
+        pred: the :class:`~deepcut.pipeline.Prediction` (timings, ``meta["image"]`` and
+            ``image`` filled as ``Segmenter.__call__`` fills them), or None when ``error`` is set.
+        error: one-line reason the image was skipped, or None.
+        seconds: the image's share of the compute (its decode included).
+    """
+
+    item: Decoded
+    pred: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def compute_batch(seg, items: Sequence[Decoded]) -> list[Computed]:
+    """Segment decoded images: one backbone forward per input size, the batch's GNN heads
+    trained together (:meth:`~deepcut.pipeline.Segmenter.predict_features_batch`); on any error
+    each image is redone alone, so that a bad one is named. Never raises (per-image errors come
+    back as one-line messages, as the sequential run reports them)."""
+    from deepcut.errors import DeepCutError, name_file
+    from deepcut.io.outputs import warnings_said_per_file
+
+    bb = seg.backbone
+    feats: list | None = [None] * len(items)
+    shares = [0.0] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for b, item in enumerate(items):
+        groups.setdefault(tuple(item.x.shape), []).append(b)
+    try:
+        for idx in groups.values():
+            pfs, t_bb = batch_features(bb, [items[b].image for b in idx],
+                                       [items[b].x for b in idx])
+            for b, pf in zip(idx, pfs):
+                feats[b], shares[b] = pf, t_bb / len(idx)
+    except Exception:  # noqa: BLE001 - one at a time below, so the bad image is named
+        feats = None
+    preds, t_solve = None, 0.0
+    if feats is not None and len(items) > 1:
+        t0 = time.perf_counter()
+        try:
+            with warnings_said_per_file():  # said by the caller, naming the file
+                preds = seg.predict_features_batch(feats, [it.image for it in items],
+                                                   [it.depth for it in items])
+        except Exception:  # noqa: BLE001
+            preds = None
+        t_solve = (time.perf_counter() - t0) / len(items)
+    done: list[Computed] = []
+    for b, item in enumerate(items):
+        t0 = time.perf_counter()
+        try:
+            if feats is None:
+                pf, share = batch_features(bb, [item.image], [item.x])
+                pf = pf[0]
+            else:
+                pf, share = feats[b], shares[b]
+            if preds is not None:
+                pred, share = preds[b], share + t_solve
+            else:
+                with warnings_said_per_file():  # said by the caller, naming the file
+                    pred = seg.predict_features(pf, image=item.image) if item.depth is None \
+                        else seg.predict_features(pf, image=item.image, depth=item.depth)
+        except DeepCutError as e:
+            done.append(Computed(item, error=name_file(item.path, str(e))))
+            continue
+        except Exception as e:  # noqa: BLE001 - report the file and go on
+            done.append(Computed(item, error=f"{item.path}: unexpected {type(e).__name__}: {e}"))
+            continue
+        # What Segmenter.__call__ records, so the JSON matches the sequential run's.
+        pred.timings = {"load": item.load_s, "backbone": share, **pred.timings}
+        pred.meta["image"] = str(item.path)
+        pred.image = item.image
+        done.append(Computed(item, pred, seconds=item.load_s + share + time.perf_counter() - t0))
+    return done
+
+
+def warm_up(seg) -> None:
+    """Segment a small random feature grid once (results discarded), so that what the graph,
+    solver, task and refinement import or set up on first use (scikit-learn's k-means, SciPy)
+    is loaded once in this process before compute workers are forked, not once in each.
+
+    Best effort: an error here is left to the real images to report.
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from deepcut.backbones.base import PatchFeatures
+
+    bb = seg.backbone
+    h, w = 8, 10
+    size = ((h - 1) * bb.stride + bb.patch_size, (w - 1) * bb.stride + bb.patch_size)
+    g = torch.Generator().manual_seed(0)
+    pf = PatchFeatures(features=torch.randn(h, w, max(1, int(bb.feature_dim)), generator=g),
+                       cls=None, input_size=size, image_size=size, patch_size=bb.patch_size,
+                       stride=bb.stride, backbone=bb.name, weights_id=bb.weights_id)
+    image = Image.fromarray(np.full((size[0], size[1], 3), 128, np.uint8), "RGB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg.predict_features(pf, image=image)
+    except Exception:  # noqa: BLE001, S110 - best effort (see above)
+        pass
+
+
+class ComputeDataset:
+    """``ds[indices]`` decodes and segments a batch of images in a worker process.
+
+    Returns the batch's :class:`Computed` results (errors included) pickled into a ``uint8``
+    tensor: torch moves it through shared memory, so the worker's pipe stays small (see
+    :meth:`DecodeDataset.__getitem__`). :func:`compute_loader` unpacks it.
+    """
+
+    def __init__(self, decode: DecodeDataset, segmenter) -> None:
+        self.decode = decode
+        self.segmenter = segmenter
+
+    def __len__(self) -> int:
+        return len(self.decode)
+
+    def __getitem__(self, indices: Sequence[int]):
+        import pickle
+
+        import torch
+
+        items = [self.decode.read(i) for i in indices]
+        done = {c.item.index: c for c in
+                compute_batch(self.segmenter, [it for it in items if it.error is None])}
+        out = [done.get(it.index) or Computed(it, error=it.error) for it in items]
+        for c in out:
+            c.item.x = None  # the backbone input is not needed any more: not sent back
+        return torch.frombuffer(bytearray(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)),
+                                dtype=torch.uint8)
+
+
+def _one_thread(_worker_id: int) -> None:
+    """A compute worker's ``worker_init_fn``: one thread for torch, OpenMP and BLAS.
+
+    GNU OpenMP's thread pool does not survive a fork: a forked worker that starts a parallel
+    region with more than one thread (scikit-learn's k-means does, when the parent had run one)
+    waits forever on threads that only exist in the parent. More cores take more workers.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def batch_sizes(n: int, batch_size: int, workers: int) -> list[int]:
+    """Sizes of the batches that ``n`` images are handed out in to ``workers`` compute workers:
+    at most ``batch_size`` each, as equal as possible, and a multiple of ``workers`` of them, so
+    that the workers (served in turn) end together: 20 images, batch 4, 2 workers: 4, 4, 3, 3,
+    3, 3 (10 each), not 4, 4, 4, 4, 4 (12 and 8)."""
+    if n <= 0:
+        return []
+    nb = -(-n // max(1, batch_size))
+    nb = min(n, -(-nb // workers) * workers)
+    return [n // nb + (i < n % nb) for i in range(nb)]
+
+
+def compute_loader(ds: ComputeDataset, workers: int,
+                   batches: Iterator[list[int]]) -> Iterator[Computed]:
+    """The :class:`Computed` results of ``batches`` (lists of indices into ``ds``) in order;
+    ``workers`` processes compute them, one thread each (forked now, so call this before
+    starting threads).
+
+    ``batches`` is consumed lazily in this process, two batches per worker ahead of the results:
+    a caller can take each image's lock as it hands the image out. The segmenter is warmed up
+    (:func:`warm_up`) before the fork.
+    """
+    import pickle
+
+    from torch.utils.data import DataLoader
+
+    warm_up(ds.segmenter)
+    loader = DataLoader(ds, sampler=batches, batch_size=None, shuffle=False,
+                        num_workers=workers, collate_fn=_as_is, prefetch_factor=2,
+                        worker_init_fn=_one_thread)
+    it = iter(loader)  # the workers are forked now: call this before starting other threads
+
+    def results() -> Iterator[Computed]:
+        for packed in it:
+            yield from pickle.loads(packed.numpy().tobytes())
+    return results()
 
 
 class BackgroundWriter:
