@@ -227,3 +227,25 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
                      ({}, True)):
         r = Segmenter(backbone="classic", size=48, seed=0, **kw)(im)
         assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw
+
+
+def test_warm_start_keeps_cluster_ids_across_images():
+    """DeepCut's implicit classification: regions of the same features get the same cluster id
+    in every image, whatever their place, because every image starts from one seeded head. The
+    warm partition's ids come from that head's scores (an argmax-count matching failed this:
+    the untrained head's argmax often takes every node, and ids then depended on the image)."""
+    from deepcut.graphs import build_graph
+
+    colours = torch.eye(3)
+    H, W = 12, 30
+    col = torch.arange(W).repeat(H)
+    found = []
+    for seed, order in enumerate([(0, 1, 2), (2, 0, 1), (1, 2, 0), (2, 1, 0)]):
+        region = torch.tensor(order)[col // 10]
+        F = colours[region] + 0.1 * torch.randn(H * W, 3,
+                                                generator=torch.Generator().manual_seed(seed))
+        for g in (build_graph(F, kind="local", grid=(H, W)), ncut_graph(F)):
+            z = GNNSolver(3, seed=0).fit(g, F).labels_
+            assert adjusted_rand_score(region, z) == 1.0
+            found.append(tuple(int(z[region == r][0]) for r in range(3)))
+    assert len(set(found)) == 1, found

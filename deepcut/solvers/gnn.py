@@ -204,12 +204,19 @@ class GNNSolver(BaseSolver):
                 and self.init_state is None)
 
     def _warm_labels(self, graph: Graph, logits0: torch.Tensor) -> torch.Tensor:
-        """The warm start's partition ``(N,)``: the seeded spectral NCut labels, their ids
-        matched to the seeded head's initial argmax (``logits0: (N, K)``, eval mode)."""
+        """The warm start's partition ``(N,)``: the seeded spectral NCut labels, each cluster
+        given the id the seeded head prefers for it (``logits0: (N, K)``, eval mode).
+
+        The matching scores are the mean log-probabilities of the seeded head over each
+        cluster, not argmax counts: the untrained head's argmax often puts every node in one
+        cluster, and counts then leave ids to chance. The seeded head is one function of the
+        features for every image, so a region of the same features gets the same id in every
+        image (DeepCut's implicit classification; tested)."""
         from deepcut.solvers.spectral import SpectralNCut
 
         z = SpectralNCut(self.n_clusters, random_state=self.seed).fit(graph).labels_
-        return match_ids(z, logits0.argmax(-1).cpu(), self.n_clusters).to(logits0.device)
+        scores = torch.log_softmax(logits0.float(), dim=-1).cpu()
+        return match_ids(z, None, self.n_clusters, scores).to(logits0.device)
 
     def _train_loss(self, logits: torch.Tensor, W: torch.Tensor, degree: torch.Tensor,
                     t: int, warm: torch.Tensor | None) -> torch.Tensor:
@@ -409,15 +416,21 @@ def _kmeans_starts(E: torch.Tensor, ref: torch.Tensor, K: int, n: int,
     return out
 
 
-def match_ids(z: torch.Tensor, ref: torch.Tensor, K: int) -> torch.Tensor:
+def match_ids(z: torch.Tensor, ref: torch.Tensor | None, K: int,
+              scores: torch.Tensor | None = None) -> torch.Tensor:
     """Rename the ids of ``z: (N,)`` (values < K) by the Hungarian matching that agrees most
-    with ``ref: (N,)``, so that a partition found elsewhere keeps the head's cluster ids."""
+    with ``ref: (N,)`` (node counts), or with soft ``scores: (N, K)`` (the mean score of each
+    cluster of ``z`` for each id), so that a partition found elsewhere keeps the head's ids."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    z_np, ref_np = z.cpu().numpy(), ref.cpu().numpy()
+    z_np = z.cpu().numpy()
     agree = np.zeros((K, K))
-    np.add.at(agree, (z_np, ref_np), 1)
+    if scores is not None:
+        np.add.at(agree, z_np, scores.double().cpu().numpy())
+        agree /= np.maximum(np.bincount(z_np, minlength=K), 1)[:, None]
+    else:
+        np.add.at(agree, (z_np, ref.cpu().numpy()), 1)
     rows, cols = linear_sum_assignment(agree, maximize=True)
     perm = np.empty(K, dtype=np.int64)
     perm[rows] = cols
