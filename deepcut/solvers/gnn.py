@@ -14,9 +14,9 @@ seeded init, argmax of the eval-mode softmax). Measured on 10 SOD graphs (classi
 cosine NCut graph, N = 1820) it leaves the head barely trained: K = 2 NCut 0.158 against
 spectral's 0.147, and at K = 4 and 8 it returned fewer than K clusters on 10 of 10 graphs.
 The default starts from a **warm start**: the seeded spectral NCut partition
-(:class:`~deepcut.solvers.spectral.SpectralNCut`), whose cluster ids are first matched to the
-seeded head's own initial argmax (Hungarian method), so the shared init still names the clusters
-and ids stay comparable across images. The head is fitted to it for ``warm_steps = 10``
+(:class:`~deepcut.solvers.spectral.SpectralNCut`), each of whose clusters first takes the id the
+seeded head prefers for it (Hungarian matching on the head's mean log-probabilities over the
+cluster), so the shared init still names the clusters and ids stay comparable across images. The head is fitted to it for ``warm_steps = 10``
 cross-entropy steps, then trained on the true K-way relaxation
 (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 10 steps, AdamW at lr 0.03.
 Why: from the seeded init alone the head's partition is a function of (one-hop smoothed)
@@ -94,7 +94,7 @@ class GNNSolver(BaseSolver):
             only).
         warm_start: ``"spectral"`` (default) first fits the head for ``warm_steps`` steps to
             the spectral NCut partition (:class:`~deepcut.solvers.spectral.SpectralNCut`,
-            seeded), its ids matched to the seeded head's own initial argmax by the Hungarian
+            seeded), its ids matched to the seeded head's initial scores by the Hungarian
             method so ids stay comparable across images; the NCut steps then improve on it,
             and the warm partition is one more rounding start, so the GNN's NCut is never
             above the warm start's rounded. None: from the seeded init alone (DeepCut). Not
