@@ -117,9 +117,13 @@ show([overlay(image, pr.labels) for pr in parts.values()],
 # %%
 found = {}
 for alpha in (3.0, 12.0, 25.0):
-    kl = Segmenter(backbone="classic", task="kless", alpha=alpha,
-                   task_params={"k_max": 10}, seed=0)(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each result keeps its warnings: printed below
+        kl = Segmenter(backbone="classic", task="kless", alpha=alpha,
+                       task_params={"k_max": 10}, seed=0)(image)
     found[alpha] = kl
     print(f"alpha={alpha}: K found = {kl.n_clusters} (k_max 10), NCut = {kl.ncut:.3f}")
+    for w in kl.meta["solver"]["warnings"]:
+        print("  warning:", w)
 show([overlay(image, kl.labels, background=None) for kl in found.values()],
      [f"alpha={a}: K={kl.n_clusters}" for a, kl in found.items()])
