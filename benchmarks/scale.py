@@ -31,7 +31,6 @@ import argparse
 import os
 import statistics
 import sys
-import threading
 import time
 import warnings
 from functools import partial
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from solvers import PeakRSS  # benchmarks/solvers.py: the one RSS sampler
 
 from deepcut.graphs import (  # noqa: E402
     LandmarkGraph,
@@ -55,43 +55,6 @@ from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
 
 SOLVERS = {"spectral": lambda K: SpectralNCut(K), "falcon": lambda K: FalconCut(K),
            "gnn": lambda K: GNNSolver(K)}
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry (MiB), sampled by a thread every 2 ms."""
-
-    def __init__(self) -> None:
-        self.peak_mib = 0.0
-
-    @staticmethod
-    def _rss() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mib = max(self.peak_mib, self._rss() - self._base)
-            time.sleep(0.002)
-
-    def __enter__(self):
-        import ctypes
-        import gc
-
-        gc.collect()
-        try:  # hand freed heap pages back to the OS, so that the next stage's growth shows
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
-        self._base = self._rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._watch, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak_mib = max(self.peak_mib, self._rss() - self._base)
 
 
 def load_image(root: Path | None):
@@ -129,7 +92,7 @@ def measure(fn, repeats: int):
     without the sampler are. The CPU column (``time.thread_time``: this thread only, one torch
     thread) is what a busy machine changes least: other processes' load stretches wall time.
     """
-    with PeakRSS() as mem:
+    with PeakRSS(above_entry=True) as mem:
         t0, c0 = time.perf_counter(), time.thread_time()
         out = fn()
         secs, cpus = [time.perf_counter() - t0], [time.thread_time() - c0]

@@ -48,16 +48,23 @@ METHODS = ("gnn", "spectral", "falcon", "ncut-pytorch")
 # measurement helpers
 # --------------------------------------------------------------------------------------------
 class PeakRSS:
-    """Sample the process RSS every 2 ms while the block runs (``peak_mib``)."""
+    """Sample the process RSS every 2 ms while the block runs (``peak_mib``).
 
-    def __init__(self) -> None:
+    With ``above_entry`` the peak is counted above the level at entry, taken after a garbage
+    collection and ``malloc_trim`` (freed heap pages go back to the OS, so that one stage's
+    growth shows and not the last stage's leftovers; ``benchmarks/scale.py``).
+    """
+
+    def __init__(self, above_entry: bool = False) -> None:
+        self.above_entry = above_entry
         self.peak_mib = 0.0
+        self._base = 0.0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE")
 
     def _rss(self) -> float:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page / 2**20
+            return int(f.read().split()[1]) * self._page / 2**20 - self._base
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -65,6 +72,16 @@ class PeakRSS:
             time.sleep(0.002)
 
     def __enter__(self) -> PeakRSS:
+        if self.above_entry:
+            import ctypes
+            import gc
+
+            gc.collect()
+            try:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except OSError:
+                pass
+            self._base = self._rss()
         self.peak_mib = self._rss()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
