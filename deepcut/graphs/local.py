@@ -234,7 +234,10 @@ def image_edges(
         lab = Fn.pad(lab, (rad, rad, rad, rad), mode="replicate")
         lab = Fn.conv2d(lab, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
         lab = Fn.conv2d(lab, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=lab.device) / 8
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]],
+                      device=lab.device) / 8
+    # one grouped conv over the three Lab channels (the classic texture's Sobel is per gray
+    # image); a flat region gives exactly 0 here
     kern = torch.stack((kx, kx.t())).unsqueeze(1).repeat(3, 1, 1, 1)  # (6, 1, 3, 3)
     g = Fn.conv2d(Fn.pad(lab, (1, 1, 1, 1), mode="replicate"), kern, groups=3)
     mag = g.pow(2).sum(1, keepdim=True).sqrt()
@@ -330,7 +333,8 @@ def local_graph(
     if use_c and edges is not None:
         if edges.dim() != 2 or edges.shape[0] % h or edges.shape[1] % w \
                 or edges.shape[0] // h != edges.shape[1] // w:
-            raise ValueError(f"edges {tuple(edges.shape)} must be (m h, m w) for the grid {(h, w)}.")
+            raise ValueError(f"edges {tuple(edges.shape)} must be (m h, m w) for the grid "
+                             f"{(h, w)}.")
         E = edges.to(G.device, torch.float32)
         maps = _pair_maxes(E)
     else:
@@ -390,6 +394,7 @@ def local_graph(
     return Graph(W=W, degree=deg, grid=(h, w), kind="local",
                  params={"radius": radius, "sigma_x": sx, "sigma_f": math.sqrt(s2),
                          "sigma_scale": sigma_scale, "contour": float(contour) if use_c else None,
-                         "contour_edges": "image" if E is not None else ("features" if use_c else None),
+                         "contour_edges": ("image" if E is not None
+                                           else "features" if use_c else None),
                          "metric": metric,
                          "global_knn": global_knn, "global_weight": global_weight})

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["BackgroundWriter", "ComputeDataset", "Computed", "DecodeDataset", "Decoded",
-           "SizeBatcher", "batch_features", "batch_sizes", "compute_batch", "compute_loader", "decode_loader",
-           "warm_up"]
+           "SizeBatcher", "batch_features", "batch_sizes", "compute_batch", "compute_loader",
+           "decode_loader", "warm_up"]
 
 
 @dataclass

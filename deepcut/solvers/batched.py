@@ -175,7 +175,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     gens = [torch_generator(solver.seed, dev) for _ in range(B)]  # = torch.manual_seed(seed)
     final: list[dict[str, torch.Tensor] | None] = [None] * B  # parameters of stopped heads
     steps = solver._cut_steps() + n_warm
-    if warm:  # per image, as GNNSolver.fit: the seeded init's eval-mode argmax names the ids
+    if warm:  # per image, as GNNSolver.fit: the seeded init's eval-mode scores name the ids
         with torch.no_grad():
             logits0 = batched_head_logits(params, AX)
         for b, (c, g) in enumerate(zip(clones, graphs)):

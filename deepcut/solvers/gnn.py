@@ -16,9 +16,10 @@ spectral's 0.147, and at K = 4 and 8 it returned fewer than K clusters on 10 of 
 The default starts from a **warm start**: the seeded spectral NCut partition
 (:class:`~deepcut.solvers.spectral.SpectralNCut`), each of whose clusters first takes the id the
 seeded head prefers for it (Hungarian matching on the head's mean log-probabilities over the
-cluster), so the shared init still names the clusters and ids stay comparable across images. The head is fitted to it for ``warm_steps = 10``
-cross-entropy steps, then trained on the true K-way relaxation
-(:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 10 steps, AdamW at lr 0.03.
+cluster), so the shared init still names the clusters and ids stay comparable across images.
+The head is fitted to it for ``warm_steps = 10`` cross-entropy steps, then trained on the
+true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 10 steps,
+AdamW at lr 0.03.
 Why: from the seeded init alone the head's partition is a function of (one-hop smoothed)
 features, and on the sparse ``local`` graph two same-coloured regions that are not adjacent
 cannot be told apart: on 12 BSDS graphs (classic, local graph, K = 6) its NCut was 5.7x
