@@ -249,3 +249,18 @@ def test_warm_start_keeps_cluster_ids_across_images():
             assert adjusted_rand_score(region, z) == 1.0
             found.append(tuple(int(z[region == r][0]) for r in range(3)))
     assert len(set(found)) == 1, found
+
+
+def test_warm_start_does_not_report_the_spectral_starts_warnings():
+    """A degenerate spectral start is internal: only the GNN's own result may warn. On this
+    graph spectral's 2-way cut has a side that is not a segment (it warns), the GNN's does not."""
+    F = torch.randn(12, 3, generator=torch.Generator().manual_seed(4))
+    F[:6] = F[0]  # six identical rows
+    g = ncut_graph(F)
+    with pytest.warns(DegenerateResultWarning, match="spectral: .*not a segment"):
+        SpectralNCut(2, random_state=0).fit(g)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gnn = GNNSolver(2, seed=0).fit(g, F)
+    assert gnn.warnings_ == []
+    assert not [w for w in caught if "spectral" in str(w.message)]

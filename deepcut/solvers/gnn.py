@@ -213,9 +213,12 @@ class GNNSolver(BaseSolver):
         cluster, and counts then leave ids to chance. The seeded head is one function of the
         features for every image, so a region of the same features gets the same id in every
         image (DeepCut's implicit classification; tested)."""
+        from deepcut.solvers.base import DegenerateResultWarning
         from deepcut.solvers.spectral import SpectralNCut
 
-        z = SpectralNCut(self.n_clusters, random_state=self.seed).fit(graph).labels_
+        with warnings.catch_warnings():  # an internal start: the GNN's own result is checked
+            warnings.simplefilter("ignore", DegenerateResultWarning)
+            z = SpectralNCut(self.n_clusters, random_state=self.seed).fit(graph).labels_
         scores = torch.log_softmax(logits0.float(), dim=-1).cpu()
         return match_ids(z, None, self.n_clusters, scores).to(logits0.device)
 
