@@ -71,7 +71,8 @@ PAPER = {
 DIGIT_CLASSES = (3, 4, 5)
 PLANTED_K = (3, 4, 5, 6)
 TUNE_GRID = (6.0, 8.0, 10.0, 12.0, 15.0)
-TUNE_SMOOTH = (5, 10)
+TUNE_RESOLUTION = (0.8, 1.0, 1.2)
+TUNE_SMOOTH = (0, 5, 10)
 TUNE_SEED_OFFSET = {"digits": 10_000, "planted": 5_000}
 
 
@@ -103,31 +104,44 @@ def components(F: np.ndarray, alpha: float) -> np.ndarray:
     return connected_components(W > 0, directed=False)[1]
 
 
-def cc(F: np.ndarray, alpha: float, shift: str, seed: int, args, **kw) -> np.ndarray:
+def cc(F: np.ndarray, alpha: float | None, shift: str, seed: int, args, **kw) -> np.ndarray:
+    """KLessClustering; ``alpha=None``: the modularity graph, else the threshold graph."""
     with warnings.catch_warnings():  # k_max hits are counted in the table, not printed
         warnings.simplefilter("ignore", DegenerateResultWarning)
         kw = {**({} if args.smooth is None else {"smooth": args.smooth}), **kw}
-        return KLessClustering(10, alpha=alpha, shift=shift, steps=args.steps, lr=args.lr,
-                               n_init=args.n_init, seed=seed, **kw).fit_predict(F)
+        if alpha is not None:
+            kw.update(graph="threshold", alpha=alpha, shift=shift)
+        return KLessClustering(10, steps=args.steps, lr=args.lr, n_init=args.n_init, seed=seed,
+                               **kw).fit_predict(F)
+
+
+def eig(F: np.ndarray, seed: int, args, **kw) -> np.ndarray:
+    kw = {**({} if args.smooth is None else {"smooth": args.smooth}), **kw}
+    return EigengapClustering(10, seed=seed, **kw).fit_predict(F)
 
 
 def run_methods(F: np.ndarray, seed: int, args) -> dict[str, np.ndarray]:
     out = {"cc, paper graph (max/alpha), alpha=3":
            cc(F, 3.0, "max", seed, args, smooth=0, rounding=False)}
+    for r in args.resolution:
+        out[f"cc, modularity graph, resolution={r:g}"] = cc(F, None, "", seed, args, resolution=r)
     for a in args.alpha:
-        out[f"cc, alpha={a:g}"] = cc(F, a, "mean", seed, args)
+        out[f"cc, threshold graph, alpha={a:g}"] = cc(F, a, "mean", seed, args)
     if args.ablation:  # without the neighbour mean / the CC rounding; the last release's defaults
-        out["cc, alpha=6, raw, no rounding (last release)"] = cc(
+        out["cc, modularity graph, no rounding"] = cc(F, None, "", seed, args, rounding=False)
+        out["cc, modularity graph, raw"] = cc(F, None, "", seed, args, smooth=0)
+        out["cc, alpha=6, raw, no rounding (release before)"] = cc(
             F, 6.0, "mean", seed, args, smooth=0, rounding=False)
         out[f"cc, alpha={args.alpha[0]:g}, raw, no rounding"] = cc(
             F, args.alpha[0], "mean", seed, args, smooth=0, rounding=False)
         out[f"cc, alpha={args.alpha[0]:g}, smooth, no rounding"] = cc(
             F, args.alpha[0], "mean", seed, args, rounding=False)
-    out["eigengap spectral"] = EigengapClustering(
-        10, seed=seed, **({} if args.smooth is None else {"smooth": args.smooth})).fit_predict(F)
+    out["eigengap spectral, K by modularity"] = eig(F, seed, args)
+    out["eigengap spectral, K by eigengap"] = eig(F, seed, args, k_rule="eigengap")
     if args.ablation:
-        out["eigengap spectral, raw (last release)"] = EigengapClustering(
-            10, smooth=0, seed=seed).fit_predict(F)
+        out["eigengap spectral, K by modularity, raw"] = eig(F, seed, args, smooth=0)
+        out["eigengap spectral, K by eigengap, raw (release before)"] = eig(
+            F, seed, args, k_rule="eigengap", smooth=0)
     out["connected components"] = components(F, 3.0)
     return out
 
@@ -170,10 +184,16 @@ def tune(args) -> None:
     for kind in ("planted", "digits"):
         data = list(cases(kind, args, tune=True))
         for sm in TUNE_SMOOTH:
-            runs = {f"eigengap      smooth={sm:2d}": lambda F, s, sm=sm: EigengapClustering(
-                10, smooth=sm, seed=s).fit_predict(F)}
-            for a in TUNE_GRID:
-                runs[f"cc alpha={a:4.1f} smooth={sm:2d}"] = (
+            runs = {}
+            for rule in ("modularity", "eigengap"):
+                runs[f"spectral K by {rule:10s} smooth={sm:2d}"] = (
+                    lambda F, s, sm=sm, rule=rule: EigengapClustering(
+                        10, k_rule=rule, smooth=sm, seed=s).fit_predict(F))
+            for r in TUNE_RESOLUTION:
+                runs[f"cc modularity res={r:3.1f} smooth={sm:2d}"] = (
+                    lambda F, s, r=r, sm=sm: cc(F, None, "", s, args, smooth=sm, resolution=r))
+            for a in TUNE_GRID if args.tune_threshold else ():
+                runs[f"cc threshold alpha={a:4.1f} smooth={sm:2d}"] = (
                     lambda F, s, a=a, sm=sm: cc(F, a, "mean", s, args, smooth=sm))
             for name, fn in runs.items():
                 hit: dict[int, list] = {}
@@ -217,7 +237,9 @@ def main() -> None:
     ap.add_argument("--planted-n", type=int, default=25, help="planted points per group")
     ap.add_argument("--sep", type=float, default=4.0, help="planted mean separation")
     ap.add_argument("--alpha", type=float, nargs="+", default=[_K().alpha],
-                    help="alphas of the CC rows (default: the library default)")
+                    help="alphas of the threshold-graph CC rows (default: the library default)")
+    ap.add_argument("--resolution", type=float, nargs="+", default=[_K().resolution],
+                    help="resolutions of the modularity-graph CC rows (default: the library's)")
     ap.add_argument("--smooth", type=int, default=None,
                     help="neighbour-mean size of both estimators (default: each one's own)")
     ap.add_argument("--ablation", action="store_true",
@@ -227,6 +249,8 @@ def main() -> None:
     ap.add_argument("--n-init", type=int, default=1)
     ap.add_argument("--tune", action="store_true", help="print the alpha grid on tuning draws")
     ap.add_argument("--tune-draws", type=int, default=6)
+    ap.add_argument("--tune-threshold", action="store_true",
+                    help="--tune: add the threshold graph's alpha grid")
     ap.add_argument("--only", choices=["planted", "digits"], help="run one data set")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -4,7 +4,13 @@ Two estimators with the scikit-learn contract (``fit(X)`` returns self, ``fit_pr
 labels, fitted attributes end in ``_``), both on a graph whose nodes are the samples:
 
 * :class:`KLessClustering` -- DeepCut's method: the GNN head trained with the correlation-
-  clustering loss (Eq. 10) on the signed CC graph (Eq. 7) :math:`W = S - t` with ``S`` the
+  clustering loss (Eq. 10) on a signed graph. ``graph="modularity"`` (default): the modularity
+  matrix of the NCut graph ``A`` (Eq. 6), :math:`W = A - \gamma\, d d^\top / (1^\top d)`
+  (:func:`modularity_graph`; ``d`` the degrees, ``gamma`` the ``resolution``, 1 = Newman and
+  Girvan's modularity), so the discrete CC objective is :math:`-(1^\top d)\,Q` and CC maximises
+  the modularity ``Q``: a pair repels when it is less similar than the degree null model
+  expects, a threshold that adapts to each sample's density and needs no per-data-set alpha.
+  ``graph="threshold"``: the signed CC graph (Eq. 7) :math:`W = S - t` with ``S`` the
   pairwise similarity of the samples and the threshold
   :math:`t = \mu + (\overline{S_{ii}} - \mu)/\alpha` (``shift="mean"``, default; ``mu`` is the
   mean similarity of two distinct samples, :math:`\overline{S_{ii}}` the mean self-similarity,
@@ -12,7 +18,8 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
   (``shift="max"``); see :func:`deepcut.graphs.affinity.cc_threshold`. ``k_max`` is
   only an upper bound: clusters left empty are dropped and the labels renumbered, so
   ``n_clusters_`` is found from the data. ``alpha`` (default 10; the paper uses 3 with its
-  ``max`` threshold) is the k-sensitivity: lower alpha, more repulsion, more clusters. CC is
+  ``max`` threshold) is the k-sensitivity: lower alpha, more repulsion, more clusters
+  (``graph="threshold"`` only). CC is
   NP-hard and the GNN finds a local optimum: its argmax can leave two groups in one cluster
   although splitting them lowers the CC objective. ``rounding=True`` (default) rounds it with
   :func:`deepcut.solvers.cc_rounding.cc_round` (node moves, merges and spectral splits, each
@@ -20,8 +27,10 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
   rounding). ``n_init > 1`` restarts from different seeds and keeps the lowest objective (the
   paper uses one run, ``n_init=1``).
 * :class:`EigengapClustering` -- the spectral baseline of Table 5: NCut graph (Eq. 6) on the
-  samples, K by the largest eigengap of the normalised Laplacian over ``[2, k_max]``, then k-means
-  on the first K eigenvectors (:class:`~deepcut.solvers.SpectralNCut` with ``n_clusters="auto"``).
+  samples, its normalised-Laplacian embedding, k-means on the first K eigenvectors
+  (:class:`~deepcut.solvers.SpectralNCut`), K in ``[2, k_max]`` chosen by ``k_rule``: the
+  largest eigengap (``"eigengap"``, the paper's baseline) or the K whose k-means labels have the
+  highest modularity :func:`modularity` on the same graph (``"modularity"``, default).
 
 Centring: ``center=True`` (default) subtracts the mean sample before the similarity, as
 scikit-learn's PCA does. Raw non-negative features (pixel values, ReLU or pooled activations)
@@ -42,8 +51,8 @@ samples are blurred into their neighbours; ``smooth=0`` uses the samples as give
 
 Similarity: ``metric="cosine"`` by default. (DeepCut clusters raw DINO CLS tokens with the dot
 product; the cosine makes ``max S = 1`` and the threshold independent of the feature scale.
-``metric="dot", shift="max", center=False, smooth=0, rounding=False, alpha=3`` reproduces the
-paper.)
+``graph="threshold", metric="dot", shift="max", center=False, smooth=0, rounding=False, alpha=3``
+reproduces the paper.)
 
 Example:
     >>> import numpy as np
@@ -54,6 +63,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -61,10 +71,10 @@ import numpy as np
 import torch
 
 from deepcut._validation import Interval, Options, ParamsMixin
-from deepcut.graphs import cc_graph, ncut_graph
+from deepcut.graphs import Graph, cc_graph, ncut_graph
 
 __all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max",
-           "neighbour_mean"]
+           "modularity", "modularity_graph", "neighbour_mean"]
 
 
 def as_feature_matrix(X: Any) -> torch.Tensor:
@@ -99,6 +109,32 @@ def neighbour_mean(X: torch.Tensor, k: int) -> torch.Tensor:
     return X[idx].mean(1)
 
 
+def modularity(W: torch.Tensor, labels: torch.Tensor, resolution: float = 1.0) -> float:
+    r"""Newman-Girvan modularity of hard ``labels: (N,)`` on a non-negative ``W: (N, N)``:
+    :math:`Q = \sum_k [\,x_k^\top W x_k / m - \gamma (d^\top x_k / m)^2]`, ``d = W 1``,
+    ``m = 1^T d``, ``x_k`` the indicator of cluster ``k``, ``gamma`` the ``resolution``. 0 for one
+    cluster; higher is better."""
+    W = torch.as_tensor(W, dtype=torch.float64)
+    Y = torch.nn.functional.one_hot(torch.as_tensor(labels).long()).to(W.dtype)  # (N, K)
+    d = W.sum(1)
+    m = d.sum().clamp(min=1e-12)
+    return float((Y * (W @ Y)).sum() / m - resolution * ((d @ Y) / m).pow(2).sum())
+
+
+def modularity_graph(X: torch.Tensor, resolution: float = 1.0, metric: str = "cosine") -> Graph:
+    r"""Signed CC graph whose discrete CC objective is :math:`-m\,Q` (:func:`modularity`): the
+    modularity matrix :math:`W = A - \gamma\, d d^\top / m` of the NCut graph
+    ``A = ncut_graph(X, metric).W: (N, N)`` (Eq. 6), ``d = A 1``, ``m = 1^T d``. A pair repels
+    when its similarity is below ``gamma`` times what the degree null model expects, so the
+    threshold follows each sample's density and is unchanged by a scale of ``A``; ``resolution``
+    ``gamma`` > 1 gives more clusters. Rows of ``W`` sum to 0 at ``gamma = 1``."""
+    A = ncut_graph(X, metric=metric).W
+    d = A.sum(1)
+    W = A - resolution * torch.outer(d, d) / d.sum().clamp(min=1e-12)
+    return Graph(W=W, degree=W.clamp(min=0).sum(1), kind="cc",
+                 params={"metric": metric, "null_model": "degree", "resolution": resolution})
+
+
 class _ClusteringMixin(ParamsMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
@@ -127,7 +163,14 @@ class KLessClustering(_ClusteringMixin):
 
     Args:
         k_max: upper bound on the number of clusters (the GNN's output width; DeepCut: 10).
-        alpha: CC k-sensitivity (Eq. 7), ``>= 1``. Default 10, chosen on tuning draws
+        graph: the signed graph, ``modularity`` (default: :func:`modularity_graph`, CC
+            maximises the modularity) or ``threshold`` (the CC graph of Eq. 7, ``alpha`` and
+            ``shift``; the paper). On the tuning draws of ``benchmarks/kless_digits.py --tune``
+            (6 per K) K exact with rounding: digits 3/4/5 classes .83/1.00/.67 (modularity,
+            smooth 10) vs .83/.67/.17 (threshold, alpha 10); planted 3-6 groups 1.00 for both.
+        resolution: modularity resolution ``gamma > 0`` (``graph="modularity"``): higher, more
+            clusters. Default 1 (Newman-Girvan's modularity; not tuned: 1.2 scored the same).
+        alpha: CC k-sensitivity (Eq. 7), ``>= 1`` (``graph="threshold"``). Default 10, chosen on tuning draws
             (``benchmarks/kless_digits.py --tune``) with the other defaults: planted groups
             (3-6, noise as large as the separation) gave the true K on every seed at alpha
             6 to 15 (``smooth`` 5 or 10); 2, 8 and 9 groups (4 seeds each, smooth 5) 12/12 at 6,
@@ -135,8 +178,8 @@ class KLessClustering(_ClusteringMixin):
             with alpha (smooth 10: 6: 39%, 8: 44%, 10: 56%, 12: 56%).
             The paper uses 3 with ``shift="max"``.
         metric: sample similarity, ``cosine`` (default) or ``dot`` (the paper).
-        shift: CC threshold rule, ``mean`` (default: alpha means the same on every data set)
-            or ``max`` (the paper's Eq. 7).
+        shift: CC threshold rule (``graph="threshold"``), ``mean`` (default: alpha means the
+            same on every data set) or ``max`` (the paper's Eq. 7).
         center: subtract the mean sample first (default; see the module docstring).
         smooth: neighbour-mean size (default 10; ``0`` or ``1``: off; module docstring). On the
             digits tuning draws K exact 39% at 5, 56% at 10 (alpha 10); planted 100% at both.
@@ -163,6 +206,8 @@ class KLessClustering(_ClusteringMixin):
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         "k_max": [Interval(Integral, 2, None, closed="left")],
+        "graph": [Options({"modularity", "threshold"})],
+        "resolution": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 1, None, closed="left")],
         "metric": [Options({"cosine", "dot"})],
         "shift": [Options({"mean", "max"})],
@@ -177,11 +222,13 @@ class KLessClustering(_ClusteringMixin):
         "solver_params": [dict, None],
     }
 
-    def __init__(self, k_max: int = 10, *, alpha: float = 10.0, metric: str = "cosine",
-                 shift: str = "mean", center: bool = True, smooth: int = 10, rounding: bool = True,
+    def __init__(self, k_max: int = 10, *, graph: str = "modularity", resolution: float = 1.0,
+                 alpha: float = 10.0, metric: str = "cosine", shift: str = "mean", center: bool = True, smooth: int = 10, rounding: bool = True,
                  steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
                  device: str = "cpu", solver_params: dict | None = None) -> None:
         self.k_max = k_max
+        self.graph = graph
+        self.resolution = resolution
         self.alpha = alpha
         self.metric = metric
         self.shift = shift
@@ -201,7 +248,8 @@ class KLessClustering(_ClusteringMixin):
         from deepcut.solvers.cc_rounding import cc_objective, cc_round
 
         X = self._check(X)
-        graph = cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift)
+        graph = (modularity_graph(X, self.resolution, self.metric) if self.graph == "modularity"
+                 else cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift))
         base = 0 if self.seed is None else int(self.seed)
         best = None
         for r in range(self.n_init):  # restarts, not a loop over samples
@@ -224,25 +272,37 @@ class KLessClustering(_ClusteringMixin):
 
 
 class EigengapClustering(_ClusteringMixin):
-    """Spectral baseline of DeepCut Table 5: K by the eigengap, then k-means on eigenvectors.
+    """Spectral baseline of DeepCut Table 5: k-means on the normalised-Laplacian eigenvectors of
+    the NCut graph, K chosen by the eigengap or by the modularity of each K's labels.
 
     Args:
-        k_max: the largest K considered (eigengap over ``[2, k_max]``).
+        k_max: the largest K considered (K in ``[2, k_max]``).
+        k_rule: how K is chosen. ``modularity`` (default): k-means on the first K eigenvectors
+            for every K, the labels with the highest :func:`modularity` on the NCut graph win.
+            ``eigengap``: the largest eigengap of the normalised Laplacian (the paper's
+            baseline). On the tuning draws of ``benchmarks/kless_digits.py --tune`` (6 per K,
+            smooth 5) K exact: digits 3/4/5 classes .83/1.00/.67 vs .50/.67/.50; planted 3-6
+            groups 1.00 for both.
         metric: sample similarity of the NCut graph, ``cosine`` (default) or ``dot``.
         center: subtract the mean sample first (default; see the module docstring).
         smooth: neighbour-mean size (default 5; ``0``: off). On digits tuning draws (3-5
-            classes) K exact 39% without, 56% at 5, 50% at 10; planted groups 100% at each.
+            classes, eigengap rule) K exact 39% without, 56% at 5, 50% at 10; planted groups
+            100% at each.
         n_init: k-means restarts.
         seed: seed of the eigensolver start and k-means.
 
     Fitted attributes:
         labels_: ``(n_samples,)`` int64 labels; n_clusters_: the K chosen;
         eigenvalues_: ``(k_max + 1,)`` ascending normalised-Laplacian eigenvalues;
-        solver_: the fitted :class:`~deepcut.solvers.SpectralNCut`.
+        modularity_: ``(k_max - 1,)`` modularity of the labels at K = 2..k_max
+            (``k_rule="modularity"``; else ``None``);
+        solver_: the fitted :class:`~deepcut.solvers.SpectralNCut` (its embedding; its labels
+            are the eigengap rule's).
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         "k_max": [Interval(Integral, 2, None, closed="left")],
+        "k_rule": [Options({"modularity", "eigengap"})],
         "metric": [Options({"cosine", "dot"})],
         "center": ["boolean"],
         "smooth": [Interval(Integral, 0, None, closed="left")],
@@ -250,9 +310,11 @@ class EigengapClustering(_ClusteringMixin):
         "seed": ["random_state"],
     }
 
-    def __init__(self, k_max: int = 10, *, metric: str = "cosine", center: bool = True,
-                 smooth: int = 5, n_init: int = 4, seed: int | None = 0) -> None:
+    def __init__(self, k_max: int = 10, *, k_rule: str = "modularity", metric: str = "cosine",
+                 center: bool = True, smooth: int = 5, n_init: int = 4,
+                 seed: int | None = 0) -> None:
         self.k_max = k_max
+        self.k_rule = k_rule
         self.metric = metric
         self.center = center
         self.smooth = smooth
@@ -264,10 +326,32 @@ class EigengapClustering(_ClusteringMixin):
         from deepcut.solvers import SpectralNCut
 
         X = self._check(X)
+        graph = ncut_graph(X, metric=self.metric)
         s = SpectralNCut("auto", k_max=self.k_max, n_init=self.n_init, random_state=self.seed)
-        s.fit(ncut_graph(X, metric=self.metric))
+        s.fit(graph)
         self.solver_ = s
-        self.labels_ = s.labels_.numpy().astype(np.int64)
-        self.n_clusters_ = int(s.n_clusters_)
         self.eigenvalues_ = s.eigenvalues_.numpy()
+        labels = s.labels_
+        self.modularity_ = None
+        if self.k_rule == "modularity":
+            runs = [labels if k == s.n_clusters_chosen_ else self._kmeans(s.eigenvectors_, k)
+                    for k in range(2, self.k_max + 1)]  # one k-means per candidate K
+            self.modularity_ = np.array([modularity(graph.W, z) for z in runs])
+            labels = runs[int(np.argmax(self.modularity_))]
+        self.labels_ = labels.numpy().astype(np.int64)
+        self.n_clusters_ = int(labels.max()) + 1
         return self
+
+    def _kmeans(self, V: torch.Tensor, k: int) -> torch.Tensor:
+        """``(N,)`` labels of k-means on the first ``k`` row-normalised eigenvectors of
+        ``V: (N, m)``, as :class:`~deepcut.solvers.SpectralNCut` discretises (same seed)."""
+        from sklearn.cluster import KMeans
+
+        from deepcut.solvers.base import relabel_consecutive
+
+        E = torch.nn.functional.normalize(V[:, :k], dim=1).numpy().astype(np.float64)
+        seed = 0 if self.seed is None else int(self.seed) % (2**32)
+        with warnings.catch_warnings():  # duplicate rows are legitimate (as SpectralNCut)
+            warnings.simplefilter("ignore", category=UserWarning)
+            z = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit_predict(E)
+        return relabel_consecutive(torch.from_numpy(z.astype(np.int64)))

@@ -64,8 +64,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="cc = DeepCut's GNN with the correlation-clustering loss; eigengap = the "
                         "spectral baseline")
     g.add_argument("--k-max", type=int, default=10, help="upper bound on the number of clusters")
-    g.add_argument("--alpha", type=float, help="cc: k-sensitivity >= 1; lower gives more "
-                                               "clusters (default: 10.0)")
+    g.add_argument("--graph", choices=["modularity", "threshold"],
+                   help="cc: signed graph; modularity = the modularity matrix of the similarity "
+                        "graph (CC maximises the modularity), threshold = similarity minus a "
+                        "threshold set by --alpha/--shift (the paper) (default: modularity, or "
+                        "threshold when --alpha or --shift is given)")
+    g.add_argument("--resolution", type=float,
+                   help="cc, modularity graph: resolution > 0; higher gives more clusters "
+                        "(default: 1.0)")
+    g.add_argument("--k-rule", choices=["modularity", "eigengap"],
+                   help="eigengap: how K is chosen, the K whose labels have the highest "
+                        "modularity or the largest eigengap (the paper) (default: modularity)")
+    g.add_argument("--alpha", type=float, help="cc, threshold graph: k-sensitivity >= 1; lower "
+                                               "gives more clusters (default: 10.0)")
     g.add_argument("--shift", choices=["mean", "max"],
                    help="cc: graph threshold t = mu + (s - mu) / alpha with mu the mean pair "
                         "similarity and s the mean self-similarity (mean), or the paper's "
@@ -108,10 +119,14 @@ def _estimator(args: argparse.Namespace):
     common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed,
                         "center": args.center, "smooth": args.smooth})
     if args.method == "cc":
+        if args.graph == "modularity" and (args.alpha or args.shift):
+            raise ValueError("--alpha and --shift set the threshold graph; use --graph threshold "
+                             "or drop them")
+        graph = args.graph or ("threshold" if args.alpha or args.shift else None)
         return KLessClustering(args.k_max, **common, **drop_none(
-            {"alpha": args.alpha, "shift": args.shift, "steps": args.steps, "lr": args.lr,
-             "rounding": args.rounding}))
-    return EigengapClustering(args.k_max, **common)
+            {"graph": graph, "resolution": args.resolution, "alpha": args.alpha,
+             "shift": args.shift, "steps": args.steps, "lr": args.lr, "rounding": args.rounding}))
+    return EigengapClustering(args.k_max, **common, **drop_none({"k_rule": args.k_rule}))
 
 
 def _image_features(args: argparse.Namespace) -> tuple[list[str], object, list[str]]:
