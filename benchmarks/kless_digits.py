@@ -12,17 +12,21 @@ Two data sets, each sample one node of the graph:
 Methods (``k_max=10``, features centred on the draw's mean, cosine similarity):
 
 * CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
-  once as the paper defines it (``shift="max"``: ``W = S - max(S)/alpha``, alpha 3, no
-  neighbour mean, the argmax) and with the library's defaults at each ``--alpha`` (default: the
-  library's, 10): mean-shifted threshold ``t = mu + (mean S_ii - mu)/alpha``
-  (:func:`deepcut.graphs.affinity.cc_threshold`), each sample replaced by the mean of its 10
-  most similar samples (:func:`deepcut.cluster.neighbour_mean`), the head's labels rounded to a
-  local optimum of the discrete CC objective (:func:`deepcut.solvers.cc_rounding.cc_round`).
-  ``--ablation`` adds the last release's defaults (alpha 6, no neighbour mean, argmax) and the
-  default alpha without the neighbour mean and/or without the rounding;
-* eigengap: :class:`deepcut.cluster.EigengapClustering` (neighbour mean of 5, NCut graph, K by
-  the largest eigengap of the normalised Laplacian over [2, 10], then k-means), the paper's
-  spectral baseline; ``--ablation`` adds it without the neighbour mean (the last release);
+  once as the paper defines it (``graph="threshold", shift="max"``: ``W = S - max(S)/alpha``,
+  alpha 3, no neighbour mean, the argmax); with the library's defaults at each ``--resolution``
+  (default 1): the modularity matrix of the NCut graph, ``W = A - gamma d d^T / m``
+  (:func:`deepcut.cluster.modularity_graph`: CC maximises the modularity), each sample replaced
+  by the mean of its 10 most similar samples (:func:`deepcut.cluster.neighbour_mean`), the head's
+  labels rounded to a local optimum of the discrete CC objective
+  (:func:`deepcut.solvers.cc_rounding.cc_round`); and on the threshold graph at each ``--alpha``
+  (default 10, the previous default): ``t = mu + (mean S_ii - mu)/alpha``
+  (:func:`deepcut.graphs.affinity.cc_threshold`). ``--ablation`` adds the modularity graph
+  without the rounding / without the neighbour mean, the release before's defaults (alpha 6, no
+  neighbour mean, argmax) and alpha 10 without the neighbour mean and/or the rounding;
+* spectral: :class:`deepcut.cluster.EigengapClustering` (neighbour mean of 5, NCut graph,
+  k-means on the first K eigenvectors of the normalised Laplacian), K in [2, 10] by the
+  modularity of each K's labels (the default) and by the largest eigengap (the paper's spectral
+  baseline, the previous default); ``--ablation`` adds both without the neighbour mean;
 * connected components of the CC graph's positive edges (the paper's other baseline).
 
 Reported per data set and true K: the share of draws where **K found = true K**, the mean K found,
@@ -32,12 +36,13 @@ A last column repeats the K-found share on the *separable* draws only: those whe
 (on raw digit pixels some class sets, e.g. 1/3/9, are not K distinct groups at all; no K-free
 method can be asked to find a K that the data does not show).
 
-``--tune``: print the same K-found share for CC over a grid of alphas and neighbour-mean sizes,
-and for the eigengap over the neighbour-mean sizes, on draws and seeds disjoint from the
-evaluation ones (digits seeds 10000+, planted seeds 5000+); that is how the defaults were
-chosen. The evaluation draws are never used to choose anything.
+``--tune``: print the same K-found share for CC over a grid of resolutions (``--tune-threshold``:
+and of alphas) and neighbour-mean sizes, and for both spectral K rules over the neighbour-mean
+sizes, on draws and seeds disjoint from the evaluation ones (digits seeds 10000+, planted seeds
+5000+); that is how the defaults were chosen. The evaluation draws are never used to choose
+anything.
 
-    python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune] [--ablation]
+    PYTHONPATH=. python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune] [--ablation]
 
 Runs on the CPU with one torch thread (at most 500 nodes per graph).
 """
