@@ -126,3 +126,28 @@ def test_objective_is_the_modularity_graphs():
     assert est.n_clusters_ == 3
     assert est.objective_ == pytest.approx(cc_objective(W, torch.from_numpy(est.labels_)),
                                            rel=1e-5)
+
+
+def test_cluster_cli_graph_and_k_rule_flags(tmp_path, capsys):
+    import json
+
+    from deepcut.cli.cluster import main
+
+    X = np.concatenate([np.random.default_rng(i).normal(size=(30, 8)) + 6 * np.eye(8)[i]
+                        for i in range(3)])
+    np.save(tmp_path / "X.npy", X)
+    cases = {"mod": ["--method", "cc", "--steps", "20"],
+             "thr": ["--method", "cc", "--steps", "20", "--alpha", "6"],  # --alpha: threshold
+             "res": ["--method", "cc", "--steps", "20", "--resolution", "1.1"],
+             "eig": ["--method", "eigengap", "--k-rule", "eigengap"]}
+    for name, flags in cases.items():
+        out = tmp_path / f"{name}.csv"
+        assert main([str(tmp_path / "X.npy"), "--out", str(out), "--quiet", *flags]) == 0
+        assert capsys.readouterr().out.strip() == "K=3"
+        cases[name] = json.loads(out.with_suffix(".json").read_text())["params"]
+    assert cases["mod"]["graph"] == "modularity" and cases["thr"]["graph"] == "threshold"
+    assert cases["thr"]["alpha"] == 6.0 and cases["res"]["resolution"] == 1.1
+    assert cases["eig"]["k_rule"] == "eigengap"
+    assert main([str(tmp_path / "X.npy"), "--out", str(tmp_path / "bad.csv"), "--graph",
+                 "modularity", "--alpha", "3"]) == 2
+    assert "--graph threshold" in capsys.readouterr().err
