@@ -76,7 +76,7 @@ PAPER = {
 DIGIT_CLASSES = (3, 4, 5)
 PLANTED_K = (3, 4, 5, 6)
 TUNE_GRID = (6.0, 8.0, 10.0, 12.0, 15.0)
-TUNE_RESOLUTION = (0.8, 1.0, 1.2)
+TUNE_RESOLUTION = (1.0, 1.1, 1.2, 1.3)
 TUNE_SMOOTH = (0, 5, 10)
 TUNE_SEED_OFFSET = {"digits": 10_000, "planted": 5_000}
 
