@@ -172,9 +172,11 @@ class KLessClustering(_ClusteringMixin):
             clusters. Default 1 (Newman-Girvan's modularity), also the best on 20 tuning draws
             per class count (digits K exact over 3-5 classes: 1.0: 77%, 1.1: 72%, 1.2: 75%,
             1.3: 68%; higher resolutions split 3 classes and help 5 only a little).
-        alpha: CC k-sensitivity (Eq. 7), ``>= 1`` (``graph="threshold"``). Default 10, chosen on tuning draws
-            (``benchmarks/kless_digits.py --tune``) with the other defaults: planted groups
-            (3-6, noise as large as the separation) gave the true K on every seed at alpha
+        alpha: CC k-sensitivity (Eq. 7), ``>= 1`` (``graph="threshold"``; another value with
+            the modularity graph is refused at fit, as is ``shift``). Default 10, chosen on
+            tuning draws (``benchmarks/kless_digits.py --tune``) with the other defaults:
+            planted groups (3-6, noise as large as the separation) gave the true K on every seed
+            at alpha
             6 to 15 (``smooth`` 5 or 10); 2, 8 and 9 groups (4 seeds each, smooth 5) 12/12 at 6,
             11/12 at 10, 8/12 at 15, 7/12 at 20; on digits (3-5 classes, raw pixels) K exact rose
             with alpha (smooth 10: 6: 39%, 8: 44%, 10: 56%, 12: 56%).
@@ -225,7 +227,8 @@ class KLessClustering(_ClusteringMixin):
     }
 
     def __init__(self, k_max: int = 10, *, graph: str = "modularity", resolution: float = 1.0,
-                 alpha: float = 10.0, metric: str = "cosine", shift: str = "mean", center: bool = True, smooth: int = 10, rounding: bool = True,
+                 alpha: float = 10.0, metric: str = "cosine", shift: str = "mean",
+                 center: bool = True, smooth: int = 10, rounding: bool = True,
                  steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
                  device: str = "cpu", solver_params: dict | None = None) -> None:
         self.k_max = k_max
@@ -250,6 +253,10 @@ class KLessClustering(_ClusteringMixin):
         from deepcut.solvers.cc_rounding import cc_objective, cc_round
 
         X = self._check(X)
+        if self.graph == "modularity" and (self.alpha != 10.0 or self.shift != "mean"):
+            raise ValueError(f"alpha={self.alpha!r} and shift={self.shift!r} set the threshold "
+                             "graph; pass graph='threshold' (the modularity graph has no "
+                             "threshold, its k-sensitivity is the resolution).")
         graph = (modularity_graph(X, self.resolution, self.metric) if self.graph == "modularity"
                  else cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift))
         base = 0 if self.seed is None else int(self.seed)

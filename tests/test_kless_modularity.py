@@ -151,3 +151,10 @@ def test_cluster_cli_graph_and_k_rule_flags(tmp_path, capsys):
     assert main([str(tmp_path / "X.npy"), "--out", str(tmp_path / "bad.csv"), "--graph",
                  "modularity", "--alpha", "3"]) == 2
     assert "--graph threshold" in capsys.readouterr().err
+
+
+def test_threshold_parameters_with_the_modularity_graph_are_refused():
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    for kw in ({"alpha": 3.0}, {"shift": "max"}):
+        with pytest.raises(ValueError, match="graph='threshold'"):
+            KLessClustering(**kw).fit(X)

@@ -146,7 +146,8 @@ def test_cluster_centres_raw_nonnegative_features(one_thread):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
     X = np.abs(rng.normal(size=(90, 8))) + 3 * np.eye(8)[y] + 5
-    assert KLessClustering(center=False, shift="max", alpha=3, seed=0).fit(X).n_clusters_ == 1
+    assert KLessClustering(graph="threshold", center=False, shift="max", alpha=3,
+                           seed=0).fit(X).n_clusters_ == 1
     assert KLessClustering(center=False, seed=0).fit(X).n_clusters_ == 3
     est = KLessClustering(seed=0).fit(X)
     assert est.n_clusters_ == 3

@@ -67,14 +67,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--graph", choices=["modularity", "threshold"],
                    help="cc: signed graph; modularity = the modularity matrix of the similarity "
                         "graph (CC maximises the modularity), threshold = similarity minus a "
-                        "threshold set by --alpha/--shift (the paper) (default: modularity, or "
-                        "threshold when --alpha or --shift is given)")
+                        "threshold set by --alpha/--shift, as the paper (default: modularity, "
+                        "or threshold when --alpha or --shift is given)")
     g.add_argument("--resolution", type=float,
                    help="cc, modularity graph: resolution > 0; higher gives more clusters "
                         "(default: 1.0)")
     g.add_argument("--k-rule", choices=["modularity", "eigengap"],
                    help="eigengap: how K is chosen, the K whose labels have the highest "
-                        "modularity or the largest eigengap (the paper) (default: modularity)")
+                        "modularity, or the largest eigengap as the paper (default: modularity)")
     g.add_argument("--alpha", type=float, help="cc, threshold graph: k-sensitivity >= 1; lower "
                                                "gives more clusters (default: 10.0)")
     g.add_argument("--shift", choices=["mean", "max"],
