@@ -8,12 +8,16 @@ rules are then scored on the cache in seconds. Only the images of ``--part`` (de
 Usage::
 
     python benchmarks/saliency_tune.py --data-root DATA --solver spectral --cache /tmp/sal
+
+prints one table row per variant: IoU (%) on SOD and Weizmann 1obj of that half, for the
+cluster-level rule of the first version, the Otsu mask of the saliency map alone (per edge clip of
+:func:`deepcut.tasks.saliency.saliency_map`), and the default rule (:func:`deepcut.tasks.
+foreground.salient_mask`) per K and per weight ``a`` of the cluster mean.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's deepcut
-from split import subset  # noqa: E402
+from split import subset
 
 SETS = {"sod": ("sod", "sod"), "w1": ("weizmann_sed1", "weizmann_sed")}
 
@@ -33,9 +37,9 @@ def load_cache(data_root: str, solver: str, ks: list[int], part: str, cache: Pat
     """Per set, per image: features ``F (h*w, D)``, grid, K-way labels for each K, gt mask."""
     from deepcut.config import SegmenterConfig
     from deepcut.data import get_dataset
+    from deepcut.graphs.local import contour_edges
     from deepcut.io import load_image
     from deepcut.pipeline import Segmenter
-    from deepcut.graphs.local import contour_edges
     from deepcut.tasks.base import solve
 
     out: dict[str, list[dict]] = {}
@@ -49,17 +53,14 @@ def load_cache(data_root: str, solver: str, ks: list[int], part: str, cache: Pat
             sample = ds[i]
             key = hashlib.sha1(f"{s}:{sample.id}:{solver}".encode()).hexdigest()[:16]
             f = cache / f"{key}.npz"
-            if f.exists():
-                z = dict(np.load(f, allow_pickle=True))
-            else:
+            z = dict(np.load(f)) if f.exists() else {}
+            if not all(f"L{k}" in z for k in ks):  # not cached, or not at every K asked
                 image = load_image(sample.image_path)
                 pf = seg.features(image)
                 h, w = pf.grid
                 z = {"F": pf.flat.numpy(), "grid": np.array([h, w]),
                      "input_size": np.array(pf.input_size), "image_size": np.array(pf.image_size),
                      "ps": np.array([pf.patch_size, pf.stride]),
-                     "edges": pf.extra["edges"].numpy() if "edges" in pf.extra else np.zeros(0),
-                     "rgb": np.asarray(image.convert("RGB").resize((w, h), 2)),
                      "gt": np.asarray(sample.mask)}
                 with contour_edges(pf.extra.get("edges")):
                     for k in ks:
@@ -88,23 +89,55 @@ def score(items: list[dict], rule) -> float:
     return 100 * float(np.mean(ious))
 
 
+def variants(data: dict[str, list[dict]], ks: list[int]) -> list[tuple[str, float, float]]:
+    """``(variant, SOD IoU, Weizmann IoU)`` rows (module docstring)."""
+    from deepcut.tasks.foreground import salient_clusters, salient_mask
+    from deepcut.tasks.saliency import otsu_threshold, saliency_map
+
+    rows = []
+
+    def add(name: str, rule) -> None:
+        rows.append((name, score(data["sod"], rule), score(data["w1"], rule)))
+        print(f"| {name} | {rows[-1][1]:.1f} | {rows[-1][2]:.1f} |", flush=True)
+
+    if 5 in ks:
+        add("cluster-level rule (first version), K 5",
+            lambda z: salient_clusters(z["L5"], torch.from_numpy(z["F"]), 5)[z["L5"]])
+    for clip in (1.0, 0.5, 0.0):  # the default (0) last: its maps stay for the rows below
+        t0, n = time.perf_counter(), 0
+        for items in data.values():
+            for z in items:
+                z["S"] = saliency_map(torch.from_numpy(z["F"]), tuple(int(v) for v in z["grid"]),
+                                      clip_scale=clip)["saliency"]
+                n += 1
+        sec = (time.perf_counter() - t0) / max(n, 1)
+        add(f"saliency map alone, Otsu, clip x {clip:g} ({sec:.3f} s/img)",
+            lambda z: z["S"] >= otsu_threshold((z["S"] - z["S"].min()) / np.ptp(z["S"])) *
+            np.ptp(z["S"]) + z["S"].min())
+    for k in ks:
+        for a in (0.3, 0.5, 0.7, 1.0):
+            add(f"default rule, K {k}, a {a:g}",
+                lambda z, k=k, a=a: salient_mask(z[f"L{k}"], z["S"], k, a)[0])
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--data-root", required=True, help="folder holding sod/ and weizmann_sed/")
     p.add_argument("--solver", default="spectral")
-    p.add_argument("--k", type=int, nargs="+", default=[2, 3, 4, 5, 6, 8])
-    p.add_argument("--part", default="tune")
-    p.add_argument("--cache", default="saliency_cache")
-    p.add_argument("--exec", default="", help="python run after loading (tuning experiments)")
+    p.add_argument("--k", type=int, nargs="+", default=[4, 5, 6], help="cuts to score")
+    p.add_argument("--part", default="tune", help="tune, eval or all (default: tune)")
+    p.add_argument("--cache", default="saliency_cache", help="folder of cached features/cuts")
     a = p.parse_args()
     torch.set_num_threads(1)
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = load_cache(a.data_root, a.solver, a.k, a.part, cache)
-    print(f"loaded {[len(v) for v in data.values()]} in {time.time() - t0:.0f}s", flush=True)
-    if a.exec:
-        exec(Path(a.exec).read_text(), {"data": data, "score": score, "np": np, "torch": torch})
+    print(f"{a.solver}, {a.part} half: {len(data['sod'])} SOD, {len(data['w1'])} Weizmann 1obj "
+          f"images ({time.time() - t0:.0f} s to load)\n")
+    print("| variant | SOD IoU | Weizmann 1obj IoU |\n|---|---|---|")
+    variants(data, a.k)
 
 
 if __name__ == "__main__":
