@@ -121,6 +121,47 @@ def variants(data: dict[str, list[dict]], ks: list[int]) -> list[tuple[str, floa
     return rows
 
 
+def timing(data_root: str, solver: str, part: str, limit: int) -> None:
+    """Seconds per image of each stage of the classic segment task (first ``limit`` SOD images
+    of ``part``, one thread), side by side in one process: features, the 5-way cut, the first
+    version's cluster-level rule, the saliency map, the default rule on it."""
+    from deepcut.config import SegmenterConfig
+    from deepcut.data import get_dataset
+    from deepcut.graphs.local import contour_edges
+    from deepcut.io import load_image
+    from deepcut.pipeline import Segmenter
+    from deepcut.tasks.base import solve
+    from deepcut.tasks.foreground import salient_clusters, salient_mask
+    from deepcut.tasks.saliency import saliency_map
+
+    ds = subset(get_dataset("sod", str(Path(data_root) / "sod")), part)
+    seg = Segmenter(SegmenterConfig(backbone="classic", size=224, solver=solver, task="segment"))
+    t = {k: 0.0 for k in ("features", "cut K 5", "cluster-level rule", "saliency map",
+                          "default rule (mix + Otsu)")}
+    n = min(limit, len(ds))
+    for i in range(n):
+        image = load_image(ds[i].image_path)
+        t0 = time.perf_counter()
+        pf = seg.features(image)
+        t1 = time.perf_counter()
+        with contour_edges(pf.extra.get("edges")):
+            sol, _ = solve(pf.flat, seg.config, 5, grid=pf.grid)
+        labels = sol.labels_.numpy().reshape(pf.grid)
+        t2 = time.perf_counter()
+        salient_clusters(labels, pf.flat, 5)
+        t3 = time.perf_counter()
+        sal = saliency_map(pf.flat, pf.grid)["saliency"]
+        t4 = time.perf_counter()
+        salient_mask(labels, sal, 5)
+        t5 = time.perf_counter()
+        for key, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            t[key] += dt
+    print(f"| stage ({solver}, {n} SOD images of the {part} half, grid {pf.grid}) | s / image |")
+    print("|---|---|")
+    for key, v in t.items():
+        print(f"| {key} | {v / n:.4f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True, help="folder holding sod/ and weizmann_sed/")
@@ -128,8 +169,13 @@ def main() -> None:
     p.add_argument("--k", type=int, nargs="+", default=[4, 5, 6], help="cuts to score")
     p.add_argument("--part", default="tune", help="tune, eval or all (default: tune)")
     p.add_argument("--cache", default="saliency_cache", help="folder of cached features/cuts")
+    p.add_argument("--timing", type=int, default=0, metavar="N",
+                   help="only time the stages on the first N SOD images of --part")
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.timing:
+        timing(a.data_root, a.solver, a.part, a.timing)
+        return
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -60,7 +60,7 @@ __all__ = [
 SALIENCY_K = 5
 #: Weight ``a`` of the cluster mean in a patch's score (0: the saliency map alone, 1: whole
 #: clusters). Tune halves, spectral K = 5: a = 0 / 0.3 / 0.5 / 0.7 gave SOD 48.8 / 49.7 / 50.2 /
-#: 48.0, Weizmann 57.0 / 58.1 / 58.9 / 57.4; whole clusters by their mean (a = 1) 39.7 / 51.1.
+#: 48.0, Weizmann 57.0 / 58.1 / 58.9 / 57.4; whole clusters by their mean (a = 1) 45.1 / 56.4.
 SALIENCY_MIX = 0.5
 #: Object clusters of the cluster-level rule (:func:`salient_clusters`): saliency at least this
 #: fraction of the largest (tuned on the first 40 SOD and 30 Weizmann images).

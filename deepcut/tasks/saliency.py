@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as tF
 from scipy.sparse.csgraph import dijkstra
 from scipy.sparse.linalg import spsolve
+from scipy.spatial.distance import cdist
 
 __all__ = [
     "MAX_NODES",
@@ -226,7 +227,7 @@ def saliency_map(F: torch.Tensor, grid: tuple[int, int], max_nodes: int = MAX_NO
     h, w = grid
     X, (hh, ww) = _pooled(F, grid, max_nodes)
     n = hh * ww
-    dist = np.sqrt(np.maximum(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1), 0.0))  # (n, n)
+    dist = cdist(X, X)  # (n, n) feature distances
     adj = grid_adjacency(hh, ww, diagonal)
     border = border_ids(hh, ww)
     if n < 4 or hh < 2 or ww < 2:
