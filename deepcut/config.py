@@ -108,8 +108,9 @@ class SegmenterConfig:
             otherwise. None = off.
         background_rule: how the ``segment`` task tells object from background: ``border``
             (the cluster with the largest share of border patches), ``corners`` (DeepCut's
-            vote) or ``saliency`` (a 5-way cut; object = the clusters that differ most from the
-            border-connected ones, :mod:`deepcut.tasks.foreground`). None = ``saliency`` for
+            vote) or ``saliency`` (a 5-way cut read by a robust-background saliency map: object =
+            the patches whose saliency, averaged with their cluster's, passes Otsu's threshold,
+            :mod:`deepcut.tasks.foreground`, :mod:`deepcut.tasks.saliency`). None = ``saliency`` for
             the ``classic`` backbone, ``border`` for the ViTs.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`), by the

@@ -162,8 +162,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
     g.add_argument("--background-rule", choices=["border", "corners", "saliency"],
                    help="background = cluster owning most border patches, DeepCut's corner "
-                        "vote, or saliency (5-way cut, object = clusters unlike the "
-                        "border-connected ones) (default: saliency for classic, else border)")
+                        "vote, or saliency (5-way cut read by a saliency map of the patches "
+                        "least connected to the image border) (default: saliency for classic, "
+                        "else border)")
     g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral", "dream"],
                    help="patch to pixel labels: nearest upsampling, partition centres, or "
                         "nearest labels refined along the image by PAMR, by the fast "
