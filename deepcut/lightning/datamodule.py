@@ -76,14 +76,15 @@ def to_patch_features(item: dict[str, Any]) -> PatchFeatures:
     return PatchFeatures(features=item["features"], cls=None, input_size=tuple(m["input_size"]),
                          image_size=tuple(m["image_size"]), patch_size=int(m["patch_size"]),
                          stride=int(m["stride"]), backbone=m["backbone"],
-                         weights_id=m["weights_id"])
+                         weights_id=m["weights_id"], extra=dict(item.get("extra") or {}))
 
 
 class FeatureDataset(Dataset):
     """Backbone features of a list of images, read from (or written to) a :class:`FeatureCache`.
 
     ``dataset[i]`` is a dict: ``features`` ``(h, w, D)`` float32, ``meta`` (sizes, patch size,
-    stride, backbone, weights id), ``path``, ``stem`` and ``index``.
+    stride, backbone, weights id), ``extra`` (the backbone's extras, e.g. the classic edge map
+    of the local graph's contour cue), ``path``, ``stem`` and ``index``.
     """
 
     def __init__(self, items: list[ImageItem], cache: FeatureCache) -> None:
@@ -101,6 +102,7 @@ class FeatureDataset(Dataset):
             "meta": {"input_size": list(pf.input_size), "image_size": list(pf.image_size),
                      "patch_size": pf.patch_size, "stride": pf.stride, "backbone": pf.backbone,
                      "weights_id": pf.weights_id},
+            "extra": dict(pf.extra),
             "path": str(it.path),
             "stem": it.stem,
             "index": index,

@@ -37,7 +37,9 @@ from deepcut.backbones.base import Backbone, PatchFeatures
 __all__ = ["FeatureCache", "backbone_key", "default_cache_dir", "image_key"]
 
 #: Bumped when the entry format changes, so old entries are never misread.
-CACHE_FORMAT = 1
+# 2: entries keep the backbone's ``extra`` (the classic edge map of the local graph's contour
+# cue); format-1 folders are left alone and recomputed under a new key.
+CACHE_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -150,7 +152,8 @@ class FeatureCache:
         return PatchFeatures(features=d["features"], cls=d["cls"],
                              input_size=tuple(d["input_size"]), image_size=tuple(d["image_size"]),
                              patch_size=int(d["patch_size"]), stride=int(d["stride"]),
-                             backbone=d["backbone"], weights_id=d["weights_id"])
+                             backbone=d["backbone"], weights_id=d["weights_id"],
+                             extra=dict(d.get("extra") or {}))
 
     def put(self, image_path: str | Path, pf: PatchFeatures) -> Path:
         """Write the entry of ``image_path`` atomically; returns its path."""
@@ -161,7 +164,8 @@ class FeatureCache:
         d = {"features": pf.features.contiguous(), "cls": pf.cls,
              "input_size": tuple(pf.input_size), "image_size": tuple(pf.image_size),
              "patch_size": pf.patch_size, "stride": pf.stride, "backbone": pf.backbone,
-             "weights_id": pf.weights_id}
+             "weights_id": pf.weights_id,
+             "extra": {k: v for k, v in pf.extra.items() if isinstance(v, torch.Tensor)}}
         with atomic_path(entry) as tmp:
             torch.save(d, tmp)
         return entry

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from deepcut.config import SegmenterConfig
+from deepcut.graphs.local import contour_edges
 from deepcut.losses import discrete_ncut
 from deepcut.nn.head import gcn_propagate
 from deepcut.tasks.base import make_graph
@@ -77,7 +78,8 @@ def build_graph_batch(items: list[dict[str, Any]], cfg: SegmenterConfig,
         F = item["features"]
         h, w, D = F.shape
         X = F.reshape(h * w, D).float().to(device)
-        g = make_graph(X, cfg, grid=(h, w))
+        with contour_edges((item.get("extra") or {}).get("edges")):  # as the pipeline does
+            g = make_graph(X, cfg, grid=(h, w))
         AXs.append(gcn_propagate(g, X))
         Wl = g.W if cfg.loss == "cc" else g.positive().W  # as GNNSolver.fit
         graphs.append((Wl, g.degree))

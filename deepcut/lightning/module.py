@@ -56,7 +56,11 @@ class DeepCutModule(L.LightningModule):
         lam: Falcon diagonal regulariser.
         knn: neighbours of a sparse kNN graph (None = dense up to ``dense_max_nodes`` nodes).
         dense_max_nodes: above this many nodes a sparse kNN graph (k=32) is used.
-        radius: ``local`` graph radius in patches (5: about 80 neighbours per patch).
+        radius: ``local`` graph radius in patches (9, inference's default: about 250
+            neighbours per patch).
+        contour: ``sigma_IC`` of the ``local`` graph's intervening-contour cue, used where the
+            backbone gives an edge map (``classic``); None = off. Recorded in the checkpoint so
+            that inference builds the graph training saw (checkpoints without it: off).
         hidden: GCN width (64 in DeepCut).
         mlp_hidden: MLP hidden width (32 in DeepCut).
         dropout: dropout before the last layer (0.25 in DeepCut; off at inference).
@@ -83,6 +87,7 @@ class DeepCutModule(L.LightningModule):
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         **GRAPH_CONSTRAINTS,
         "radius": [Interval(Real, 1, None, closed="left")],
+        "contour": [Interval(Real, 0, None, closed="neither"), None],
         "hidden": [Interval(Integral, 1, None, closed="left")],
         "mlp_hidden": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -110,7 +115,8 @@ class DeepCutModule(L.LightningModule):
         lam: float = 0.0,
         knn: int | None = None,
         dense_max_nodes: int = 6000,
-        radius: float = 5.0,
+        radius: float = 9.0,
+        contour: float | None = 1.0,
         hidden: int = 64,
         mlp_hidden: int = 32,
         dropout: float = 0.25,
@@ -156,6 +162,7 @@ class DeepCutModule(L.LightningModule):
             graph=hp.graph or default_graph_kind("gnn", hp.loss), metric=hp.metric,
             alpha=hp.alpha, beta=hp.beta, lam=hp.lam, knn=hp.knn,
             dense_max_nodes=hp.dense_max_nodes, radius=hp.get("radius", 5.0),
+            contour=hp.get("contour"),
             background_rule=hp.background_rule, **self._preprocessing())
 
     def _preprocessing(self) -> dict[str, Any]:
@@ -185,7 +192,8 @@ class DeepCutModule(L.LightningModule):
         cfg = self.segmenter_config(device="cpu").to_dict()
         cfg = {k: cfg[k] for k in ("task", "backbone", "weights", "size", "stride", "n_clusters",
                                    "loss", "lr", "seed", "graph", "metric", "alpha", "beta",
-                                   "lam", "knn", "dense_max_nodes", "radius", "background_rule",
+                                   "lam", "knn", "dense_max_nodes", "radius", "contour",
+                                   "background_rule",
                                    *self._preprocessing())}
         trained = {"epoch": int(self.current_epoch) if self._trainer else None,
                    "global_step": int(self.global_step) if self._trainer else None}

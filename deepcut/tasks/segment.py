@@ -8,12 +8,10 @@ from deepcut.config import SegmenterConfig
 from deepcut.tasks.base import TaskOutput, register_task, solve
 from deepcut.tasks.foreground import (
     SALIENCY_K,
-    SALIENCY_SIGMA,
-    SALIENCY_THRESHOLD,
+    SALIENCY_MIX,
     background_cluster,
-    cluster_saliency,
     corner_background,
-    salient_clusters,
+    salient_mask,
 )
 from deepcut.tasks.localize import object_box
 
@@ -36,11 +34,12 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     * ``border``: background = the cluster that owns most of the border (K = 2 by default);
     * ``corners``: DeepCut's 4-corner vote;
     * ``saliency``: a K-way cut (K = :data:`~deepcut.tasks.foreground.SALIENCY_K` = 5 by
-      default), object = the clusters that differ most from the border-connected ones
-      (:mod:`deepcut.tasks.foreground`; task parameters ``saliency_threshold``,
-      ``saliency_sigma``).
+      default) and the robust-background saliency map of the patches
+      (:mod:`deepcut.tasks.saliency`); object = the patches whose saliency, averaged with their
+      cluster's mean saliency, passes Otsu's threshold (:func:`~deepcut.tasks.foreground.
+      salient_mask`; task parameter ``saliency_mix``, the cluster mean's weight, default 0.5).
 
-    Output labels: 0 = background, 1 = object (every object cluster). The box is that of the
+    Output labels: 0 = background, 1 = object. The box is that of the
     largest connected foreground component, in original image pixels (CorLoc's prediction).
     """
     rule = cfg.background_rule_for(pf.backbone)
@@ -50,15 +49,19 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     labels = solver.labels_.numpy().reshape(h, w)
     extra: dict = {"background_rule": rule}
     if rule == "saliency":
-        tp = cfg.task_params
-        sigma = float(tp.get("saliency_sigma", SALIENCY_SIGMA))
-        obj = salient_clusters(labels, pf.flat, k, float(tp.get("saliency_threshold",
-                                                                SALIENCY_THRESHOLD)), sigma)
-        fg = obj[labels]
-        bg_ids = [int(c) for c in np.flatnonzero(~obj) if (labels == c).any()]
-        sal = cluster_saliency(labels, pf.flat, k, sigma)
+        from deepcut.tasks.saliency import saliency_map
+
+        sal = saliency_map(pf.flat, (h, w))["saliency"]
+        mix = float(cfg.task_params.get("saliency_mix", SALIENCY_MIX))
+        fg, threshold, means = salient_mask(labels, sal, k, mix)
+        present = np.bincount(labels.reshape(-1), minlength=k) > 0
+        # background clusters: those with no object patch
+        bg_ids = [int(c) for c in np.flatnonzero(present & (np.bincount(
+            labels[fg], minlength=k) == 0))]
         extra.update(background_cluster=bg_ids[0] if len(bg_ids) == 1 else bg_ids,
-                     cluster_saliency=[round(float(s), 6) for s in sal])
+                     cluster_saliency=[round(float(m), 6) if p else -1.0
+                                       for m, p in zip(means, present)],
+                     saliency_threshold=round(float(threshold), 6))
     else:
         bg = background_cluster(labels) if rule == "border" else corner_background(labels)
         fg = labels != bg
