@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network from tests
@@ -49,7 +50,7 @@ def noise_image(h: int, w: int, seed: int = 0) -> Image.Image:
 @pytest.fixture
 def offline_no_cache(monkeypatch):
     """Pretend hub weights are neither cached nor downloadable (whatever this machine has)."""
-    monkeypatch.setattr(weights_mod, "hub_weights_status", lambda name, cache_dir=None: "offline")
+    monkeypatch.setattr(weights_mod, "hub_weights_status", lambda name, cache_dir=None, hub_id=None: "offline")
 
 
 # ------------------------------------------------------------------------------------------
@@ -328,6 +329,15 @@ def test_hub_status_reads_the_cache_offline(tmp_path, monkeypatch):
     assert weights_mod.hub_weights_status("vit_tiny_patch16_224", cache_dir=str(tmp_path)) == (
         "offline"
     )
+    # With the repo given (the `auto` backbone's fast path, no timm import): the same answers,
+    # and that repo is the one timm itself reads.
+    import timm
+
+    hub_id = f"timm/{name}"
+    assert timm.models.get_pretrained_cfg(name).hf_hub_id == hub_id
+    assert weights_mod.hub_weights_status(name, cache_dir=str(tmp_path), hub_id=hub_id) == "cached"
+    other = "timm/vit_tiny_patch16_224.augreg_in21k"
+    assert weights_mod.hub_weights_status(name, cache_dir=str(tmp_path), hub_id=other) == "offline"
 
 
 def test_named_dino_offline_raises_naming_both_remedies(offline_no_cache):
@@ -352,6 +362,19 @@ def test_auto_falls_back_to_classic_with_one_warning(offline_no_cache):
     assert "\n" not in msg and "--weights PATH" in msg and "vit_small_patch8_224.dino" in msg
     assert ours[0].filename == __file__  # stacklevel=2 points at the caller
     assert bb.name == "classic" and bb.size == 64
+
+
+def test_auto_fallback_offline_does_not_import_timm(tmp_path, monkeypatch):
+    """The classic fallback of ``auto`` (offline, nothing cached) never imports timm: ~4 s of
+    start-up (timm pulls in wandb) the weight-free run does not use."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setitem(sys.modules, "timm", None)  # any `import timm` now raises ImportError
+    with pytest.warns(BackboneFallbackWarning, match="HF_HUB_OFFLINE"):
+        bb = resolve_backbone("auto", size=64)
+    assert bb.name == "classic"
 
 
 def test_auto_with_weights_file_uses_dino(tmp_path, offline_no_cache):
