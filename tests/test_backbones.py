@@ -444,6 +444,25 @@ def test_classic_texture_context_sees_beyond_the_patch():
     assert t[0, 1:7, 4, 1].argmax() == 0  # stripes: horizontal gradient, orientation bin 0
 
 
+def test_classic_texture_histogram_bins_each_pixel_magnitude_once():
+    """The orientation histogram equals the per-pixel one-hot vote ``one_hot(bin) * |g|``
+    pooled per patch (exactly: each pixel adds its magnitude to one bin)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from deepcut.backbones.classic import _sobel, _texture
+
+    gray = torch.rand(2, 1, 32, 48, generator=torch.Generator().manual_seed(0))
+    t = _texture(gray, 8, 8, 6, (1,))  # (2, 7, 4, 6)
+    gx, gy = _sobel(gray)
+    mag = (gx * gx + gy * gy).sqrt()
+    idx = (torch.atan2(gy, gx).remainder(math.pi) * (6 / math.pi)).long().clamp(0, 5)
+    votes = F.avg_pool2d(F.one_hot(idx[:, 0], 6).permute(0, 3, 1, 2).float() * mag, 8, 8)
+    assert torch.equal(t[:, :1], F.avg_pool2d(mag, 8, 8))
+    assert torch.equal(t[:, 1:], votes / votes.sum(1, keepdim=True).clamp_min(1e-6))
+
+
 def test_classic_rejects_weights():
     with pytest.raises(ConfigError, match="no weights"):
         create_backbone("classic", weights="x.pth")
