@@ -5,6 +5,7 @@ leave it): a cProfile of ``--workers 0`` over the first images of a folder, with
 ``time.process_time`` as the clock, summed per stage function and divided by the images.
 
     OMP_NUM_THREADS=1 python benchmarks/stage_cpu.py DIR [--limit 12] [--backbone classic]
+        [--checkout OTHER_CHECKOUT]
 
 Rows: decode (``load_image``), the backbone's features (``extract``) and edge map
 (``feature_extra``, the local graph's contour cue), graph, solve (GNN fit incl. its spectral
@@ -41,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", type=Path)
     p.add_argument("--limit", type=int, default=12)
     p.add_argument("--backbone", default="classic")
+    p.add_argument("--checkout", type=Path, default=ROOT,
+                   help="the deepcut checkout to profile, e.g. an older commit's worktree "
+                        "(default: this one)")
     a = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(a.checkout.resolve()))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -60,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     one_off = time.process_time() - t0
     prof = cProfile.Profile(time.process_time)
     prof.enable()
-    rc = infer.main([str(src), "--out", str(src / "out"), "--backbone", a.backbone,
-                     "--workers", "0", "--quiet"])
+    seq = ["--workers", "0"] if "--workers" in infer.build_parser().format_help() else []
+    rc = infer.main([str(src), "--out", str(src / "out"), "--backbone", a.backbone, *seq,
+                     "--quiet"])
     prof.disable()
     if rc != 0:
         raise SystemExit(f"infer.py failed with exit status {rc}")
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             if any(fname.endswith(sfx) and func == fn for sfx, fn in keys):
                 cum[row] = cum.get(row, 0.0) + ct
     loop = cum.pop("per-image loop (all)", float("nan"))
-    print(f"{n} images of {a.folder.name}, backbone {a.backbone}, 1 thread, load average "
+    print(f"{a.checkout.resolve().name}: {n} images of {a.folder.name}, backbone {a.backbone}, "
+          f"1 thread, load average "
           f"{os.getloadavg()[0]:.1f}; CPU s per image (process_time under cProfile)\n")
     print("| stage | CPU s / image | share of the loop |\n|---|---|---|")
     for row in STAGES:
