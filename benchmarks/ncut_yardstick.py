@@ -14,7 +14,8 @@ the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same grap
   image (side by side, so machine load cancels);
 * for the default GNN also the NCut of the head's own argmax before rounding (``raw``).
 
-Solvers: ``gnn`` (default: spectral warm start, converged, rounded), ``gnn-cold`` (the same
+Solvers: ``gnn`` (default: spectral warm start, converged, rounded), ``gnn-falcon`` (the same
+warm-started from Falcon's partition, ``warm_start="falcon"``), ``gnn-cold`` (the same
 from the seeded init alone, ``warm_start=None``: 30 steps), ``gnn-paper`` (``GNNSolver.PAPER``: DeepCut's
 10 steps at lr 1e-3), ``spectral``, ``falcon``, and scikit-learn's
 ``SpectralClustering(affinity="precomputed")``.
@@ -73,6 +74,8 @@ def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor,
         return z, time.perf_counter() - t0, raw
     if name == "gnn":
         est = GNNSolver(K, seed=seed)
+    elif name == "gnn-falcon":
+        est = GNNSolver(K, seed=seed, warm_start="falcon")
     elif name == "gnn-cold":
         est = GNNSolver(K, seed=seed, warm_start=None)
     elif name == "gnn-paper":

@@ -12,7 +12,7 @@ from conftest import planted_grid
 from deepcut.config import SegmenterConfig
 from deepcut.graphs import ncut_graph
 from deepcut.losses import discrete_ncut
-from deepcut.solvers import DegenerateResultWarning, GNNSolver, SpectralNCut
+from deepcut.solvers import DegenerateResultWarning, FalconCut, GNNSolver, SpectralNCut
 from deepcut.solvers.gnn import balance_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -195,6 +195,30 @@ def test_warm_started_gnn_is_never_worse_than_spectral(K):
         assert gnn.n_clusters_ == K
 
 
+@pytest.mark.parametrize("K", [2, 4])
+def test_falcon_warm_start_is_never_worse_than_falcon(K):
+    """``warm_start="falcon"``: the same guarantee against Falcon's partition (which the plain
+    GNN beats on most graphs but not all)."""
+    for seed in range(3):
+        F = torch.randn(150, 6, generator=torch.Generator().manual_seed(seed))
+        F[:50] += 2.0
+        g = ncut_graph(F)
+        gnn = GNNSolver(K, seed=seed, warm_start="falcon").fit(g, F)
+        fal = FalconCut(K, random_state=seed).fit(g, F)
+        assert gnn.ncut_ <= fal.ncut_ + 1e-6
+        assert gnn.n_clusters_ == K and gnn.timings_["warm_start"] > 0
+
+
+def test_spectral_partition_is_fits_labels_without_the_ncut():
+    F = torch.randn(120, 5, generator=torch.Generator().manual_seed(3))
+    F[:40] += 2.5
+    g = ncut_graph(F)
+    est = SpectralNCut(3, random_state=0)
+    z = est.partition(g)
+    assert "eigen" in est.timings_ and not hasattr(est, "ncut_")
+    assert torch.equal(z, SpectralNCut(3, random_state=0).fit(g).labels_)
+
+
 def test_match_ids_by_hand():
     from deepcut.solvers.gnn import match_ids
 
@@ -212,8 +236,10 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
     assert not GNNSolver(2, loss="cc")._uses_warm_start()
     assert not GNNSolver(2, init_state=head)._uses_warm_start()
     assert not GNNSolver(2, **GNNSolver.PAPER)._uses_warm_start()
-    assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 10
+    assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 5
+    assert GNNSolver(2)._kmeans_starts() == 0  # the warm partition is already a start
     assert GNNSolver(2, warm_start=None)._cut_steps() == 30
+    assert GNNSolver(2, warm_start=None)._kmeans_starts() == 4
     from deepcut.presets import gnn_preset_params
     assert gnn_preset_params("paper", None)["warm_steps"] == 0
     s = GNNSolver(2, init_state=head, steps=0).fit(ncut_graph(F), F)
