@@ -286,15 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.baseline is not None:
         configs.append((f"baseline ({a.baseline.name})", a.baseline.resolve(), None, None))
     configs.append(("sequential (--workers 0)", ROOT, 0, 1))
-    from deepcut.cli.infer import DEFAULT_BATCH_SIZE, default_workers
-
-    default = (default_workers(), DEFAULT_BATCH_SIZE)  # the load now (it changes as runs go)
+    from deepcut.cli.infer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 
     for wb in a.grid.split(","):
         w, b = (int(v) for v in wb.lower().split("x"))
         label = f"pipelined --workers {w} --batch-size {b}" + (
             " (compute in the workers)" if w >= 2 else "") + (
-            " (default here now)" if (w, b) == default else "")
+            " (default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
         configs.append((label, ROOT, w, b))
 
     help_s = []

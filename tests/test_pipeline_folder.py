@@ -247,30 +247,3 @@ def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path, worke
     assert not list(out.glob(".*.lock")) and not list(out.glob(".*.part"))
     done = {p.stem for p in out.glob("*.json")}
     assert done and all((out / f"{s}.png").exists() for s in done)  # complete sets only
-
-
-@pytest.mark.parametrize("cores,load,want", [
-    ({0}, 0.0, 1),  # one core: one (decoding) worker
-    ({0, 1}, 0.2, 2),  # an idle 2-core machine: both cores solve
-    ({0, 1}, 1.0, 1),  # one core busy with other work: one is free
-    ({0, 1}, 7.9, 1),  # all busy: never fewer than 1
-    (set(range(4)), 1.4, 3),
-    (set(range(64)), 0.0, 8),  # capped
-])
-def test_default_workers_is_one_per_idle_usable_core(monkeypatch, cores, load, want):
-    from deepcut.cli import infer
-
-    monkeypatch.setattr(infer.os, "sched_getaffinity", lambda pid: cores, raising=False)
-    monkeypatch.setattr(infer.os, "getloadavg", lambda: (load, load, load), raising=False)
-    assert infer.default_workers() == want
-
-
-def test_default_workers_without_affinity_or_load_counts_the_cores(monkeypatch):
-    from deepcut.cli import infer
-
-    monkeypatch.delattr(infer.os, "sched_getaffinity", raising=False)  # as on macOS
-    monkeypatch.delattr(infer.os, "getloadavg", raising=False)  # as on Windows
-    monkeypatch.setattr(infer.os, "cpu_count", lambda: 3)
-    assert infer.default_workers() == 3
-    monkeypatch.setattr(infer.os, "cpu_count", lambda: None)  # undeterminable
-    assert infer.default_workers() == 1

@@ -30,7 +30,6 @@ Weights & Biases run (``--wandb-mode offline`` needs no network; ``wandb sync`` 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -49,39 +48,16 @@ from deepcut.cli.common import (
     quiet_warnings,
 )
 
-__all__ = ["DEFAULT_BATCH_SIZE", "MAX_DEFAULT_WORKERS", "build_parser", "default_workers",
-           "main"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 
-#: Most worker processes the default (:func:`default_workers`) starts.
-MAX_DEFAULT_WORKERS = 8
-
-
-def default_workers() -> int:
-    """``--workers`` when not given: one per core that is not busy with other work.
-
-    The cores this process may use (``os.sched_getaffinity``, which honours ``taskset`` and a
-    container's cpuset; ``os.cpu_count()`` where it does not exist) minus the 1-minute load
-    average (``os.getloadavg``; 0 where it does not exist), rounded, at least 1 and at most
-    :data:`MAX_DEFAULT_WORKERS`. Two or more workers on the CPU each decode and segment batches
-    of images with one thread, so every core runs a solve (~75% of a classic image); one worker
-    only decodes ahead of this process, whose GNN steps use one thread (deepcut._threads). On
-    the shared 2-core test machine, whose cores other work kept busy (load 5-9), two compute
-    workers gave 0.8-0.9x the images/s of one at ~10% more CPU per image: they pay off only
-    where a core is free (benchmarks/throughput.py), hence the load term. The outputs are the
-    same bytes whatever the count. A CPU quota without an affinity (``docker --cpus``) is not
-    seen: pass ``--workers``.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows; or the load cannot be read
-        busy = 0.0
-    return max(1, min(cores, MAX_DEFAULT_WORKERS, math.floor(cores - busy + 0.5)))
-
-
+#: Worker processes of the pipelined folder run (``--workers``). One decodes ahead of the main
+#: thread; two or more (on the CPU) each decode and segment batches of images, one thread each, so
+#: that every core runs a solve (~80% of a classic image, on one core). On the shared 2-core test
+#: machine (load 2.5-4.5 from other work, so no free core), 20 BSDS images, classic: one worker
+#: gave 1.79-2.02 img/s excluding start-up, two compute workers 1.36-1.71 (0.57-0.66 vs
+#: 0.65-0.70 CPU s per image): benchmarks/throughput.py. Two pay off only where a core is free,
+#: so one is the default.
+DEFAULT_WORKERS = 1
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
 #: 2-core test machine, 20 BSDS images, classic: 4 gave 1.18x the images/s of 1 (excluding
@@ -112,9 +88,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "resizes images ahead of this process; 2 or more (on the CPU) each "
                         "read and segment batches of images, every core running a solve; 0 = "
                         "one image at a time, every stage in turn, in this process "
-                        "(default: one per core not busy with other work: the usable cores "
-                        "minus the 1-minute load average, at least 1, at most "
-                        f"{MAX_DEFAULT_WORKERS})")
+                        f"(default: {DEFAULT_WORKERS})")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="pipelined run: images of one input size per backbone forward, "
                         "their GNN heads trained together; more fills a GPU "
@@ -394,7 +368,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
     ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`); ``html`` also
     writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
-    ``workers``: processes of the pipelined run (:func:`default_workers` when None; 0 = the
+    ``workers``: decode processes of the pipelined run (:data:`DEFAULT_WORKERS` when None; 0 = the
     sequential run, one image at a time); ``batch_size``: images of one input size per backbone
     forward (and GNN heads trained together) in the pipelined run (:data:`DEFAULT_BATCH_SIZE` when None); ``overlay_format``:
     png, jpg or webp (:data:`deepcut.io.outputs.OVERLAY_FORMATS`).
@@ -424,7 +398,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     )
     from deepcut.pipeline import Segmenter
 
-    workers = default_workers() if workers is None else int(workers)
+    workers = DEFAULT_WORKERS if workers is None else int(workers)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     say = threading.Lock()  # one line at a time from the main and the writer thread
 
