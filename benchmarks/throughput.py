@@ -126,11 +126,12 @@ def _timed_run(cmd: list[str], cwd: Path, env: dict) -> dict:
 
 
 def _command(backbone: str, checkout: Path, folder: Path, out: Path, size: int,
-             workers: int | None, batch: int | None) -> list[str]:
+             workers: int | None, batch: int | None, auto: bool = False) -> list[str]:
     opt = [] if workers is None else ["--workers", str(workers), "--batch-size", str(batch)]
-    if backbone == "classic":
+    if backbone == "classic":  # auto: no --backbone, the CLI's default 'auto' (classic offline)
+        flag = [] if auto else ["--backbone", "classic"]
         return [sys.executable, str(Path(__file__).resolve()), "--child-cli", str(folder),
-                "--out", str(out), "--backbone", "classic", *opt]
+                "--out", str(out), *flag, *opt]
     return [sys.executable, str(Path(__file__).resolve()), "--child", str(folder), "--out",
             str(out), "--size", str(size), *opt]
 
@@ -179,6 +180,23 @@ def _encode_table(folder: Path, limit: int, repeat: int) -> list[str]:
     return rows
 
 
+STAGES = ("load", "backbone", "graph", "solve", "upsample", "write")
+
+
+def _stage_times(out: Path) -> dict[str, float]:
+    """Median seconds per image of each stage, from the ``timings`` of the run's JSON records
+    (wall clock in whichever process computed the image)."""
+    import json
+
+    per: dict[str, list[float]] = {k: [] for k in STAGES}
+    for f in out.glob("*.json"):
+        t = json.loads(f.read_text()).get("timings", {})
+        for k in STAGES:
+            if k in t:
+                per[k].append(float(t[k]))
+    return {k: statistics.median(v) for k, v in per.items() if v}
+
+
 STARTUP_STEPS = {
     "python (nothing imported)": "pass",
     "import torch": "import torch",
@@ -190,6 +208,11 @@ STARTUP_STEPS = {
         "from deepcut.cli import infer; from deepcut.pipeline import Segmenter; "
         "infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
         "'classic'])); Segmenter(backbone='classic').backbone",
+    "deepcut CLI up to its folder loop (default 'auto', offline: classic)":
+        "import warnings; warnings.simplefilter('ignore'); from deepcut.cli import infer; "
+        "from deepcut.pipeline import Segmenter; "
+        "Segmenter(infer._config_from_args(infer.build_parser().parse_args(['x']))).backbone",
+    "import torch, timm (what 'auto' paid offline before)": "import torch, timm",
 }
 
 
@@ -231,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="pipelined settings WORKERSxBATCH (default: 1x4,2x4,2x2)")
     p.add_argument("--baseline", type=Path,
                    help="another deepcut checkout (e.g. the previous release) run as it is")
+    p.add_argument("--auto", action="store_true",
+                   help="classic runs without --backbone: the CLI's default 'auto', which "
+                        "offline (HF_HUB_OFFLINE, set here) falls back to classic; every "
+                        "checkout pays its own check for DINO weights")
     p.add_argument("--reverse", action="store_true",
                    help="start with the reversed order (to pair with an earlier run)")
     p.add_argument("--startup-repeat", type=int, default=3,
@@ -283,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             for label, checkout, w, b in (configs if (r + a.reverse) % 2 == 0
                                           else configs[::-1]):
                 out = tmp / f"out-{backbone}-{r}-{len(results)}"
-                cmd = _command(backbone, checkout, src, out, a.size, w, b)
+                cmd = _command(backbone, checkout, src, out, a.size, w, b, auto=a.auto)
                 res = _timed_run(cmd, checkout, env_for(checkout))
+                res["stages"] = _stage_times(out)
                 results.setdefault((backbone, label), []).append(res)
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"# {backbone} | {label} | repeat {r}: {res['n']} images, "
@@ -318,6 +346,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {lab} | {m['incl']:.2f} | {m['excl']:.2f} | {m['start']:.1f} | "
                   f"{m['first']:.1f} | {m['cpu']:.3f} | {m['excl'] / seq['excl']:.2f}x | {vs_base} | "
                   f"{heads} |")
+    print("\nPer-image stage times (s, median over the images of all repeats; from the JSON "
+          "`timings`, wall clock in the process that computed the image):\n")
+    print("| backbone | run | " + " | ".join(STAGES) + " |")
+    print("|---|---|" + "---|" * len(STAGES))
+    for backbone in a.backbones.split(","):
+        for lab, *_ in configs:
+            st = [r["stages"] for r in results[(backbone, lab)]]
+            cells = [f"{statistics.median(x[k] for x in st):.3f}" if all(k in x for x in st)
+                     else "-" for k in STAGES]
+            print(f"| {backbone} | {lab} | " + " | ".join(cells) + " |")
     if a.startup_repeat:
         print()
         print("\n".join(_startup_table(env_for(ROOT), a.startup_repeat)))

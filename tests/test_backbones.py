@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network from tests
@@ -49,7 +50,7 @@ def noise_image(h: int, w: int, seed: int = 0) -> Image.Image:
 @pytest.fixture
 def offline_no_cache(monkeypatch):
     """Pretend hub weights are neither cached nor downloadable (whatever this machine has)."""
-    monkeypatch.setattr(weights_mod, "hub_weights_status", lambda name, cache_dir=None: "offline")
+    monkeypatch.setattr(weights_mod, "hub_weights_status", lambda name, cache_dir=None, hub_id=None: "offline")
 
 
 # ------------------------------------------------------------------------------------------
@@ -328,6 +329,15 @@ def test_hub_status_reads_the_cache_offline(tmp_path, monkeypatch):
     assert weights_mod.hub_weights_status("vit_tiny_patch16_224", cache_dir=str(tmp_path)) == (
         "offline"
     )
+    # With the repo given (the `auto` backbone's fast path, no timm import): the same answers,
+    # and that repo is the one timm itself reads.
+    import timm
+
+    hub_id = f"timm/{name}"
+    assert timm.models.get_pretrained_cfg(name).hf_hub_id == hub_id
+    assert weights_mod.hub_weights_status(name, cache_dir=str(tmp_path), hub_id=hub_id) == "cached"
+    other = "timm/vit_tiny_patch16_224.augreg_in21k"
+    assert weights_mod.hub_weights_status(name, cache_dir=str(tmp_path), hub_id=other) == "offline"
 
 
 def test_named_dino_offline_raises_naming_both_remedies(offline_no_cache):
@@ -352,6 +362,19 @@ def test_auto_falls_back_to_classic_with_one_warning(offline_no_cache):
     assert "\n" not in msg and "--weights PATH" in msg and "vit_small_patch8_224.dino" in msg
     assert ours[0].filename == __file__  # stacklevel=2 points at the caller
     assert bb.name == "classic" and bb.size == 64
+
+
+def test_auto_fallback_offline_does_not_import_timm(tmp_path, monkeypatch):
+    """The classic fallback of ``auto`` (offline, nothing cached) never imports timm: ~4 s of
+    start-up (timm pulls in wandb) the weight-free run does not use."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setitem(sys.modules, "timm", None)  # any `import timm` now raises ImportError
+    with pytest.warns(BackboneFallbackWarning, match="HF_HUB_OFFLINE"):
+        bb = resolve_backbone("auto", size=64)
+    assert bb.name == "classic"
 
 
 def test_auto_with_weights_file_uses_dino(tmp_path, offline_no_cache):
@@ -419,6 +442,25 @@ def test_classic_texture_context_sees_beyond_the_patch():
     assert near[15:].sum() == pytest.approx(1.0, abs=1e-4)  # its orientation histogram
     assert far[[0, 7, 14]].abs().max() == 0
     assert t[0, 1:7, 4, 1].argmax() == 0  # stripes: horizontal gradient, orientation bin 0
+
+
+def test_classic_texture_histogram_bins_each_pixel_magnitude_once():
+    """The orientation histogram equals the per-pixel one-hot vote ``one_hot(bin) * |g|``
+    pooled per patch (exactly: each pixel adds its magnitude to one bin)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from deepcut.backbones.classic import _sobel, _texture
+
+    gray = torch.rand(2, 1, 32, 48, generator=torch.Generator().manual_seed(0))
+    t = _texture(gray, 8, 8, 6, (1,))  # (2, 7, 4, 6)
+    gx, gy = _sobel(gray)
+    mag = (gx * gx + gy * gy).sqrt()
+    idx = (torch.atan2(gy, gx).remainder(math.pi) * (6 / math.pi)).long().clamp(0, 5)
+    votes = F.avg_pool2d(F.one_hot(idx[:, 0], 6).permute(0, 3, 1, 2).float() * mag, 8, 8)
+    assert torch.equal(t[:, :1], F.avg_pool2d(mag, 8, 8))
+    assert torch.equal(t[:, 1:], votes / votes.sum(1, keepdim=True).clamp_min(1e-6))
 
 
 def test_classic_rejects_weights():

@@ -260,7 +260,9 @@ def resolve_backbone(
         return create_backbone(DEFAULT_BACKBONE, weights=weights, **kwargs)
     spec = get_backbone_spec(DEFAULT_BACKBONE)
     assert spec.timm_name is not None  # registered with one in vit.py
-    status = _weights.hub_weights_status(spec.timm_name)
+    # timm keeps its DINO weights in the hub repo "timm/<name>" (checked by a test): known
+    # here, the check needs no timm import, which the classic fallback would not use
+    status = _weights.hub_weights_status(spec.timm_name, hub_id=f"timm/{spec.timm_name}")
     if status in ("offline", "unreachable"):
         why = _weights.hub_unavailable_reason(status)
     else:

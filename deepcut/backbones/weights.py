@@ -120,12 +120,16 @@ def hub_unavailable_reason(status: str) -> str:
     return "HF_HUB_OFFLINE is set and they are not in the local cache"
 
 
-def hub_weights_status(timm_name: str, cache_dir: str | None = None) -> HubStatus:
+def hub_weights_status(timm_name: str, cache_dir: str | None = None,
+                       hub_id: str | None = None) -> HubStatus:
     """Whether timm's pretrained weights for ``timm_name`` can be had, without a download.
 
     Args:
         timm_name: timm model name, with or without a weights tag.
         cache_dir: Hugging Face cache folder; None uses the default.
+        hub_id: the weights' Hugging Face repo when the caller knows it (the ``auto``
+            backbone's DINO): then timm is not imported (~4 s with the wandb it pulls in),
+            which is what the weight-free fallback would otherwise pay for nothing.
 
     Returns:
         ``"cached"`` (in the local cache), ``"online"`` (not cached, the hub answers: the
@@ -133,8 +137,16 @@ def hub_weights_status(timm_name: str, cache_dir: str | None = None) -> HubStatu
         ``"unreachable"`` (not cached, the hub does not answer :func:`hub_reachable`'s one
         bounded probe) or ``"none"`` (timm knows no pretrained weights for this name).
     """
-    import timm
     from huggingface_hub import try_to_load_from_cache
+
+    if hub_id is not None:
+        for filename in _HUB_FILES:
+            if isinstance(try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir), str):
+                return "cached"
+        if _hub_offline():
+            return "offline"
+        return "online" if hub_reachable() else "unreachable"
+    import timm
 
     cfg = timm.models.get_pretrained_cfg(timm_name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):

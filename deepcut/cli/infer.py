@@ -56,7 +56,8 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
 #: machine (load 2.5-4.5 from other work, so no free core), 20 BSDS images, classic: one worker
 #: gave 1.79-2.02 img/s excluding start-up, two compute workers 1.36-1.71 (0.57-0.66 vs
 #: 0.65-0.70 CPU s per image): benchmarks/throughput.py. Two pay off only where a core is free,
-#: so one is the default.
+#: so one is the default. Remeasured with the 5-step GNN at load 1.2-2.0 (the quietest seen):
+#: two gave 0.92x the images/s of one (2.41 vs 2.62 excluding start-up, 0.54 vs 0.48 CPU s/img).
 DEFAULT_WORKERS = 1
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
