@@ -63,7 +63,6 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -355,13 +354,8 @@ class EigengapClustering(_ClusteringMixin):
     def _kmeans(self, V: torch.Tensor, k: int) -> torch.Tensor:
         """``(N,)`` labels of k-means on the first ``k`` row-normalised eigenvectors of
         ``V: (N, m)``, as :class:`~deepcut.solvers.SpectralNCut` discretises (same seed)."""
-        from sklearn.cluster import KMeans
-
         from deepcut.solvers.base import relabel_consecutive
+        from deepcut.solvers.spectral import kmeans_discretize
 
-        E = torch.nn.functional.normalize(V[:, :k], dim=1).numpy().astype(np.float64)
-        seed = 0 if self.seed is None else int(self.seed) % (2**32)
-        with warnings.catch_warnings():  # duplicate rows are legitimate (as SpectralNCut)
-            warnings.simplefilter("ignore", category=UserWarning)
-            z = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit_predict(E)
+        z, _ = kmeans_discretize(V, k, self.n_init, random_state=self.seed)
         return relabel_consecutive(torch.from_numpy(z.astype(np.int64)))

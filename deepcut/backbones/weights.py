@@ -139,27 +139,23 @@ def hub_weights_status(timm_name: str, cache_dir: str | None = None,
     """
     from huggingface_hub import try_to_load_from_cache
 
-    if hub_id is not None:
-        for filename in _HUB_FILES:
-            if isinstance(try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir), str):
-                return "cached"
-        if _hub_offline():
-            return "offline"
-        return "online" if hub_reachable() else "unreachable"
-    import timm
+    repo, files, url = hub_id, _HUB_FILES, None
+    if hub_id is None:
+        import timm
 
-    cfg = timm.models.get_pretrained_cfg(timm_name)
-    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
-        return "none"
-    if cfg.hf_hub_id:
-        files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_FILES
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+            return "none"
+        repo, url = cfg.hf_hub_id, cfg.url
+        if cfg.hf_hub_filename:
+            files = (cfg.hf_hub_filename,)
+    if repo:
         for filename in files:
             # Pure filesystem lookup: returns a path (str) only when the file is cached.
-            path = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=cache_dir)
-            if isinstance(path, str):
+            if isinstance(try_to_load_from_cache(repo, filename, cache_dir=cache_dir), str):
                 return "cached"
-    elif cfg.url:
-        cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url))
+    elif url:
+        cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
         if os.path.isfile(cached):
             return "cached"
     if _hub_offline():

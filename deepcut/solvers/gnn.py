@@ -409,8 +409,14 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
     # this a start with an empty cluster would beat the K-way answer the user asked for
     # (sparse graphs, where empty clusters are not filled).
     best, best_key = None, (1, float("inf"))
+    seen: list[torch.Tensor] = []
     for z in starts:
         z = z.to(W.device)
+        # rounding is deterministic: a start equal to an earlier one (after a warm start the
+        # head's argmax often is the warm partition) would give the same local optimum again
+        if any(torch.equal(z, s) for s in seen):
+            continue
+        seen.append(z)
         if not graph.is_sparse:
             z = _fill_empty(W, d, z, K)
         z, _, history, *_ = _hard_steps(W, d, z, K, graph.is_sparse)

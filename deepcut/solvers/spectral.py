@@ -64,7 +64,8 @@ from deepcut.graphs.graph import Graph
 from deepcut.seeding import numpy_rng, torch_generator
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
 
-__all__ = ["EIGEN_SOLVERS", "SpectralNCut", "eigengap", "spectral_embedding", "spectral_ncut"]
+__all__ = ["EIGEN_SOLVERS", "SpectralNCut", "eigengap", "kmeans_discretize", "spectral_embedding",
+           "spectral_ncut"]
 
 EIGEN_SOLVERS = ("auto", "dense", "randomized", "arpack", "lobpcg")
 # Up to this many nodes the exact subset eigensolver costs < 10 ms here; above it the
@@ -331,6 +332,26 @@ def spectral_embedding(
     return lam, V, {"solver": solver, "n_iter": it}
 
 
+def kmeans_discretize(V: torch.Tensor, k: int, n_init: int = 4, max_iter: int = 300,
+                      random_state: int | None = 0) -> tuple[np.ndarray, int]:
+    """Seeded k-means on the row-normalised first ``k`` columns of ``V: (N, m)`` (the K-way
+    discretisation of a spectral embedding): ``((N,) labels as k-means numbers them, n_iter)``.
+
+    Shared by :class:`SpectralNCut`, the k-less :class:`~deepcut.cluster.EigengapClustering`
+    and the hierarchy's levels, so that one K gets the same labels on every path.
+    """
+    from sklearn.cluster import KMeans
+
+    E = torch.nn.functional.normalize(V[:, :k], dim=1).cpu().numpy().astype(np.float64)
+    seed = 0 if random_state is None else int(random_state) % (2**32)
+    km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed)
+    with warnings.catch_warnings():
+        # duplicate rows (e.g. identical nodes) are legitimate here; the caller reports a K-drop
+        warnings.simplefilter("ignore", category=UserWarning)
+        labels = km.fit_predict(E)
+    return labels, int(km.n_iter_)
+
+
 def eigengap(eigenvalues: torch.Tensor, k_max: int = 10, k_min: int = 2) -> int:
     r"""K with the largest eigengap :math:`\lambda_{K+1} - \lambda_K`, ``K in [k_min, k_max]``.
 
@@ -527,23 +548,13 @@ class SpectralNCut(BaseSolver):
         return labels.long().cpu()
 
     def _fit_kway(self, graph: Graph) -> torch.Tensor:
-        from sklearn.cluster import KMeans
-
         auto = self.n_clusters == "auto"
         self._embed(graph, self.k_max + 1 if auto else self.n_clusters)
         K = eigengap(self.eigenvalues_, self.k_max) if auto else self.n_clusters
         self.n_clusters_chosen_ = K
         with self._timer("discretize"):
-            E = torch.nn.functional.normalize(self.eigenvectors_[:, :K], dim=1)
-            seed = 0 if self.random_state is None else int(self.random_state) % (2**32)
-            km = KMeans(n_clusters=K, n_init=self.n_init, max_iter=self.kmeans_max_iter,
-                        random_state=seed)
-            with warnings.catch_warnings():
-                # duplicate rows (e.g. identical nodes) are legitimate here; the K-drop is
-                # reported below by relabelling
-                warnings.simplefilter("ignore", category=UserWarning)
-                labels = km.fit_predict(E.numpy().astype(np.float64))
-            self.n_iter_ = int(km.n_iter_)
+            labels, self.n_iter_ = kmeans_discretize(self.eigenvectors_, K, self.n_init,
+                                                     self.kmeans_max_iter, self.random_state)
         return relabel_consecutive(torch.from_numpy(labels.astype(np.int64)))
 
     def _fit_recursive(self, graph: Graph) -> torch.Tensor:

@@ -69,15 +69,9 @@ def kway_labels(V: torch.Tensor, k: int, seed: int | None = 0, n_init: int = 2) 
 
     Labels are renumbered 0..k'-1 (k' < k only if k-means finds duplicate points).
     """
-    import warnings
+    from deepcut.solvers.spectral import kmeans_discretize
 
-    from sklearn.cluster import KMeans
-
-    E = torch.nn.functional.normalize(V[:, :k].float(), dim=1).cpu().numpy().astype(np.float64)
-    km = KMeans(n_clusters=k, n_init=n_init, random_state=0 if seed is None else seed % 2**32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # duplicate rows: reported by k' < k
-        lab = km.fit_predict(E)
+    lab, _ = kmeans_discretize(V.float(), k, n_init, random_state=seed)
     return np.unique(lab, return_inverse=True)[1].astype(np.int64)
 
 

@@ -108,15 +108,19 @@ def otsu_threshold(x: np.ndarray, bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def _neighbour_stats(adj: sp.csr_matrix, dist: np.ndarray) -> tuple[float, float, float]:
+def _neighbour_stats(adj: sp.csr_matrix, dist: np.ndarray,
+                     ring2: bool = True) -> tuple[float, float, float]:
     """``(m1, top, m2)``: mean smallest distance to a direct neighbour, mean of the largest 1 %
-    of neighbour distances, mean smallest distance to a 2-ring neighbour."""
+    of neighbour distances, mean smallest distance to a 2-ring neighbour (0 when not
+    ``ring2``: only the edge clip reads it, and it is off by default)."""
     n = adj.shape[0]
     a1 = adj.toarray().astype(bool)
     np.fill_diagonal(a1, False)
     m1 = float(np.where(a1, dist, np.inf).min(1).mean())
     tri = dist[np.triu(a1, 1)]
     top = float(np.sort(tri)[::-1][:max(1, round(0.01 * tri.size))].mean())
+    if not ring2:
+        return m1, top, 0.0
     a2 = (adj @ adj + adj).toarray() > 0
     a2[np.arange(n), np.arange(n)] = False
     m2 = float(np.where(a2, dist, np.inf).min(1).mean())
@@ -235,7 +239,7 @@ def saliency_map(F: torch.Tensor, grid: tuple[int, int], max_nodes: int = MAX_NO
     if n < 4 or hh < 2 or ww < 2:
         zero = np.zeros(grid)
         return {"saliency": zero, "background": zero + 1, "contrast": zero, "bndcon": zero}
-    m1, top, m2 = _neighbour_stats(adj, dist)
+    m1, top, m2 = _neighbour_stats(adj, dist, ring2=clip_scale != 0)
     # Floors at 1 % of the top contrast: a noise-free image has m1 = 0 (identical neighbours).
     floor = max(top / 100, 1e-9)
     clip = clip_scale * m2
