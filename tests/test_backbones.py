@@ -463,6 +463,27 @@ def test_classic_texture_histogram_bins_each_pixel_magnitude_once():
     assert torch.equal(t[:, 1:], votes / votes.sum(1, keepdim=True).clamp_min(1e-6))
 
 
+@pytest.mark.parametrize("patch,stride", [(8, 8), (8, 4), (14, 14), (16, 8), (7, 7)])
+def test_classic_context_pools_equal_the_pixel_windows(patch, stride):
+    """Windows summed from cells give the per-pixel window means (``_context_pool``, the
+    definition), border windows included: sizes that are no multiple of the cell, odd patches
+    (whose even-scale windows have no common cell and are pooled from the pixels)."""
+    from deepcut.backbones.classic import _context_pool, _context_pools
+
+    x = torch.rand(2, 5, 61, 83, generator=torch.Generator().manual_seed(0))
+    scales = (1, 2, 3, 4)
+    got = _context_pools(x, patch, stride, scales)
+    for k, g in zip(scales, got):
+        want = _context_pool(x, patch, stride, k)
+        assert g.shape == want.shape == (2, 5, 1 + (61 - patch) // stride,
+                                         1 + (83 - patch) // stride)
+        torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-6)
+    # a hand-checked border window: patch 8, scale 3, the top-left patch sees rows/cols 0-15
+    # (its 24-px window starts 8 px outside the image)
+    if (patch, stride) == (8, 8):
+        torch.testing.assert_close(got[2][:, :, 0, 0], x[:, :, :16, :16].mean((2, 3)))
+
+
 def test_classic_rejects_weights():
     with pytest.raises(ConfigError, match="no weights"):
         create_backbone("classic", weights="x.pth")
