@@ -9,8 +9,9 @@ leave it): a cProfile of ``--workers 0`` over the first images of a folder, with
 
 Rows: decode (``load_image``), the backbone's features (``extract``) and edge map
 (``feature_extra``, the local graph's contour cue), graph, solve (GNN fit incl. its spectral
-warm start), write (label map, overlay, JSON), and the rest of the per-image loop; the one-off
-imports that happen inside the first image (scikit-learn for k-means) are counted separately.
+warm start), the segment task's saliency map (classic's background rule), write (label map,
+overlay, JSON), and the rest of the per-image loop; the one-off imports that happen inside the
+first image (scikit-learn for k-means) are counted separately.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ STAGES = {  # row -> (file suffix, function name) of the stage's entry point
     "edge map (contour cue)": [("deepcut/backbones/classic.py", "feature_extra")],
     "graph": [("deepcut/tasks/base.py", "make_graph")],
     "solve": [("deepcut/tasks/base.py", "solve")],
+    "background rule (saliency map)": [("deepcut/tasks/saliency.py", "saliency_map")],
     "write outputs": [("deepcut/io/outputs.py", "write_outputs")],
     "per-image loop (all)": [("deepcut/cli/infer.py", "run")],
 }

@@ -201,6 +201,9 @@ STARTUP_STEPS = {
     "python (nothing imported)": "pass",
     "import torch": "import torch",
     "import torch, torch._dynamo": "import torch, torch._dynamo",
+    "import torch + one AdamW step (torch.optim imports torch._dynamo itself)":
+        "import torch; m = torch.nn.Linear(2, 2); o = torch.optim.AdamW(m.parameters()); "
+        "m(torch.ones(1, 2)).sum().backward(); o.step()",
     "import torch_geometric (imports torch._dynamo)": "import torch_geometric",
     "import torch, sklearn.cluster (the GNN's k-means starts; SciPy)": "import torch, sklearn.cluster",
     "import torch_geometric, sklearn.cluster": "import torch_geometric, sklearn.cluster",
