@@ -211,6 +211,11 @@ STARTUP_STEPS = {
         "from deepcut.cli import infer; from deepcut.pipeline import Segmenter; "
         "infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
         "'classic'])); Segmenter(backbone='classic').backbone",
+    "the same with the collector paused as the CLI does (gc_paused)":
+        "from deepcut.cli import infer; from deepcut.pipeline import Segmenter\n"
+        "with infer.gc_paused():\n"
+        "    infer._config_from_args(infer.build_parser().parse_args(['x', '--backbone', "
+        "'classic']))\nSegmenter(backbone='classic').backbone",
     "deepcut CLI up to its folder loop (default 'auto', offline: classic)":
         "import warnings; warnings.simplefilter('ignore'); from deepcut.cli import infer; "
         "from deepcut.pipeline import Segmenter; "

@@ -126,3 +126,37 @@ def test_yaml_config_is_used(tmp_path):
     assert main([str(img), "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     rec = json.loads((tmp_path / "o" / "ok.json").read_text())
     assert rec["config"]["seed"] == 5 and rec["config"]["steps"] == 3
+
+
+def test_gc_paused_restores_the_collector_state():
+    """The CLI's start-up runs with the cyclic collector off (gc_paused) and gives it back
+    as it found it: on, off, and after an error inside."""
+    import gc
+
+    from deepcut.cli.common import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError("inside")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller who turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_cli_start_up_error_leaves_the_collector_on(tmp_path, capsys):
+    """A config error raised while the collector is paused (inside the start-up) is still one
+    line and exit 2, and the collector is back on afterwards."""
+    import gc
+
+    assert main([str(tmp_path / "x.png"), "--finetune-steps", "3",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--finetune-steps needs --checkpoint" in capsys.readouterr().err
+    assert gc.isenabled()

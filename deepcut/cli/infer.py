@@ -43,6 +43,7 @@ from deepcut.cli.common import (
     add_version,
     drop_none,
     fail,
+    gc_paused,
     load_yaml,
     one_line,
     quiet_warnings,
@@ -337,7 +338,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from deepcut.io.folders import check_out_dir
 
     try:
-        cfg, seg = _segmenter_from_args(args)
+        with gc_paused():  # the imports of torch, PyG, SciPy (see gc_paused)
+            cfg, seg = _segmenter_from_args(args)
         if args.max_pixels is not None and args.max_pixels < 1:
             return fail(f"--max-pixels must be >= 1. Got {args.max_pixels}.")
         if args.html and cfg.task != "hierarchy":
