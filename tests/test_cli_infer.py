@@ -160,3 +160,23 @@ def test_cli_start_up_error_leaves_the_collector_on(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2
     assert "--finetune-steps needs --checkpoint" in capsys.readouterr().err
     assert gc.isenabled()
+
+
+def test_cli_run_unfreezes_what_start_up_froze(tmp_path, image_file, monkeypatch):
+    """During the run the start-up's objects are frozen (gc.freeze); afterwards nothing is left
+    frozen and the collector is on, so a program calling main() keeps its usual collector."""
+    import gc
+
+    from deepcut.cli import infer
+
+    seen = []
+    real_run = infer.run
+
+    def run(*args, **kwargs):
+        seen.append(gc.get_freeze_count())
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "run", run)
+    assert main([str(image_file), "--out", str(tmp_path / "o"), *FAST, "--steps", "3"]) == 0
+    assert seen and seen[0] > 1000  # the modules and objects start-up made
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

@@ -30,6 +30,7 @@ Weights & Biases run (``--wandb-mode offline`` needs no network; ``wandb sync`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -349,6 +350,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         logger = _wandb_logger(args, cfg, seg)
     except DeepCutError as e:
         return fail(one_line(str(e)))
+    # What start-up made (modules, ~600k objects) is frozen for the run: collections skip it
+    # (GC over a 20-image run: 1.24-1.52 -> 0.42-0.58 CPU s), and so do the forked decode
+    # workers' (the gc docs' advice before a fork); unfrozen on the way out.
+    gc.freeze()
     try:
         return run(cfg, files, out, overwrite=args.overwrite, quiet=args.quiet,
                    logger=logger, segmenter=seg, max_pixels=args.max_pixels,
@@ -359,6 +364,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
               file=sys.stderr)
         return 130
     finally:
+        gc.unfreeze()
         if logger is not None:
             logger.finish()
 
