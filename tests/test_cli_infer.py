@@ -126,3 +126,17 @@ def test_yaml_config_is_used(tmp_path):
     assert main([str(img), "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     rec = json.loads((tmp_path / "o" / "ok.json").read_text())
     assert rec["config"]["seed"] == 5 and rec["config"]["steps"] == 3
+
+
+def test_kless_rule_from_the_flags(tmp_path, image_file):
+    # classic backbone: K by the local graph's eigengap; --alpha (the CC graph's knob) or
+    # --k-rule cc: the GNN's correlation-clustering loss
+    for extra, rule in (([], "eigengap"), (["--alpha", "12"], "cc"),
+                        (["--k-rule", "cc"], "cc"), (["--alpha", "12", "--k-rule", "eigengap"],
+                                                    "eigengap")):
+        out = tmp_path / rule / str(len(extra))
+        assert main([str(image_file), "--out", str(out), *FAST, "--task", "kless",
+                     "--k-max", "4", "--steps", "5", *extra]) == 0
+        rec = json.loads((out / "img.json").read_text())
+        assert rec["extra"]["k_rule"] == rule, extra
+        assert rec["n_clusters"] == rec["extra"]["k_found"] <= 4
