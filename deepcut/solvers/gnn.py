@@ -24,7 +24,8 @@ work in those steps), then trained on the
 true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 5 steps,
 AdamW at lr 0.03. (10 steps and four k-means rounding starts, the previous default, gave
 median NCuts within 0.1% on the 60 dense SOD + BSDS graphs of ``benchmarks/ncut_yardstick.py``
-at K = 2-16, at 11-17x Falcon's solve time against 7-11x now.)
+at K = 2-16, at 11-17x Falcon's solve time against 7-11x with 5 steps, and 5.7-9.4x with
+the mini-batched warm start.)
 Why: from the seeded init alone the head's partition is a function of (one-hop smoothed)
 features, and on the sparse ``local`` graph two same-coloured regions that are not adjacent
 cannot be told apart: on 12 BSDS graphs (classic, local graph, K = 6) its NCut was 5.7x
