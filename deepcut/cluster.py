@@ -73,7 +73,7 @@ from deepcut._validation import Interval, Options, ParamsMixin
 from deepcut.graphs import Graph, cc_graph, ncut_graph
 
 __all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max",
-           "modularity", "modularity_graph", "neighbour_mean"]
+           "consensus_k", "modularity", "modularity_graph", "neighbour_mean", "pca_whiten"]
 
 
 def as_feature_matrix(X: Any) -> torch.Tensor:
@@ -108,6 +108,23 @@ def neighbour_mean(X: torch.Tensor, k: int) -> torch.Tensor:
     return X[idx].mean(1)
 
 
+def pca_whiten(X: torch.Tensor, fraction: float = 1.0, power: float = 0.0) -> torch.Tensor:
+    r"""``(N, D')``: the PCA scores of ``X: (N, D)`` (centred by the PCA) on the fewest
+    components that explain ``fraction`` of the variance (all with positive variance at 1), each
+    divided by its standard deviation to the ``power``: :math:`z_j / \lambda_j^{p/2}`. ``power``
+    0 is the plain projection, 1 PCA whitening (``PCA(whiten=True)`` up to a constant), 1/2 the
+    partial whitening of Jegou & Chum (ECCV 2012): low-variance directions, where two classes
+    may differ, count more in the cosine without raising noise directions to the level of the
+    main ones. Deterministic (scikit-learn's full SVD)."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(fraction if fraction < 1 else None, svd_solver="full")
+    Z = pca.fit_transform(X.double().numpy())
+    var = pca.explained_variance_
+    keep = var > 1e-10 * var.max()  # drop null directions (constant or collinear features)
+    return torch.from_numpy(Z[:, keep] / var[keep] ** (power / 2)).to(X.dtype)
+
+
 def modularity(W: torch.Tensor, labels: torch.Tensor, resolution: float = 1.0) -> float:
     r"""Newman-Girvan modularity of hard ``labels: (N,)`` on a non-negative ``W: (N, N)``:
     :math:`Q = \sum_k [\,x_k^\top W x_k / m - \gamma (d^\top x_k / m)^2]`, ``d = W 1``,
@@ -134,16 +151,52 @@ def modularity_graph(X: torch.Tensor, resolution: float = 1.0, metric: str = "co
                  params={"metric": metric, "null_model": "degree", "resolution": resolution})
 
 
+def _whiten_powers(value: Any) -> bool:
+    """a non-empty tuple of numbers >= 0"""
+    return (isinstance(value, (tuple, list)) and len(value) > 0
+            and all(isinstance(v, Real) and not isinstance(v, bool) and v >= 0 for v in value))
+
+
+#: Default feature preparation of both estimators (see the module docstring).
+PCA_DEFAULT: float | None = None
+WHITEN_DEFAULT: float | tuple[float, ...] = 0.5
+_PREP_CONSTRAINTS = {"pca": [Interval(Real, 0, 1, closed="right"), None],
+                     "whiten": [Interval(Real, 0, None, closed="left"), _whiten_powers]}
+
+
+def consensus_k(ks: list[int]) -> int:
+    """The view whose K wins: the index of the first ``ks`` entry equal to the most frequent
+    K, ties to the smallest such K (a K-free rule should not split what most views keep whole).
+
+    Example:
+        >>> consensus_k([3, 4, 4]), consensus_k([4, 3, 5]), consensus_k([5])
+        (1, 1, 0)
+    """
+    counts = {k: ks.count(k) for k in ks}
+    best = min(counts, key=lambda k: (-counts[k], k))
+    return ks.index(best)
+
+
 class _ClusteringMixin(ParamsMixin):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
-    def _check(self, X: Any) -> torch.Tensor:
+    def _check(self, X: Any) -> list[torch.Tensor]:
+        """The prepared views of ``X``: one per whitening power (one when ``whiten`` is a number
+        or PCA is off)."""
         self._validate_params()
         X = as_feature_matrix(X)
         check_k_max(X.shape[0], self.k_max, type(self).__name__)
+        if not self.center:  # the features as given (the paper): no PCA either
+            return [self._smooth(X)]
         # Centred (see the module docstring): the similarity then compares deviations from
         # the mean sample, not the shared offset of non-negative features.
-        X = X - X.mean(0, keepdim=True) if self.center else X
+        X = X - X.mean(0, keepdim=True)
+        if self.pca is None:
+            return [self._smooth(X)]
+        powers = self.whiten if isinstance(self.whiten, (tuple, list)) else (self.whiten,)
+        return [self._smooth(pca_whiten(X, self.pca, float(p))) for p in powers]
+
+    def _smooth(self, X: torch.Tensor) -> torch.Tensor:
         # never more neighbours than the mean group size at k_max groups (a group worth a
         # cluster is about that large; averaging more would mix groups on small data sets)
         k = min(self.smooth, X.shape[0] // self.k_max)
@@ -151,6 +204,15 @@ class _ClusteringMixin(ParamsMixin):
             X = neighbour_mean(X, k)
             X = X - X.mean(0, keepdim=True) if self.center else X
         return X
+
+    def fit(self, X: Any, y: Any = None):
+        """Cluster the rows of ``X: (n_samples, n_features)``: one fit per prepared view, the
+        view of :func:`consensus_k` kept (``view_k_`` lists every view's K)."""
+        fits = [self._fit_view(V) for V in self._check(X)]
+        self.view_k_ = [int(f["labels_"].max()) + 1 for f in fits]
+        for name, value in fits[consensus_k(self.view_k_)].items():
+            setattr(self, name, value)
+        return self
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit and return ``labels_: (n_samples,)``."""
@@ -215,6 +277,7 @@ class KLessClustering(_ClusteringMixin):
         "metric": [Options({"cosine", "dot"})],
         "shift": [Options({"mean", "max"})],
         "center": ["boolean"],
+        **_PREP_CONSTRAINTS,
         "smooth": [Interval(Integral, 0, None, closed="left")],
         "rounding": ["boolean"],
         "steps": [Interval(Integral, 1, None, closed="left")],
@@ -227,7 +290,9 @@ class KLessClustering(_ClusteringMixin):
 
     def __init__(self, k_max: int = 10, *, graph: str = "modularity", resolution: float = 1.0,
                  alpha: float = 10.0, metric: str = "cosine", shift: str = "mean",
-                 center: bool = True, smooth: int = 10, rounding: bool = True,
+                 center: bool = True, pca: float | None = PCA_DEFAULT,
+                 whiten: float | tuple[float, ...] = WHITEN_DEFAULT, smooth: int = 10,
+                 rounding: bool = True,
                  steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
                  device: str = "cpu", solver_params: dict | None = None) -> None:
         self.k_max = k_max
@@ -237,6 +302,8 @@ class KLessClustering(_ClusteringMixin):
         self.metric = metric
         self.shift = shift
         self.center = center
+        self.pca = pca
+        self.whiten = whiten
         self.smooth = smooth
         self.rounding = rounding
         self.steps = steps
@@ -248,14 +315,17 @@ class KLessClustering(_ClusteringMixin):
 
     def fit(self, X: Any, y: Any = None) -> KLessClustering:
         """Cluster the rows of ``X: (n_samples, n_features)``."""
-        from deepcut.solvers import GNNSolver
-        from deepcut.solvers.cc_rounding import cc_objective, cc_round
-
-        X = self._check(X)
+        self._validate_params()
         if self.graph == "modularity" and (self.alpha != 10.0 or self.shift != "mean"):
             raise ValueError(f"alpha={self.alpha!r} and shift={self.shift!r} set the threshold "
                              "graph; pass graph='threshold' (the modularity graph has no "
                              "threshold, its k-sensitivity is the resolution).")
+        return super().fit(X)
+
+    def _fit_view(self, X: torch.Tensor) -> dict[str, Any]:
+        from deepcut.solvers import GNNSolver
+        from deepcut.solvers.cc_rounding import cc_objective, cc_round
+
         graph = (modularity_graph(X, self.resolution, self.metric) if self.graph == "modularity"
                  else cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift))
         base = 0 if self.seed is None else int(self.seed)
@@ -270,13 +340,9 @@ class KLessClustering(_ClusteringMixin):
             if best is None or score < best[0]:
                 best = (score, s, z)
         _, s, z = best
-        self.solver_ = s
-        self.labels_ = z.numpy().astype(np.int64)
-        self.n_clusters_ = int(z.max()) + 1
-        self.assignment_ = s.assignment_.numpy()
-        self.loss_ = float(s.loss_history_[-1])
-        self.objective_ = cc_objective(graph.W, z)
-        return self
+        return {"solver_": s, "labels_": z.numpy().astype(np.int64),
+                "n_clusters_": int(z.max()) + 1, "assignment_": s.assignment_.numpy(),
+                "loss_": float(s.loss_history_[-1]), "objective_": cc_objective(graph.W, z)}
 
 
 class EigengapClustering(_ClusteringMixin):
@@ -314,42 +380,42 @@ class EigengapClustering(_ClusteringMixin):
         "k_rule": [Options({"modularity", "eigengap"})],
         "metric": [Options({"cosine", "dot"})],
         "center": ["boolean"],
+        **_PREP_CONSTRAINTS,
         "smooth": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "seed": ["random_state"],
     }
 
     def __init__(self, k_max: int = 10, *, k_rule: str = "modularity", metric: str = "cosine",
-                 center: bool = True, smooth: int = 5, n_init: int = 4,
+                 center: bool = True, pca: float | None = PCA_DEFAULT,
+                 whiten: float | tuple[float, ...] = WHITEN_DEFAULT, smooth: int = 5,
+                 n_init: int = 4,
                  seed: int | None = 0) -> None:
         self.k_max = k_max
         self.k_rule = k_rule
         self.metric = metric
         self.center = center
+        self.pca = pca
+        self.whiten = whiten
         self.smooth = smooth
         self.n_init = n_init
         self.seed = seed
 
-    def fit(self, X: Any, y: Any = None) -> EigengapClustering:
-        """Cluster the rows of ``X: (n_samples, n_features)``."""
+    def _fit_view(self, X: torch.Tensor) -> dict[str, Any]:
         from deepcut.solvers import SpectralNCut
 
-        X = self._check(X)
         graph = ncut_graph(X, metric=self.metric)
         s = SpectralNCut("auto", k_max=self.k_max, n_init=self.n_init, random_state=self.seed)
         s.fit(graph)
-        self.solver_ = s
-        self.eigenvalues_ = s.eigenvalues_.numpy()
         labels = s.labels_
-        self.modularity_ = None
+        Q = None
         if self.k_rule == "modularity":
             runs = [labels if k == s.n_clusters_chosen_ else self._kmeans(s.eigenvectors_, k)
                     for k in range(2, self.k_max + 1)]  # one k-means per candidate K
-            self.modularity_ = np.array([modularity(graph.W, z) for z in runs])
-            labels = runs[int(np.argmax(self.modularity_))]
-        self.labels_ = labels.numpy().astype(np.int64)
-        self.n_clusters_ = int(labels.max()) + 1
-        return self
+            Q = np.array([modularity(graph.W, z) for z in runs])
+            labels = runs[int(np.argmax(Q))]
+        return {"solver_": s, "eigenvalues_": s.eigenvalues_.numpy(), "modularity_": Q,
+                "labels_": labels.numpy().astype(np.int64), "n_clusters_": int(labels.max()) + 1}
 
     def _kmeans(self, V: torch.Tensor, k: int) -> torch.Tensor:
         """``(N,)`` labels of k-means on the first ``k`` row-normalised eigenvectors of
