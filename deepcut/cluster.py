@@ -118,6 +118,8 @@ def pca_whiten(X: torch.Tensor, fraction: float = 1.0, power: float = 0.0) -> to
     main ones. Deterministic (scikit-learn's full SVD)."""
     from sklearn.decomposition import PCA
 
+    if not bool((X != X[:1]).any()):  # all samples equal: no direction to keep
+        return X - X.mean(0, keepdim=True)
     pca = PCA(fraction if fraction < 1 else None, svd_solver="full")
     Z = pca.fit_transform(X.double().numpy())
     var = pca.explained_variance_
@@ -158,8 +160,8 @@ def _whiten_powers(value: Any) -> bool:
 
 
 #: Default feature preparation of both estimators (see the module docstring).
-PCA_DEFAULT: float | None = None
-WHITEN_DEFAULT: float | tuple[float, ...] = 0.5
+PCA_DEFAULT: float | None = 0.7
+WHITEN_DEFAULT: float | tuple[float, ...] = (0.0, 0.5, 1.0)
 _PREP_CONSTRAINTS = {"pca": [Interval(Real, 0, 1, closed="right"), None],
                      "whiten": [Interval(Real, 0, None, closed="left"), _whiten_powers]}
 
@@ -293,7 +295,7 @@ class KLessClustering(_ClusteringMixin):
                  center: bool = True, pca: float | None = PCA_DEFAULT,
                  whiten: float | tuple[float, ...] = WHITEN_DEFAULT, smooth: int = 10,
                  rounding: bool = True,
-                 steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
+                 steps: int = 100, lr: float = 1e-2, n_init: int = 2, seed: int | None = 0,
                  device: str = "cpu", solver_params: dict | None = None) -> None:
         self.k_max = k_max
         self.graph = graph
