@@ -63,6 +63,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -210,9 +211,17 @@ class _ClusteringMixin(ParamsMixin):
     def fit(self, X: Any, y: Any = None):
         """Cluster the rows of ``X: (n_samples, n_features)``: one fit per prepared view, the
         view of :func:`consensus_k` kept (``view_k_`` lists every view's K)."""
-        fits = [self._fit_view(V) for V in self._check(X)]
+        fits, said = [], []
+        for V in self._check(X):  # a few views, not a loop over samples
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                fits.append(self._fit_view(V))
+            said.append(rec)
         self.view_k_ = [int(f["labels_"].max()) + 1 for f in fits]
-        for name, value in fits[consensus_k(self.view_k_)].items():
+        win = consensus_k(self.view_k_)
+        for w in said[win]:  # only the kept view's warnings (one line each, not one per view)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for name, value in fits[win].items():
             setattr(self, name, value)
         return self
 
