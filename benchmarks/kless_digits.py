@@ -9,7 +9,11 @@ Two data sets, each sample one node of the graph:
   10 digit classes with ``--per-class`` (100) random images per class (DeepCut section 7: 500
   images of 5 Fashion-Product classes). A sample is the image's 64 pixel values.
 
-Methods (``k_max=10``, features centred on the draw's mean, cosine similarity):
+Methods (``k_max=10``, features centred on the draw's mean, cosine similarity; the library's
+defaults then project them on the principal components holding 70% of the variance and cluster
+once per whitening power 0, 1/2, 1, K the most frequent: :func:`deepcut.cluster.pca_whiten`,
+:func:`deepcut.cluster.consensus_k`; the "no PCA (previous default)" rows, the threshold graph,
+the eigengap rule and the paper's rows skip that step):
 
 * CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
   once as the paper defines it (``graph="threshold", shift="max"``: ``W = S - max(S)/alpha``,
@@ -36,13 +40,20 @@ A last column repeats the K-found share on the *separable* draws only: those whe
 (on raw digit pixels some class sets, e.g. 1/3/9, are not K distinct groups at all; no K-free
 method can be asked to find a K that the data does not show).
 
+The ``s/draw`` column is the mean wall time of one fit (one torch thread).
+
+``--tune-prep``: the K-found share of both rules over the preparation (no PCA; PCA fraction
+0.7-1.0 at whitening power 1/2; powers 0 and 1 at 0.7; the consensus over 0, 1/2, 1) on the
+tuning draws (``--tune-draws``, 40 for the defaults), how ``pca``/``whiten`` were chosen.
+
 ``--tune``: print the same K-found share for CC over a grid of resolutions (``--tune-threshold``:
 and of alphas) and neighbour-mean sizes, and for both spectral K rules over the neighbour-mean
 sizes, on draws and seeds disjoint from the evaluation ones (digits seeds 10000+, planted seeds
 5000+); that is how the defaults were chosen. The evaluation draws are never used to choose
 anything.
 
-    PYTHONPATH=. python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune] [--ablation]
+    PYTHONPATH=. python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune]
+        [--tune-prep --tune-draws 40] [--ablation]
 
 Runs on the CPU with one torch thread (at most 500 nodes per graph).
 """

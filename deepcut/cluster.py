@@ -37,6 +37,20 @@ scikit-learn's PCA does. Raw non-negative features (pixel values, ReLU or pooled
 otherwise have pairwise cosines all near 1, every pair attracts in the CC graph and K = 1 comes
 out whatever the data. ``center=False`` uses the features as given (the paper's raw CLS tokens).
 
+PCA and whitening (``pca``, ``whiten``; both estimators, with ``center=True``): the centred
+samples are projected on the principal components that explain ``pca`` of the variance
+(default 0.7) and each component is divided by its standard deviation to the power ``whiten``
+(:func:`pca_whiten`): 0 the plain projection, 1 PCA whitening, 1/2 partial whitening. A tuple of
+powers (default ``(0, 0.5, 1)``) clusters once per power and keeps the most frequent K, ties to
+the smallest (:func:`consensus_k`; ``view_k_`` lists each power's K). Why: on raw digit pixels
+two classes that differ only in low-variance directions are one group to the cosine
+(``benchmarks/kless_digits.py``: 5 classes, K exact ~50%); whitening lets those directions
+count and finds them, but weights noise directions as much as the main ones and splits single
+classes; the plain projection does the opposite. On the tuning draws (40 per class count,
+``--tune-prep``) K exact at 3/4/5 digit classes, spectral: no PCA .85/.78/.53, power 1/2 alone
+.72/.90/.78, the consensus .80/.85/.78; CC (``n_init=2``): no PCA .83/.85/.48, the consensus
+.75/.78/.75; planted groups 100% for every setting. ``pca=None`` is the previous behaviour.
+
 Neighbour mean: ``smooth=k`` replaces each centred sample by the mean of its ``k`` most
 cosine-similar samples (itself included; :func:`neighbour_mean`) before the graph is built
 (default 10 for :class:`KLessClustering`, 5 for :class:`EigengapClustering`: the best on the
@@ -257,6 +271,11 @@ class KLessClustering(_ClusteringMixin):
         shift: CC threshold rule (``graph="threshold"``), ``mean`` (default: alpha means the
             same on every data set) or ``max`` (the paper's Eq. 7).
         center: subtract the mean sample first (default; see the module docstring).
+            ``False`` uses the features as given: no PCA either.
+        pca: fraction ``(0, 1]`` of the variance kept by a PCA of the centred samples
+            (default 0.7; ``None``: no PCA). Module docstring.
+        whiten: power of the whitening of the PCA components (0 projection, 1 whitening), or a
+            tuple of powers: one fit each, K by :func:`consensus_k` (default ``(0, 0.5, 1)``).
         smooth: neighbour-mean size (default 10; ``0`` or ``1``: off; module docstring). On the
             digits tuning draws K exact 39% at 5, 56% at 10 (alpha 10); planted 100% at both.
         rounding: round the head's labels to a local optimum of the discrete CC objective
@@ -265,7 +284,9 @@ class KLessClustering(_ClusteringMixin):
         steps: optimiser steps.
         lr: AdamW learning rate.
         n_init: restarts with seeds ``seed, seed+1, ...``; the lowest discrete CC objective wins
-            (with ``rounding``; else the lowest final loss).
+            (with ``rounding``; else the lowest final loss). Default 2 (per whitening power; the
+            paper: 1): on the tuning draws with the consensus K exact at 3/4/5 digit classes
+            .78/.78/.68 with 1, .75/.78/.75 with 2.
         seed: seed of the GNN init and dropout.
         device: torch device.
         solver_params: extra :class:`~deepcut.solvers.GNNSolver` parameters (hidden sizes ...).
@@ -275,8 +296,9 @@ class KLessClustering(_ClusteringMixin):
         n_clusters_: the number of clusters found.
         assignment_: ``(n_samples, k_max)`` soft assignment of the winning run.
         loss_: final (relaxed) CC loss of the winning run.
-        objective_: discrete CC objective of ``labels_``
+        objective_: discrete CC objective of ``labels_`` on the kept view's graph
             (:func:`~deepcut.solvers.cc_rounding.cc_objective`, lower is better).
+        view_k_: the K found with each whitening power (``[K]`` with one power or no PCA).
         solver_: the fitted :class:`~deepcut.solvers.GNNSolver`.
     """
 
@@ -371,6 +393,11 @@ class EigengapClustering(_ClusteringMixin):
             draws per class count 77% over 3-5 classes; 1.1: 77%, 1.2: 75%, 1.3: 73%).
         metric: sample similarity of the NCut graph, ``cosine`` (default) or ``dot``.
         center: subtract the mean sample first (default; see the module docstring).
+            ``False`` uses the features as given: no PCA either.
+        pca: fraction of the variance kept by a PCA (default 0.7; ``None``: off), as
+            :class:`KLessClustering`.
+        whiten: whitening power or tuple of powers (default ``(0, 0.5, 1)``), as
+            :class:`KLessClustering`.
         smooth: neighbour-mean size (default 5; ``0``: off). On digits tuning draws (3-5
             classes, eigengap rule) K exact 39% without, 56% at 5, 50% at 10; planted groups
             100% at each.
@@ -384,6 +411,8 @@ class EigengapClustering(_ClusteringMixin):
             (``k_rule="modularity"``; else ``None``);
         solver_: the fitted :class:`~deepcut.solvers.SpectralNCut` (its embedding; its labels
             are the eigengap rule's).
+        view_k_: the K found with each whitening power (the attributes above are the kept
+            view's, :func:`consensus_k`).
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {

@@ -82,18 +82,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "similarity and s the mean self-similarity (mean), or the paper's "
                         "t = max S / alpha (max, used with --alpha 3); default: mean")
     g.add_argument("--no-center", dest="center", action="store_false",
-                   help="use the features as given; by default the mean sample is subtracted "
-                        "first (raw non-negative features otherwise all look alike: K = 1)")
+                   help="use the features as given (no PCA either); by default the mean "
+                        "sample is subtracted first (raw non-negative features otherwise all "
+                        "look alike: K = 1)")
     g.add_argument("--pca", type=float,
                    help="project the centred samples on the principal components that explain "
-                        "this fraction (0 < F <= 1) of the variance (default: PCA_DEFAULT)")
+                        "this fraction (0 < F <= 1) of the variance (default: 0.7)")
     g.add_argument("--no-pca", dest="pca", action="store_const", const="off",
                    help="no PCA: the centred samples as given")
     g.add_argument("--whiten", type=float, nargs="+", metavar="P",
                    help="with --pca: divide each component by its standard deviation to the "
                         "power P (0 = plain projection, 1 = PCA whitening); several powers = "
                         "one clustering each, the most frequent K wins, ties to the smallest "
-                        "(default: WHITEN_DEFAULT)")
+                        "(default: 0 0.5 1)")
     g.add_argument("--smooth", type=int,
                    help="replace each sample by the mean of its N most similar samples before "
                         "the graph; 0 = off, as the paper (default: cc 10, eigengap 5)")
@@ -105,7 +106,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
                                              "not settled (default: 100)")
     g.add_argument("--lr", type=float, help="cc: GNN learning rate (default: 1e-2)")
-    g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 1, "
+    g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 2, "
                                               "eigengap 4 k-means runs)")
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
 
