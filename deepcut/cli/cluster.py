@@ -87,7 +87,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "look alike: K = 1)")
     g.add_argument("--pca", type=float,
                    help="project the centred samples on the principal components that explain "
-                        "this fraction (0 < F <= 1) of the variance (default: 0.7)")
+                        "this fraction (0 < F <= 1) of the variance (default: eigengap 0.7, cc off)")
     g.add_argument("--no-pca", dest="pca", action="store_const", const="off",
                    help="no PCA: the centred samples as given")
     g.add_argument("--whiten", type=float, nargs="+", metavar="P",
@@ -106,7 +106,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
                                              "not settled (default: 100)")
     g.add_argument("--lr", type=float, help="cc: GNN learning rate (default: 1e-2)")
-    g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 2, "
+    g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 1, "
                                               "eigengap 4 k-means runs)")
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
 
