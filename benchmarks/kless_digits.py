@@ -9,7 +9,12 @@ Two data sets, each sample one node of the graph:
   10 digit classes with ``--per-class`` (100) random images per class (DeepCut section 7: 500
   images of 5 Fashion-Product classes). A sample is the image's 64 pixel values.
 
-Methods (``k_max=10``, features centred on the draw's mean, cosine similarity):
+Methods (``k_max=10``, features centred on the draw's mean, cosine similarity; the library's
+spectral default then projects them on the principal components holding 70% of the variance
+and clusters once per whitening power 0, 1/2, 1, K the most frequent:
+:func:`deepcut.cluster.pca_whiten`, :func:`deepcut.cluster.consensus_k`; CC does so only in its
+"PCA 0.7 consensus" row (an option, not its default), and the spectral "no PCA (previous
+default)" row, the eigengap rule and the paper's rows skip that step):
 
 * CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
   once as the paper defines it (``graph="threshold", shift="max"``: ``W = S - max(S)/alpha``,
@@ -36,13 +41,20 @@ A last column repeats the K-found share on the *separable* draws only: those whe
 (on raw digit pixels some class sets, e.g. 1/3/9, are not K distinct groups at all; no K-free
 method can be asked to find a K that the data does not show).
 
+The ``s/draw`` column is the mean wall time of one fit (one torch thread).
+
+``--tune-prep``: the K-found share of both rules over the preparation (no PCA; PCA fraction
+0.7-1.0 at whitening power 1/2; powers 0 and 1 at 0.7; the consensus over 0, 1/2, 1) on the
+tuning draws (``--tune-draws``, 40 for the defaults), how ``pca``/``whiten`` were chosen.
+
 ``--tune``: print the same K-found share for CC over a grid of resolutions (``--tune-threshold``:
 and of alphas) and neighbour-mean sizes, and for both spectral K rules over the neighbour-mean
 sizes, on draws and seeds disjoint from the evaluation ones (digits seeds 10000+, planted seeds
 5000+); that is how the defaults were chosen. The evaluation draws are never used to choose
 anything.
 
-    PYTHONPATH=. python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune] [--ablation]
+    PYTHONPATH=. python benchmarks/kless_digits.py [--draws 20] [--seeds 20] [--tune]
+        [--tune-prep --tune-draws 40] [--ablation]
 
 Runs on the CPU with one torch thread (at most 500 nodes per graph).
 """
@@ -78,6 +90,7 @@ PLANTED_K = (3, 4, 5, 6)
 TUNE_GRID = (6.0, 8.0, 10.0, 12.0, 15.0)
 TUNE_RESOLUTION = (1.0, 1.1, 1.2, 1.3)
 TUNE_SMOOTH = (0, 5, 10)
+TUNE_PCA = (0.7, 0.8, 0.9, 1.0)
 TUNE_SEED_OFFSET = {"digits": 10_000, "planted": 5_000}
 
 
@@ -116,8 +129,9 @@ def cc(F: np.ndarray, alpha: float | None, shift: str, seed: int, args, **kw) ->
         kw = {**({} if args.smooth is None else {"smooth": args.smooth}), **kw}
         if alpha is not None:
             kw.update(graph="threshold", alpha=alpha, shift=shift)
-        return KLessClustering(10, steps=args.steps, lr=args.lr, n_init=args.n_init, seed=seed,
-                               **kw).fit_predict(F)
+        if args.n_init is not None:
+            kw.setdefault("n_init", args.n_init)
+        return KLessClustering(10, steps=args.steps, lr=args.lr, seed=seed, **kw).fit_predict(F)
 
 
 def eig(F: np.ndarray, seed: int, args, **kw) -> np.ndarray:
@@ -125,37 +139,53 @@ def eig(F: np.ndarray, seed: int, args, **kw) -> np.ndarray:
     return EigengapClustering(10, seed=seed, **kw).fit_predict(F)
 
 
-def run_methods(F: np.ndarray, seed: int, args) -> dict[str, np.ndarray]:
-    out = {"cc, paper graph (max/alpha), alpha=3":
-           cc(F, 3.0, "max", seed, args, smooth=0, rounding=False)}
+def run_methods(F: np.ndarray, seed: int, args) -> dict[str, tuple[np.ndarray, float]]:
+    """``{method: (labels, seconds)}`` for one draw."""
+    runs = {"cc, paper graph (max/alpha), alpha=3":
+            lambda: cc(F, 3.0, "max", seed, args, smooth=0, rounding=False, pca=None)}
     for r in args.resolution:
-        out[f"cc, modularity graph, resolution={r:g}"] = cc(F, None, "", seed, args, resolution=r)
+        runs[f"cc, modularity graph, resolution={r:g}"] = (
+            lambda r=r: cc(F, None, "", seed, args, resolution=r))
+    runs["cc, modularity graph, PCA 0.7 consensus, n_init=2 (option)"] = (
+        lambda: cc(F, None, "", seed, args, pca=0.7, n_init=2))
     for a in args.alpha:
-        out[f"cc, threshold graph, alpha={a:g}"] = cc(F, a, "mean", seed, args)
+        runs[f"cc, threshold graph, alpha={a:g}"] = (
+            lambda a=a: cc(F, a, "mean", seed, args, pca=None))
     if args.ablation:  # without the neighbour mean / the CC rounding; the last release's defaults
-        out["cc, modularity graph, no rounding"] = cc(F, None, "", seed, args, rounding=False)
-        out["cc, modularity graph, raw"] = cc(F, None, "", seed, args, smooth=0)
-        out["cc, alpha=6, raw, no rounding (release before)"] = cc(
-            F, 6.0, "mean", seed, args, smooth=0, rounding=False)
-        out[f"cc, alpha={args.alpha[0]:g}, raw, no rounding"] = cc(
-            F, args.alpha[0], "mean", seed, args, smooth=0, rounding=False)
-        out[f"cc, alpha={args.alpha[0]:g}, smooth, no rounding"] = cc(
-            F, args.alpha[0], "mean", seed, args, rounding=False)
-    out["eigengap spectral, K by modularity"] = eig(F, seed, args)
-    out["eigengap spectral, K by eigengap"] = eig(F, seed, args, k_rule="eigengap")
+        runs["cc, modularity graph, no rounding"] = (
+            lambda: cc(F, None, "", seed, args, rounding=False))
+        runs["cc, modularity graph, raw"] = lambda: cc(F, None, "", seed, args, smooth=0)
+        for w in (0.0, 0.5, 1.0):
+            runs[f"cc, modularity graph, PCA whiten={w:g} only"] = (
+                lambda w=w: cc(F, None, "", seed, args, pca=0.7, whiten=w))
+        runs["cc, alpha=6, raw, no rounding (release before)"] = lambda: cc(
+            F, 6.0, "mean", seed, args, smooth=0, rounding=False, pca=None)
+    runs["eigengap spectral, K by modularity"] = lambda: eig(F, seed, args)
+    runs["eigengap spectral, K by modularity, no PCA (previous default)"] = (
+        lambda: eig(F, seed, args, pca=None))
+    runs["eigengap spectral, K by eigengap"] = lambda: eig(F, seed, args, k_rule="eigengap",
+                                                            pca=None)
     if args.ablation:
-        out["eigengap spectral, K by modularity, raw"] = eig(F, seed, args, smooth=0)
-        out["eigengap spectral, K by eigengap, raw (release before)"] = eig(
-            F, seed, args, k_rule="eigengap", smooth=0)
-    out["connected components"] = components(F, 3.0)
+        runs["eigengap spectral, K by modularity, raw"] = lambda: eig(F, seed, args, smooth=0)
+        for w in (0.0, 0.5, 1.0):
+            runs[f"eigengap spectral, K by modularity, PCA whiten={w:g} only"] = (
+                lambda w=w: eig(F, seed, args, whiten=w))
+        runs["eigengap spectral, K by eigengap, raw (release before)"] = lambda: eig(
+            F, seed, args, k_rule="eigengap", smooth=0, pca=None)
+    runs["connected components"] = lambda: components(F, 3.0)
+    out = {}
+    for name, fn in runs.items():
+        t = time.perf_counter()
+        z = fn()
+        out[name] = (z, time.perf_counter() - t)
     return out
 
 
-def scores(pred: np.ndarray, y: np.ndarray, separable: bool = True
-           ) -> tuple[float, int, float, float, bool]:
+def scores(pred: np.ndarray, y: np.ndarray, separable: bool = True, seconds: float = 0.0
+           ) -> tuple[float, int, float, float, bool, float]:
     k = int(np.unique(pred).size)
     return (float(k == np.unique(y).size), k, 100 * purity(pred, y, ignore_index=None),
-            adjusted_rand_score(y, pred), separable)
+            adjusted_rand_score(y, pred), separable, seconds)
 
 
 def separable(F: np.ndarray, y: np.ndarray, seed: int) -> bool:
@@ -181,6 +211,35 @@ def cases(kind: str, args, tune: bool = False):
             for d in range(args.tune_draws if tune else args.seeds):
                 s = off + 100 * k + d
                 yield (k, s, *planted(k, args.planted_n, sep=args.sep, seed=s))
+
+
+def tune_prep(args) -> None:
+    """K-found share on the tuning draws over the feature preparation (PCA fraction x
+    whitening power, and the consensus over powers), both rules (CC with ``n_init=2``),
+    resolution 1, own smooth."""
+    print(f"tuning the preparation: share of draws with K found = true K, {args.tune_draws} "
+          "draws per true K, seeds disjoint from the evaluation")
+    preps = [("no PCA", {"pca": None})]
+    preps += [(f"pca={f:3.1f} whiten=0.5", {"pca": f, "whiten": 0.5}) for f in TUNE_PCA]
+    preps += [(f"pca={f:3.1f} whiten={w:g}", {"pca": f, "whiten": w})
+              for f in (0.7,) for w in (0.0, 1.0)]
+    preps += [("pca=0.7 whiten=(0, 0.5, 1)", {"pca": 0.7, "whiten": (0.0, 0.5, 1.0)})]
+    for kind in ("planted", "digits"):
+        data = list(cases(kind, args, tune=True))
+        for rule in ("spectral", "cc"):
+            for name, kw in preps:
+                hit: dict[int, list] = {}
+                t = time.perf_counter()
+                for k, s, F, y in data:
+                    z = (eig(F, s, args, **kw) if rule == "spectral"
+                         else cc(F, None, "", s, args, n_init=2, **kw))
+                    hit.setdefault(k, []).append(scores(z, y))
+                sec = (time.perf_counter() - t) / len(data)
+                cols = "  ".join(f"K={k}: {np.mean([r[0] for r in v]):.2f}"
+                                 for k, v in hit.items())
+                allk = np.mean([r[0] for v in hit.values() for r in v])
+                print(f"  {kind:8s} {rule:8s} {name:28s} all {allk:.2f}  {cols}  "
+                      f"{sec:.2f} s/draw", flush=True)
 
 
 def tune(args) -> None:
@@ -218,9 +277,9 @@ def report(kind: str, res: dict, n: int) -> None:
     w = max(len(m) for m in res) + 1
     print(f"\n{kind}: {n} draws per true K (mean +- std over the draws)")
     print(f"| {'method':{w}} | true K | K found = true K | {'K found':>11} | {'purity %':>13} | "
-          f"{'ARI':>11} | K = true K, separable draws |"
+          f"{'ARI':>11} | K = true K, separable draws | s/draw |"
           + (" Table 5 purity % |" if kind == "digits" else ""))
-    print("|" + "---|" * (8 if kind == "digits" else 7))
+    print("|" + "---|" * (9 if kind == "digits" else 8))
     for name, per in res.items():
         for k, v in per.items():
             ref = (PAPER["cc" if name.startswith("cc") else name.split(",")[0]][k]
@@ -229,7 +288,7 @@ def report(kind: str, res: dict, n: int) -> None:
             sep_s = f"{100 * np.mean(sep):3.0f} % of {len(sep)}" if sep else "none"
             print(f"| {name:{w}} | {k} | {100 * np.mean([r[0] for r in v]):5.0f} % | "
                   f"{ms(v, 1, '4.1f'):>11} | {ms(v, 2, '5.1f'):>13} | {ms(v, 3, '.2f'):>11} | "
-                  f"{sep_s} |" + (f" {ref} |" if ref else ""))
+                  f"{sep_s} | {np.mean([r[5] for r in v]):.2f} |" + (f" {ref} |" if ref else ""))
 
 
 def main() -> None:
@@ -251,9 +310,12 @@ def main() -> None:
                     help="add rows without the neighbour mean and without the CC rounding")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--n-init", type=int, default=1)
+    ap.add_argument("--n-init", type=int, default=None,
+                    help="CC restarts (default: the library's)")
     ap.add_argument("--tune", action="store_true", help="print the alpha grid on tuning draws")
     ap.add_argument("--tune-draws", type=int, default=6)
+    ap.add_argument("--tune-prep", action="store_true",
+                    help="print the feature-preparation grid (PCA, whitening) on tuning draws")
     ap.add_argument("--tune-threshold", action="store_true",
                     help="--tune: add the threshold graph's alpha grid")
     ap.add_argument("--only", choices=["planted", "digits"], help="run one data set")
@@ -262,6 +324,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.tune:
         tune(args)
+    if args.tune_prep:
+        tune_prep(args)
     for kind in ("planted", "digits"):
         if args.only and kind != args.only:
             continue
@@ -270,10 +334,11 @@ def main() -> None:
             continue
         for k, s, F, y in cases(kind, args):
             sep = separable(F, y, s)
-            for name, pred in run_methods(F, s, args).items():
-                res.setdefault(name, {}).setdefault(k, []).append(scores(pred, y, sep))
+            for name, (pred, sec) in run_methods(F, s, args).items():
+                res.setdefault(name, {}).setdefault(k, []).append(scores(pred, y, sep, sec))
         report(kind, res, args.draws if kind == "digits" else args.seeds)
-    print(f"\nGNN steps={args.steps}, lr={args.lr}, n_init={args.n_init}, k_max=10, cosine on "
+    print(f"\nGNN steps={args.steps}, lr={args.lr}, n_init={args.n_init or _K().n_init}, "
+          f"k_max=10, cosine on "
           f"centred features; planted sep={args.sep}, {args.planted_n} points per group; digits "
           f"{args.per_class} images per class. Table 5 = DeepCut on Fashion Product Images "
           "(DINO ViT-B/16 CLS tokens, alpha=3): another data set, for orientation only. "

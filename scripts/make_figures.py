@@ -36,7 +36,6 @@ from deepcut.viz import overlay
 IMAGE = ROOT / "examples" / "chelsea.png"
 LEVELS = (5, 10, 20, 40)
 CLICK = (200, 120)  # x, y on the cat's left eye
-KLESS_ALPHA = 12.0  # classic features need a larger alpha than DINO's 3 to merge clusters
 
 
 def titled_row(panels: list[Image.Image], titles: list[str], gap: int = 6) -> Image.Image:
@@ -89,9 +88,9 @@ def make_parts(image: Image.Image, cfg: dict) -> Image.Image:
         pr = Segmenter(task="parts", solver=solver, task_params={"parts": 4}, **cfg)(image)
         panels.append(half(overlay(image, pr.labels)))
         titles.append(f"parts, {solver}: {pr.extra['parts_found']} of 4 parts found")
-    kless = Segmenter(task="kless", alpha=KLESS_ALPHA, task_params={"k_max": 10}, **cfg)(image)
+    kless = Segmenter(task="kless", task_params={"k_max": 10}, **cfg)(image)
     panels.append(half(overlay(image, kless.labels, background=None)))
-    titles.append(f"kless, alpha={KLESS_ALPHA:g}: K={kless.n_clusters} found")
+    titles.append(f"kless, K by {kless.extra['k_rule']}: K={kless.n_clusters} found")
     return titled_row(panels, titles)
 
 

@@ -180,3 +180,17 @@ def test_cli_run_unfreezes_what_start_up_froze(tmp_path, image_file, monkeypatch
     assert main([str(image_file), "--out", str(tmp_path / "o"), *FAST, "--steps", "3"]) == 0
     assert seen and seen[0] > 1000  # the modules and objects start-up made
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_kless_rule_from_the_flags(tmp_path, image_file):
+    # classic backbone: K by the local graph's eigengap; --alpha (the CC graph's knob) or
+    # --k-rule cc: the GNN's correlation-clustering loss
+    for extra, rule in (([], "eigengap"), (["--alpha", "12"], "cc"),
+                        (["--k-rule", "cc"], "cc"), (["--alpha", "12", "--k-rule", "eigengap"],
+                                                    "eigengap")):
+        out = tmp_path / rule / str(len(extra))
+        assert main([str(image_file), "--out", str(out), *FAST, "--task", "kless",
+                     "--k-max", "4", "--steps", "5", *extra]) == 0
+        rec = json.loads((out / "img.json").read_text())
+        assert rec["extra"]["k_rule"] == rule, extra
+        assert rec["n_clusters"] == rec["extra"]["k_found"] <= 4

@@ -255,6 +255,25 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
         assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw
 
 
+def test_warm_start_cross_entropy_steps_take_seeded_node_minibatches():
+    assert GNNSolver(2).warm_batch == 0.25
+    rows = GNNSolver(2)._batch_rows(10, "cpu", torch.Generator().manual_seed(0))
+    assert rows.numel() == 3 and len(set(rows.tolist())) == 3  # ceil(0.25 * 10) distinct nodes
+    assert GNNSolver(2, warm_batch=0.05)._batch_rows(10, "cpu").numel() == 1
+    assert GNNSolver(2, warm_batch=1.0)._batch_rows(10, "cpu") is None
+    reg = _blocks(3)
+    F = torch.as_tensor(planted_grid(*reg.shape, reg, noise=1.0, seed=0)).reshape(reg.size, -1)
+    g = ncut_graph(F)
+    mini, mini2, full = (GNNSolver(3, seed=0, **kw).fit(g, F)
+                         for kw in ({}, {}, {"warm_batch": 1.0}))
+    # the mini-batches are drawn (other cross-entropy losses) and seeded (same run twice)
+    assert mini.loss_history_[:10] != full.loss_history_[:10]
+    assert mini.loss_history_ == mini2.loss_history_ and torch.equal(mini.labels_, mini2.labels_)
+    for s in (mini, full):
+        assert adjusted_rand_score(reg.reshape(-1), s.labels_.numpy()) == 1.0
+        assert adjusted_rand_score(reg.reshape(-1), s.raw_labels_.numpy()) == 1.0
+
+
 def test_warm_start_keeps_cluster_ids_across_images():
     """DeepCut's implicit classification: regions of the same features get the same cluster id
     in every image, whatever their place, because every image starts from one seeded head. The

@@ -81,7 +81,8 @@ def test_kless_task_finds_k_on_a_planted_image(solver):
     # graph (classic's default for kless) with sigma_F from the median edge fragments regions
     # (falcon: K from the eigengap of the graph falcon then cuts, here the NCut graph)
     cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, lr=1e-2,
-                          graph=None if solver == "gnn" else "ncut", task_params={"k_max": 8})
+                          graph=None if solver == "gnn" else "ncut",
+                          task_params={"k_max": 8, "k_rule": "cc" if solver == "gnn" else None})
     # sep 10: with DeepCut's raw dot product, W = FF^T - max/3 keeps every within-region pair
     # attractive and every cross-region pair repulsive
     out = Segmenter(cfg).predict_features(_pf(orthogonal_grid(r, sep=10.0)))
@@ -98,7 +99,7 @@ def test_kless_task_paper_threshold_and_bad_shift():
     r = np.zeros((8, 8), dtype=np.int64)
     r[:, 4:] = 1
     pf = _pf(orthogonal_grid(r, sep=10.0))
-    cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", lr=1e-2,
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", lr=1e-2, loss="cc",
                           task_params={"k_max": 4, "cc_shift": "max"})
     out = Segmenter(cfg).predict_features(pf)
     assert out.extra["cc_shift"] == "max" and out.n_clusters == 2
@@ -107,6 +108,38 @@ def test_kless_task_paper_threshold_and_bad_shift():
     cfg = SegmenterConfig(backbone="classic", task="kless", task_params={"cc_shift": "median"})
     with pytest.raises(ConfigError, match="'cc_shift' task parameter must be one of"):
         Segmenter(cfg).predict_features(pf)
+
+
+def test_kless_task_k_rule_defaults_and_the_gnn_by_eigengap():
+    from deepcut.errors import ConfigError
+    from deepcut.tasks.kless import default_k_rule
+
+    def rule(**kw):
+        return default_k_rule(SegmenterConfig(task="kless", **kw))
+    assert rule(solver="gnn", graph="local") == "eigengap"  # the classic backbone's graph
+    assert rule(solver="gnn", graph="ncut") == "cc"  # a dense feature graph (ViT features)
+    assert rule(solver="gnn", graph="local", preset="paper") == "cc"  # DeepCut's k-less
+    assert rule(solver="gnn", loss="cc") == "cc"  # the CC loss asked for: the CC graph
+    assert rule(solver="spectral", graph="local") == rule(solver="falcon") == "eigengap"
+    r = np.zeros((12, 16), dtype=np.int64)
+    r[2:7, 2:8] = 1
+    r[6:11, 9:15] = 2
+    r[:, 14:] = 3
+    pf = _pf(orthogonal_grid(r, sep=10.0))
+    # the GNN by the eigengap rule: K from the graph's spectrum, then the GNN's NCut cut
+    cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", graph="ncut",
+                          task_params={"k_max": 8, "k_rule": "eigengap"})
+    out = Segmenter(cfg).predict_features(pf)
+    assert out.extra["k_rule"] == "eigengap" and out.extra["k_found"] == out.n_clusters == 4
+    assert adjusted_rand_score(r.reshape(-1), out.patch_labels.reshape(-1)) == 1.0
+    assert out.extra["alpha"] is None and out.extra["cc_shift"] is None
+    for params, solver, match in (({"k_rule": "cc"}, "spectral", "'cc' needs the gnn solver"),
+                                  ({"k_rule": "median"}, "gnn", "must be one of"),
+                                  ({"k_rule": "eigengap"}, "gnn", "the CC loss finds K itself")):
+        cfg = SegmenterConfig(backbone="classic", task="kless", solver=solver, task_params=params,
+                              loss="cc" if "itself" in match else "soft_ncut")
+        with pytest.raises(ConfigError, match=match):
+            Segmenter(cfg).predict_features(pf)
 
 
 def test_kless_task_cc_round():
@@ -123,7 +156,7 @@ def test_kless_task_cc_round():
     outs = {}
     for rnd in (False, True):
         cfg = SegmenterConfig(backbone="classic", task="kless", solver="gnn", lr=1e-2, seed=0,
-                              task_params={"k_max": 6, "cc_round": rnd})
+                              task_params={"k_max": 6, "cc_round": rnd, "k_rule": "cc"})
         outs[rnd] = Segmenter(cfg).predict_features(pf)
         assert outs[rnd].extra["cc_round"] is rnd
         assert outs[rnd].n_clusters == outs[rnd].extra["k_found"] <= 6

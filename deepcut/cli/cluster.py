@@ -82,8 +82,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "similarity and s the mean self-similarity (mean), or the paper's "
                         "t = max S / alpha (max, used with --alpha 3); default: mean")
     g.add_argument("--no-center", dest="center", action="store_false",
-                   help="use the features as given; by default the mean sample is subtracted "
-                        "first (raw non-negative features otherwise all look alike: K = 1)")
+                   help="use the features as given (no PCA either); by default the mean "
+                        "sample is subtracted first (raw non-negative features otherwise all "
+                        "look alike: K = 1)")
+    g.add_argument("--pca", type=float,
+                   help="project the centred samples on the principal components that explain "
+                        "this fraction (0 < F <= 1) of the variance (default: eigengap 0.7, cc off)")
+    g.add_argument("--no-pca", dest="pca", action="store_const", const="off",
+                   help="no PCA: the centred samples as given")
+    g.add_argument("--whiten", type=float, nargs="+", metavar="P",
+                   help="with --pca: divide each component by its standard deviation to the "
+                        "power P (0 = plain projection, 1 = PCA whitening); several powers = "
+                        "one clustering each, the most frequent K wins, ties to the smallest "
+                        "(default: 0 0.5 1)")
     g.add_argument("--smooth", type=int,
                    help="replace each sample by the mean of its N most similar samples before "
                         "the graph; 0 = off, as the paper (default: cc 10, eigengap 5)")
@@ -117,7 +128,11 @@ def _estimator(args: argparse.Namespace):
     from deepcut.cluster import EigengapClustering, KLessClustering
 
     common = drop_none({"metric": args.metric, "n_init": args.n_init, "seed": args.seed,
-                        "center": args.center, "smooth": args.smooth})
+                        "center": args.center, "smooth": args.smooth, "pca": args.pca,
+                        "whiten": None if args.whiten is None else (
+                            args.whiten[0] if len(args.whiten) == 1 else tuple(args.whiten))})
+    if common.get("pca") == "off":
+        common["pca"] = None
     if args.method == "cc":
         if args.graph == "modularity" and (args.alpha or args.shift):
             raise ValueError("--alpha and --shift set the threshold graph; use --graph threshold "

@@ -107,7 +107,7 @@ def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """Merge ``--config`` and flags into (evaluation settings, SegmenterConfig)."""
-    from deepcut.cli.infer import CONFIG_KEYS, TASK_OPTION_KEYS
+    from deepcut.cli.infer import CONFIG_KEYS, TASK_OPTION_KEYS, alpha_means_cc
     from deepcut.config import SegmenterConfig
     from deepcut.errors import ConfigError
 
@@ -127,6 +127,10 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
+    if cfg.task == "kless" and cfg.solver == "gnn":
+        from dataclasses import replace
+
+        cfg = replace(cfg, task_params=alpha_means_cc(args, cfg.task_params))
     from deepcut._threads import apply_step_threads
 
     return settings, apply_step_threads(cfg.validate())  # one thread for the GNN steps

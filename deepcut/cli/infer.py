@@ -210,6 +210,12 @@ def _add_task_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--split-background", type=int,
                    help="parts task: also split the background into this many regions")
     g.add_argument("--k-max", type=int, help="kless task: upper bound on K (default: 10)")
+    g.add_argument("--k-rule", choices=["cc", "eigengap"],
+                   help="kless task: how K is found: cc = the GNN's correlation-clustering "
+                        "loss (DeepCut), eigengap = the graph's eigengap, then the solver cuts "
+                        "K segments (default: cc for the GNN on ViT features, with --preset "
+                        "paper, --loss cc or --alpha; eigengap otherwise, e.g. on the classic "
+                        "backbone's local graph)")
     g.add_argument("--levels", help="hierarchy task: comma-separated K per level "
                                     "(default: 10,25,50,100)")
     g.add_argument("--parts-steps", type=int,
@@ -228,8 +234,17 @@ def _add_task_options(g: argparse._ArgumentGroup) -> None:
 
 TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
                     "parts_steps": "parts_steps", "background_steps": "background_steps",
-                    "k_max": "k_max", "levels": "levels", "n_sample": "n_sample",
-                    "nested": "nested"}
+                    "k_max": "k_max", "k_rule": "k_rule", "levels": "levels",
+                    "n_sample": "n_sample", "nested": "nested"}
+
+
+def alpha_means_cc(args: argparse.Namespace, task_params: dict[str, Any]) -> dict[str, Any]:
+    """``task_params`` with ``k_rule: cc`` when ``--alpha`` (the CC graph's k-sensitivity) is
+    given without a k-less rule: alpha means the CC loss, which the kless task would not use on
+    the classic backbone's local graph by default (``deepcut.tasks.kless.default_k_rule``)."""
+    if getattr(args, "alpha", None) is not None and not task_params.get("k_rule"):
+        return {**task_params, "k_rule": "cc"}
+    return task_params
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
                "background_rule", "refine", "radius", "depth")
@@ -288,6 +303,10 @@ def _config_from_args(args: argparse.Namespace):
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
+    if cfg.task == "kless" and cfg.solver == "gnn":
+        from dataclasses import replace
+
+        cfg = replace(cfg, task_params=alpha_means_cc(args, cfg.task_params))
     from deepcut._threads import apply_step_threads
 
     return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)

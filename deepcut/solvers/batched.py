@@ -154,15 +154,17 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     n_warm = solver.warm_steps if warm else 0
     targets: list[torch.Tensor | None] = [None] * B
 
-    def batch_losses(logits: torch.Tensor, t: int) -> torch.Tensor:
-        """``(B,)`` per-image losses of ``logits: (B, N, K)`` at step ``t``."""
+    def batch_losses(logits: torch.Tensor, t: int, lens: list[int],
+                     tgt: list[torch.Tensor | None]) -> torch.Tensor:
+        """``(B,)`` per-image losses of ``logits: (B, N, K)`` at step ``t`` (image ``b``'s
+        first ``lens[b]`` rows; ``tgt``: the warm targets of those rows)."""
         if stacked and t >= n_warm:
             S = torch.softmax(logits, dim=-1)
             progress = (t - n_warm) / max(solver._cut_steps(), 1)
             return torch.func.vmap(
                 lambda s, w, d: solver._loss(s, w, d, progress, not warm))(S, Wb, db)
-        return torch.stack([solver._train_loss(logits[b, :sizes[b]], Wl[b], dl[b], t,
-                                               targets[b]) for b in range(B)])
+        return torch.stack([solver._train_loss(logits[b, :lens[b]], Wl[b], dl[b], t,
+                                               tgt[b]) for b in range(B)])
 
     head = solver.make_head(D)
     init = head.state_dict()
@@ -188,13 +190,26 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
                                 weight_decay=solver.weight_decay,
                                 fused=dev.type in ("cpu", "cuda"))
         for t in range(steps):
+            # each image's own stream, in the per-image solve's order: its cross-entropy
+            # mini-batch, then its dropout mask
+            rows = [solver._batch_rows(n, dev, g) if t < n_warm else None
+                    for n, g in zip(sizes, gens)]
+            if any(r is not None for r in rows):
+                lens = [n if r is None else r.numel() for n, r in zip(sizes, rows)]
+                A = torch.zeros(B, max(lens), D, device=dev)
+                for b, r in enumerate(rows):
+                    A[b, :lens[b]] = AX[b, :sizes[b]] if r is None else AX[b, r]
+                tgt = [y if r is None else y[r] for y, r in zip(targets, rows)]
+            else:
+                lens, A, tgt = sizes, AX, targets
             if p_drop > 0:
-                keep = torch.zeros(B, N, H2, dtype=torch.bool, device=dev)
-                for b in range(B):  # each image's own stream: the per-image solve's bits
-                    keep[b, :sizes[b]] = dropout_keep((sizes[b], H2), p_drop, dev, gens[b])
+                keep = torch.zeros(B, A.shape[1], H2, dtype=torch.bool, device=dev)
+                for b in range(B):
+                    keep[b, :lens[b]] = dropout_keep((lens[b], H2), p_drop, dev, gens[b])
             else:
                 keep = None
-            losses = batch_losses(batched_head_logits(params, AX, keep, p_drop), t)  # (B,)
+            losses = batch_losses(batched_head_logits(params, A, keep, p_drop), t, lens,
+                                  tgt)  # (B,)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
