@@ -18,7 +18,8 @@ and the one line per image the CLI prints, so one run gives:
 Configurations, interleaved (one run of each per repeat, in reversed order every second repeat,
 medians reported, so machine load hits all alike): ``--baseline DIR`` (optional: another
 checkout of deepcut, e.g. the last release, run with its own defaults), ``sequential``
-(``--workers 0``), and the pipelined run at the given worker and batch counts (``--grid``; with
+(``--workers 0``, the CLI's default on the CPU), and the pipelined run (one worker, batches of
+4: the default on a GPU) at the given worker and batch counts (``--grid``; with
 2+ workers each worker also segments, so every core runs a solve). In a
 pipelined batch of B > 1 images the GNN heads are trained together
 (:meth:`deepcut.Segmenter.predict_features_batch`), which the ``GNN heads`` column says. A second table times the overlay encodings (PNG zlib level 6,
@@ -293,14 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     configs: list[tuple[str, Path, int | None, int | None]] = []
     if a.baseline is not None:
         configs.append((f"baseline ({a.baseline.name})", a.baseline.resolve(), None, None))
-    configs.append(("sequential (--workers 0)", ROOT, 0, 1))
     from deepcut.cli.infer import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+
+    configs.append(("sequential (--workers 0)", ROOT, 0, 1))  # the CPU default
 
     for wb in a.grid.split(","):
         w, b = (int(v) for v in wb.lower().split("x"))
         label = f"pipelined --workers {w} --batch-size {b}" + (
             " (compute in the workers)" if w >= 2 else "") + (
-            " (default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
+            " (the GPU default)" if (w, b) == (DEFAULT_WORKERS, DEFAULT_BATCH_SIZE) else "")
         configs.append((label, ROOT, w, b))
 
     help_s = []

@@ -247,3 +247,20 @@ def test_interrupted_pipelined_run_exits_130_and_leaves_no_locks(tmp_path, worke
     assert not list(out.glob(".*.lock")) and not list(out.glob(".*.part"))
     done = {p.stem for p in out.glob("*.json")}
     assert done and all((out / f"{s}.png").exists() for s in done)  # complete sets only
+
+
+def test_default_workers_sequential_on_the_cpu_pipelined_on_a_gpu(tmp_path, monkeypatch):
+    from deepcut.cli import infer
+
+    assert infer.default_workers("cpu") == infer.DEFAULT_CPU_WORKERS == 0
+    assert infer.default_workers("cuda") == infer.default_workers("cuda:1") == 1
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        make_image(src / f"im{i}.png", size=(48, 40))
+    called = []
+    monkeypatch.setattr(infer, "_run_pipelined", lambda *a, **k: called.append(k) or (0, 0))
+    assert main([str(src), "--out", str(tmp_path / "seq"), *FAST]) == 0  # CPU: sequential
+    assert not called and len(list((tmp_path / "seq").glob("im*.json"))) == 3
+    assert main([str(src), "--out", str(tmp_path / "pip"), "--workers", "1", *FAST]) == 0
+    assert called and called[0]["workers"] == 1

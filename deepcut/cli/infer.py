@@ -11,7 +11,8 @@ before any work. Two processes on one ``--out`` split the images (an advisory lo
 bad file is reported on one line that names it and the run goes on; a degenerate result (e.g. one
 cluster) is reported on one ``warning:`` line and in its JSON.
 
-A folder is pipelined (``--workers N``, see :mod:`deepcut.io.pipelined`): one worker process reads
+A folder is pipelined with ``--workers N`` >= 1 (the default on a GPU, 0 on the CPU; see
+:mod:`deepcut.io.pipelined`): one worker process reads
 and resizes ahead while this process segments, two or more (on the CPU) each read and segment
 batches of images (every core runs a solve); the backbone runs on batches of one input size, a
 background thread writes; the outputs are byte for byte those of ``--workers 0`` (one image at a
@@ -50,17 +51,28 @@ from deepcut.cli.common import (
     quiet_warnings,
 )
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "build_parser", "main"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CPU_WORKERS", "DEFAULT_WORKERS", "build_parser",
+           "default_workers", "main"]
 
-#: Worker processes of the pipelined folder run (``--workers``). One decodes ahead of the main
-#: thread; two or more (on the CPU) each decode and segment batches of images, one thread each, so
-#: that every core runs a solve (~80% of a classic image, on one core). On the shared 2-core test
-#: machine (load 2.5-4.5 from other work, so no free core), 20 BSDS images, classic: one worker
-#: gave 1.79-2.02 img/s excluding start-up, two compute workers 1.36-1.71 (0.57-0.66 vs
-#: 0.65-0.70 CPU s per image): benchmarks/throughput.py. Two pay off only where a core is free,
-#: so one is the default. Remeasured with the 5-step GNN at load 1.2-2.0 (the quietest seen):
-#: two gave 0.92x the images/s of one (2.41 vs 2.62 excluding start-up, 0.54 vs 0.48 CPU s/img).
+#: Worker processes of the pipelined folder run (``--workers``) on a GPU: one decodes ahead of
+#: the main thread, whose backbone runs on batches. Two or more (on the CPU) each decode and
+#: segment batches of images, one thread each, so that every core runs a solve. On the shared
+#: 2-core test machine (20 BSDS images, classic, load 2.5-4.5): one worker gave 1.79-2.02 img/s
+#: excluding start-up, two compute workers 1.36-1.71; remeasured with the 5-step GNN at load
+#: 1.2-2.0, two gave 0.92x the images/s of one. Two pay off only where a core is free.
 DEFAULT_WORKERS = 1
+#: ``--workers`` on the CPU: 0, one image at a time. The decode worker and the writer thread find
+#: no free core there: on the 2-core test machine the sequential run was at or above the
+#: pipelined default (one worker, batches of 4) in 7 of 8 interleaved runs over three rounds of
+#: ``benchmarks/throughput.py``, the last at load 0.4-0.9: 1.22 vs 1.08 img/s with start-up,
+#: 2.44 vs 2.32 without, 0.53 vs 0.58 CPU s per image, first image at 7.6 vs 8.9 s.
+DEFAULT_CPU_WORKERS = 0
+
+
+def default_workers(device: str) -> int:
+    """``--workers`` when not given: :data:`DEFAULT_WORKERS` on a GPU, else
+    :data:`DEFAULT_CPU_WORKERS`."""
+    return DEFAULT_WORKERS if str(device).startswith("cuda") else DEFAULT_CPU_WORKERS
 #: Images of one input size per backbone forward in the pipelined run (``--batch-size``); their
 #: GNN heads are trained together (GNNSolver.fit_many, the same labels as one at a time). On the
 #: 2-core test machine, 20 BSDS images, classic: 4 gave 1.18x the images/s of 1 (excluding
@@ -91,7 +103,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "resizes images ahead of this process; 2 or more (on the CPU) each "
                         "read and segment batches of images, every core running a solve; 0 = "
                         "one image at a time, every stage in turn, in this process "
-                        f"(default: {DEFAULT_WORKERS})")
+                        f"(default: {DEFAULT_WORKERS} on a GPU, {DEFAULT_CPU_WORKERS} on the CPU, "
+                        "where the worker found no free core in our measurements)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="pipelined run: images of one input size per backbone forward, "
                         "their GNN heads trained together; more fills a GPU "
@@ -397,8 +410,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     ``logger(pred, image, stem)`` is called after each written image; ``segmenter`` replaces
     ``Segmenter(cfg)`` (e.g. a :class:`~deepcut.checkpoint.CheckpointSegmenter`); ``html`` also
     writes the hierarchy explorer page ``<stem>_explorer.html`` (:mod:`deepcut.viz.explorer`).
-    ``workers``: decode processes of the pipelined run (:data:`DEFAULT_WORKERS` when None; 0 = the
-    sequential run, one image at a time); ``batch_size``: images of one input size per backbone
+    ``workers``: decode processes of the pipelined run (None: :func:`default_workers`, 1 on a
+    GPU and 0 on the CPU; 0 = the sequential run, one image at a time); ``batch_size``: images of one input size per backbone
     forward (and GNN heads trained together) in the pipelined run (:data:`DEFAULT_BATCH_SIZE` when None); ``overlay_format``:
     png, jpg or webp (:data:`deepcut.io.outputs.OVERLAY_FORMATS`).
     """
@@ -427,7 +440,7 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
     )
     from deepcut.pipeline import Segmenter
 
-    workers = DEFAULT_WORKERS if workers is None else int(workers)
+    workers = default_workers(cfg.device) if workers is None else int(workers)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     say = threading.Lock()  # one line at a time from the main and the writer thread
 
