@@ -80,3 +80,20 @@ def two_tone(h: int = 64, w: int = 96, edge: int = 37, seed: int = 0) -> np.ndar
     rng = np.random.default_rng(seed)
     img = np.where(np.arange(w)[None, :, None] < edge, 40.0, 200.0) * np.ones((h, w, 3))
     return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def digits_draw(n_classes: int, seed: int, per_class: int = 100, shuffle: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded draw of scikit-learn's digits (bundled, no download), as
+    ``benchmarks/kless_digits.py`` draws them: ``n_classes`` random digits, ``per_class`` random
+    images each, shuffled unless ``shuffle=False``. ``(X: (n, 64) float32, y: (n,))``."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    classes = rng.choice(10, n_classes, replace=False)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
+                          for c in classes])
+    if shuffle:
+        idx = rng.permutation(idx)
+    return X[idx].astype(np.float32), y[idx]

@@ -4,6 +4,7 @@ failed."""
 import numpy as np
 import pytest
 import torch
+from conftest import digits_draw
 from sklearn.metrics import adjusted_rand_score
 
 from deepcut.cluster import (
@@ -82,24 +83,13 @@ def test_eigengap_clustering_k_rules():
     assert np.array_equal(EigengapClustering(seed=0).fit_predict(X), est.labels_)  # same seed
 
 
-def _digits_draw(n_classes, seed, per_class=50):
-    from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
-
-    X, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    classes = rng.choice(10, n_classes, replace=False)
-    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
-                          for c in classes])
-    return X[idx].astype(np.float32), y[idx]
-
-
 @pytest.mark.parametrize("seed", [20005, 20007])
 def test_digits_k_found_where_the_threshold_graph_and_the_eigengap_failed(seed):
     # 4 digit classes (1/2/3/7 and 0/2/3/6), 50 images each, draws outside the benchmark's
     # tuning and evaluation seeds: the threshold graph (alpha 10) finds 5 and 3 clusters, the
     # eigengap 3 and 3 (on the centred samples, no PCA); the modularity graph and the
     # modularity K rule find 4 (with and without the PCA consensus)
-    X, y = _digits_draw(4, seed)
+    X, y = digits_draw(4, seed, per_class=50, shuffle=False)
     assert KLessClustering(graph="threshold", pca=None, seed=0).fit(X).n_clusters_ != 4
     assert EigengapClustering(k_rule="eigengap", pca=None, seed=0).fit(X).n_clusters_ != 4
     cc = KLessClustering(seed=0).fit(X)

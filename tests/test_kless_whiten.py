@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from conftest import digits_draw
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
@@ -57,20 +57,8 @@ def test_consensus_k_by_hand():
     assert consensus_k([6]) == 0
 
 
-def _digits_draw(n_classes, seed, per_class=100):
-    # the benchmark's draw (benchmarks/kless_digits.py), seeds outside its tuning (10000+) and
-    # evaluation (300-519) sets
-    X, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    classes = rng.choice(10, n_classes, replace=False)
-    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
-                          for c in classes])
-    idx = rng.permutation(idx)
-    return X[idx].astype(np.float32), y[idx]
-
-
 def test_consensus_view_is_the_single_power_fit():
-    X, _ = _digits_draw(4, 20011, per_class=50)
+    X, _ = digits_draw(4, 20011, per_class=50)
     powers = (0.0, 0.5, 1.0)
     est = EigengapClustering(pca=0.7, whiten=powers, seed=0).fit(X)
     assert len(est.view_k_) == 3
@@ -139,7 +127,7 @@ def test_digits_five_classes_found_where_the_raw_samples_merge_two():
     # 5 digit classes (0/6/7/8/9), 60 images each, a draw outside the benchmark's seeds: on the
     # centred pixels the spectral rule finds 4 (ARI .66); the default PCA consensus finds 5
     # (views 4/5/5, ARI .82)
-    X, y = _digits_draw(5, 20024, per_class=60)
+    X, y = digits_draw(5, 20024, per_class=60)
     raw = EigengapClustering(pca=None, seed=0).fit(X)
     est = EigengapClustering(seed=0).fit(X)
     assert raw.n_clusters_ == 4 and est.n_clusters_ == 5 and est.view_k_ == [4, 5, 5]

@@ -127,10 +127,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    if cfg.task == "kless" and cfg.solver == "gnn":
-        from dataclasses import replace
-
-        cfg = replace(cfg, task_params=alpha_means_cc(args, cfg.task_params))
+    cfg = alpha_means_cc(args, cfg)
     from deepcut._threads import apply_step_threads
 
     return settings, apply_step_threads(cfg.validate())  # one thread for the GNN steps

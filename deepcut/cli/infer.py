@@ -251,13 +251,17 @@ TASK_OPTION_KEYS = {"parts": "parts", "split_background": "split_background",
                     "n_sample": "n_sample", "nested": "nested"}
 
 
-def alpha_means_cc(args: argparse.Namespace, task_params: dict[str, Any]) -> dict[str, Any]:
-    """``task_params`` with ``k_rule: cc`` when ``--alpha`` (the CC graph's k-sensitivity) is
-    given without a k-less rule: alpha means the CC loss, which the kless task would not use on
-    the classic backbone's local graph by default (``deepcut.tasks.kless.default_k_rule``)."""
-    if getattr(args, "alpha", None) is not None and not task_params.get("k_rule"):
-        return {**task_params, "k_rule": "cc"}
-    return task_params
+def alpha_means_cc(args: argparse.Namespace, cfg):
+    """``cfg`` with the kless task parameter ``k_rule: cc`` when ``--alpha`` (the CC graph's
+    k-sensitivity) is given to the GNN's kless task without a rule: alpha means the CC loss,
+    which the task would not use on the classic backbone's local graph by default
+    (``deepcut.tasks.kless.default_k_rule``)."""
+    if (cfg.task != "kless" or cfg.solver != "gnn" or getattr(args, "alpha", None) is None
+            or cfg.task_params.get("k_rule")):
+        return cfg
+    from dataclasses import replace
+
+    return replace(cfg, task_params={**cfg.task_params, "k_rule": "cc"})
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
                "background_rule", "refine", "radius", "depth")
@@ -316,10 +320,7 @@ def _config_from_args(args: argparse.Namespace):
 
     check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
     cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    if cfg.task == "kless" and cfg.solver == "gnn":
-        from dataclasses import replace
-
-        cfg = replace(cfg, task_params=alpha_means_cc(args, cfg.task_params))
+    cfg = alpha_means_cc(args, cfg)
     from deepcut._threads import apply_step_threads
 
     return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)
