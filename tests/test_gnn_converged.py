@@ -189,24 +189,64 @@ def test_warm_started_gnn_is_never_worse_than_spectral(K):
         F = torch.randn(150, 6, generator=torch.Generator().manual_seed(seed))
         F[:50] += 2.0
         g = ncut_graph(F)
-        gnn = GNNSolver(K, seed=seed).fit(g, F)
+        gnn = GNNSolver(K, seed=seed, warm_start="spectral").fit(g, F)
         spec = SpectralNCut(K, random_state=seed).fit(g, F)
         assert gnn.ncut_ <= spec.ncut_ + 1e-6
         assert gnn.n_clusters_ == K
 
 
+@pytest.mark.parametrize("warm", ["falcon", "auto"])
 @pytest.mark.parametrize("K", [2, 4])
-def test_falcon_warm_start_is_never_worse_than_falcon(K):
-    """``warm_start="falcon"``: the same guarantee against Falcon's partition (which the plain
-    GNN beats on most graphs but not all)."""
+def test_falcon_warm_start_is_never_worse_than_falcon(K, warm):
+    """``warm_start="falcon"`` (and the default ``"auto"`` on a dense graph): the same
+    guarantee against Falcon's partition."""
     for seed in range(3):
         F = torch.randn(150, 6, generator=torch.Generator().manual_seed(seed))
         F[:50] += 2.0
         g = ncut_graph(F)
-        gnn = GNNSolver(K, seed=seed, warm_start="falcon").fit(g, F)
+        gnn = GNNSolver(K, seed=seed, warm_start=warm).fit(g, F)
+        assert gnn.warm_kind(g) == "falcon"
         fal = FalconCut(K, random_state=seed).fit(g, F)
         assert gnn.ncut_ <= fal.ncut_ + 1e-6
         assert gnn.n_clusters_ == K and gnn.timings_["warm_start"] > 0
+
+
+def test_auto_warm_start_is_falcon_on_dense_graphs_and_spectral_on_sparse_ones():
+    from deepcut.graphs import build_graph
+
+    F, _, grid = _same_colour_blocks()
+    dense, local = ncut_graph(F), build_graph(F, kind="local", grid=grid, radius=3)
+    assert GNNSolver(3).warm_start == "auto"
+    assert GNNSolver(3).warm_kind(dense) == "falcon"
+    assert GNNSolver(3).warm_kind(local) == "spectral"
+    assert GNNSolver(3, warm_start="spectral").warm_kind(dense) == "spectral"
+    assert GNNSolver(3, warm_start="falcon").warm_kind(local) == "falcon"
+    for off in ({"warm_start": None}, {"warm_steps": 0}, GNNSolver.PAPER, {"loss": "cc"}):
+        assert GNNSolver(3, **off).warm_kind(dense) is None
+    # the warm partition the head is fitted to is the chosen solver's, ids matched
+    seen = {}
+
+    class Spy(GNNSolver):
+        def _set_fitted(self, graph, S, E, warm=None):
+            seen[graph.is_sparse] = warm
+            super()._set_fitted(graph, S, E, warm)
+
+    Spy(3, seed=0).fit(dense, F)
+    Spy(3, seed=0).fit(local, F)
+    fal = FalconCut(3, random_state=0).fit(dense, F).labels_
+    spec = SpectralNCut(3, random_state=0).fit(local).labels_
+    assert adjusted_rand_score(fal, seen[False]) == 1.0
+    assert adjusted_rand_score(spec, seen[True]) == 1.0
+
+
+def test_falcon_partition_is_fits_labels_without_the_ncut():
+    F = torch.randn(120, 5, generator=torch.Generator().manual_seed(3))
+    F[:40] += 2.5
+    g = ncut_graph(F)
+    est = FalconCut(3, random_state=0)
+    z = est.partition(g, F)
+    assert "solve" in est.timings_ and not hasattr(est, "ncut_")
+    assert torch.equal(z, FalconCut(3, random_state=0).fit(g, F).labels_)
 
 
 def test_spectral_partition_is_fits_labels_without_the_ncut():
@@ -236,7 +276,7 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
     assert not GNNSolver(2, loss="cc")._uses_warm_start()
     assert not GNNSolver(2, init_state=head)._uses_warm_start()
     assert not GNNSolver(2, **GNNSolver.PAPER)._uses_warm_start()
-    assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 5
+    assert GNNSolver(2)._uses_warm_start() and GNNSolver(2)._cut_steps() == 2
     assert GNNSolver(2)._kmeans_starts() == 0  # the warm partition is already a start
     assert GNNSolver(2, warm_start=None)._cut_steps() == 30
     assert GNNSolver(2, warm_start=None)._kmeans_starts() == 4

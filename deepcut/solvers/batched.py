@@ -182,7 +182,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             logits0 = batched_head_logits(params, AX)
         for b, (c, g) in enumerate(zip(clones, graphs)):
             with c._timer("warm_start"):
-                targets[b] = c._warm_labels(g, logits0[b, :sizes[b]])
+                targets[b] = c._warm_labels(g, logits0[b, :sizes[b]], X[b])
     t0 = time.perf_counter()
     with _num_threads(solver.step_threads if dev.type == "cpu" else None):
         # as GNNSolver.fit (AdamW is elementwise: each slice follows the per-image update)

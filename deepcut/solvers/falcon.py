@@ -595,6 +595,31 @@ class FalconCut(BaseSolver):
     # ---------------------------------------------------------------------------------------
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
+        z, X = self._solve(graph, features)
+        with self._timer("finish"):
+            used = torch.unique(z)
+            if used.numel() < self.n_clusters:
+                warnings.warn(
+                    f"FalconCut: {self.n_clusters - used.numel()} of n_clusters="
+                    f"{self.n_clusters} clusters ended up empty; they were dropped and the "
+                    f"labels renumbered to 0..{used.numel() - 1}.",
+                    EmptyClusterWarning, stacklevel=2)
+                X = X[:, used]
+                X = X / X.sum(1, keepdim=True).clamp(min=_EPS)
+                z = relabel_consecutive(z)
+        self._finish(graph, X.cpu(), z.cpu())
+        return self
+
+    def partition(self, graph: Graph, features: torch.Tensor | None = None) -> torch.Tensor:
+        """The labels ``(N,)`` of :meth:`fit` before its empty-cluster check, NCut and
+        assignment (one O(N^2) pass less on a dense graph): for a caller that scores the
+        partition itself, such as the GNN's warm start. Sets ``timings_``, ``init_labels_``
+        and the hard mode's ``ncut_history_``."""
+        return self._solve(graph, features)[0].long().cpu()
+
+    def _solve(self, graph: Graph, features: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z: (N,), X: (N, K))``: the labels and the soft (or one-hot) assignment."""
         self._validate(graph, self.n_clusters)
         if self.reweight_gamma is not None and self.mode == "hard":
             raise ValueError("reweight_gamma needs mode='soft': on one-hot rows the reweighting "
@@ -622,19 +647,7 @@ class FalconCut(BaseSolver):
             else:
                 z, X = self._soft(W, d, z0, sparse)
         self._init_product = None  # not a fitted attribute: free it
-        with self._timer("finish"):
-            used = torch.unique(z)
-            if used.numel() < self.n_clusters:
-                warnings.warn(
-                    f"FalconCut: {self.n_clusters - used.numel()} of n_clusters="
-                    f"{self.n_clusters} clusters ended up empty; they were dropped and the "
-                    f"labels renumbered to 0..{used.numel() - 1}.",
-                    EmptyClusterWarning, stacklevel=2)
-                X = X[:, used]
-                X = X / X.sum(1, keepdim=True).clamp(min=_EPS)
-                z = relabel_consecutive(z)
-        self._finish(graph, X.cpu(), z.cpu())
-        return self
+        return z, X
 
     def _hard(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
               ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,19 +13,30 @@ Work that does not depend on the weights is done once per image: the normalised 
 seeded init, argmax of the eval-mode softmax). Measured on 10 SOD graphs (classic features,
 cosine NCut graph, N = 1820) it leaves the head barely trained: K = 2 NCut 0.158 against
 spectral's 0.147, and at K = 4 and 8 it returned fewer than K clusters on 10 of 10 graphs.
-The default starts from a **warm start**: the seeded spectral NCut partition
-(:class:`~deepcut.solvers.spectral.SpectralNCut`), each of whose clusters first takes the id the
+The default starts from a **warm start**: a seeded partition from a classic solver (``"auto"``:
+:class:`~deepcut.solvers.falcon.FalconCut`'s on a dense graph, the spectral NCut partition of
+:class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first takes the id the
 seeded head prefers for it (Hungarian matching on the head's mean log-probabilities over the
 cluster), so the shared init still names the clusters and ids stay comparable across images.
 The head is fitted to it for ``warm_steps = 10`` cross-entropy steps, each on a seeded random
 quarter of the nodes (``warm_batch``: the same NCut on the yardstick's graphs and the same BSDS
 K = 6 regions, NMI/ARI 53.7/43.8 against 53.7/43.6 on every node, for a quarter of the head's
 work in those steps), then trained on the
-true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 5 steps,
-AdamW at lr 0.03. (10 steps and four k-means rounding starts, the previous default, gave
+true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 2 steps,
+AdamW at lr 0.03. (10 steps and four k-means rounding starts, an earlier default, gave
 median NCuts within 0.1% on the 60 dense SOD + BSDS graphs of ``benchmarks/ncut_yardstick.py``
 at K = 2-16, at 11-17x Falcon's solve time against 7-11x with 5 steps, and 5.7-9.4x with
-the mini-batched warm start.)
+the mini-batched warm start.) Why Falcon's partition on dense graphs and 2 NCut steps: on 40
+dense SOD + BSDS graphs (one quiet thread) Falcon's partition costs half of spectral's and the
+GNN is then never above Falcon's NCut (it was on 25-53% of them from spectral's) nor above
+spectral's on 97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about
+four cross-entropy steps (8 ms against 2 ms at N = 1820: every node, and one pass over W),
+and with 2 of them the head's rounded argmax still beats the rounded warm partition on
+20 / 30 / 5% of the graphs at K = 2 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut
+steps, the same time: 12 / 20 / 2%). BSDS K = 6 regions on the sparse ``local`` graph (40
+images) and SOD fg/bg (40) scored the same with 2, 3 or 5 steps (NMI 55.9 / 55.8 / 55.8, IoU
+52.5 / 52.6 / 52.5); Falcon's partition stays off the local graph, where its BSDS regions
+score lower (NMI 54.1 against spectral's 56.6, ``docs/RESULTS.md``).
 Why: from the seeded init alone the head's partition is a function of (one-hop smoothed)
 features, and on the sparse ``local`` graph two same-coloured regions that are not adjacent
 cannot be told apart: on 12 BSDS graphs (classic, local graph, K = 6) its NCut was 5.7x
@@ -88,7 +99,7 @@ class GNNSolver(BaseSolver):
         loss: ``soft_ncut`` (sum-of-ratios K-way NCut, default), ``ncut`` (DeepCut Eq. 9,
             MinCutPool form; the paper's) or ``cc`` (correlation clustering, Eq. 10; needs the
             signed CC graph).
-        steps: at most this many cut-loss optimiser steps (None: 5 after a warm start, else 30;
+        steps: at most this many cut-loss optimiser steps (None: 2 after a warm start, else 30;
             DeepCut: 10 for fg/bg, 100 for parts).
         lr: AdamW learning rate (default 0.03; 1e-3 in DeepCut).
         balance_weight: weight of the balance term ``K (log K - H(mean_i S_i))`` added to the
@@ -100,9 +111,10 @@ class GNNSolver(BaseSolver):
             node embeddings (its last hidden layer; cluster ids matched to the argmax's by the
             Hungarian method) and keep the lowest NCut, the argmax winning ties (0 = the argmax
             only; None: 0 after a warm start, whose partition is already a start, else 4).
-        warm_start: ``"spectral"`` (default) first fits the head for ``warm_steps`` steps to
-            the spectral NCut partition (:class:`~deepcut.solvers.spectral.SpectralNCut`,
-            seeded), its ids matched to the seeded head's initial scores by the Hungarian
+        warm_start: ``"auto"`` (default): ``"falcon"`` on a dense graph, ``"spectral"`` on a
+            sparse one (module docstring; :meth:`warm_kind`). ``"spectral"`` first fits the
+            head for ``warm_steps`` steps to the spectral NCut partition
+            (:class:`~deepcut.solvers.spectral.SpectralNCut`, seeded), its ids matched to the seeded head's initial scores by the Hungarian
             method so ids stay comparable across images; the NCut steps then improve on it,
             and the warm partition is one more rounding start, so the GNN's NCut is never
             above the warm start's rounded. None: from the seeded init alone (DeepCut). Not
@@ -150,7 +162,7 @@ class GNNSolver(BaseSolver):
         "balance_weight": [Interval(Real, 0, None, closed="left")],
         "polish": ["boolean"],
         "n_init": [Interval(Integral, 0, None, closed="left"), None],
-        "warm_start": [Options({"spectral", "falcon"}), None],
+        "warm_start": [Options({"auto", "spectral", "falcon"}), None],
         "warm_steps": [Interval(Integral, 0, None, closed="left")],
         "warm_batch": [Interval(Real, 0, 1, closed="right")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -172,7 +184,7 @@ class GNNSolver(BaseSolver):
 
     def __init__(self, n_clusters: int = 2, *, loss: str = "soft_ncut", steps: int | None = None,
                  lr: float = 0.03, balance_weight: float = 0.3, polish: bool = True,
-                 n_init: int | None = None, warm_start: str | None = "spectral", warm_steps: int = 10,
+                 n_init: int | None = None, warm_start: str | None = "auto", warm_steps: int = 10,
                  warm_batch: float = 0.25,
                  tol: float = 1e-4, weight_decay: float = 0.01,
                  ortho_weight: float = 1.0,
@@ -212,16 +224,25 @@ class GNNSolver(BaseSolver):
         return head.to(self.device)
 
     def _cut_steps(self) -> int:
-        """The cut-loss steps: ``steps``, or when None 5 after a warm start and 30 without."""
+        """The cut-loss steps: ``steps``, or when None 2 after a warm start and 30 without."""
         if self.steps is not None:
             return self.steps
-        return 5 if self._uses_warm_start() else 30
+        return 2 if self._uses_warm_start() else 30
 
     def _kmeans_starts(self) -> int:
         """The k-means rounding starts: ``n_init``, or when None 0 after a warm start, else 4."""
         if self.n_init is not None:
             return self.n_init
         return 0 if self._uses_warm_start() else 4
+
+    def warm_kind(self, graph: Graph) -> str | None:
+        """The warm start used on ``graph``: ``warm_start``, where ``"auto"`` is Falcon's
+        partition on a dense graph and spectral's on a sparse one (None: no warm start)."""
+        if not self._uses_warm_start():
+            return None
+        if self.warm_start == "auto":
+            return "spectral" if graph.is_sparse else "falcon"
+        return self.warm_start
 
     def _uses_warm_start(self) -> bool:
         return (self.warm_start is not None and self.warm_steps > 0 and self.loss != "cc"
@@ -243,9 +264,10 @@ class GNNSolver(BaseSolver):
 
         with warnings.catch_warnings():  # an internal start: the GNN's own result is checked
             warnings.simplefilter("ignore", DegenerateResultWarning)
-            if self.warm_start == "falcon":
-                z = FalconCut(self.n_clusters, random_state=self.seed).fit(graph, features).labels_
-            else:  # the rounding scores it: spectral's own NCut pass would be thrown away
+            # the rounding scores it: the solver's own NCut pass would be thrown away
+            if self.warm_kind(graph) == "falcon":
+                z = FalconCut(self.n_clusters, random_state=self.seed).partition(graph, features)
+            else:
                 z = SpectralNCut(self.n_clusters, random_state=self.seed).partition(graph)
         scores = torch.log_softmax(logits0.float(), dim=-1).cpu()
         return match_ids(z, None, self.n_clusters, scores).to(logits0.device)
