@@ -12,10 +12,12 @@ the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same grap
 * ``<= spectral``: % of images where it used all K clusters and its NCut is <= spectral's;
 * median seconds of the solve (graph excluded) and its median ratio to falcon's on the same
   image (side by side, so machine load cancels);
-* for the default GNN also the NCut of the head's own argmax before rounding (``raw``).
+* for the default GNN also the median NCut of the head's own argmax before rounding and the %
+  of images where that argmax used all K clusters (``raw``).
 
-Solvers: ``gnn`` (default: spectral warm start, converged, rounded), ``gnn-falcon`` (the same
-warm-started from Falcon's partition, ``warm_start="falcon"``), ``gnn-cold`` (the same
+Solvers: ``gnn`` (default: warm start, converged, rounded; on these dense graphs the ``"auto"``
+warm start is Falcon's partition), ``gnn-spectral`` (the same warm-started from the spectral
+partition, ``warm_start="spectral"``, the default on sparse graphs), ``gnn-cold`` (the same
 from the seeded init alone, ``warm_start=None``: 30 steps), ``gnn-paper`` (``GNNSolver.PAPER``: DeepCut's
 10 steps at lr 1e-3), ``spectral``, ``falcon``, and scikit-learn's
 ``SpectralClustering(affinity="precomputed")``.
@@ -46,6 +48,8 @@ from deepcut.losses import discrete_ncut  # noqa: E402
 from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+METHODS = ("gnn", "gnn-spectral", "gnn-falcon", "gnn-cold", "gnn-paper", "spectral", "falcon",
+           "sklearn")
 
 
 def features(paths: list[Path], size: int) -> list[torch.Tensor]:
@@ -62,8 +66,8 @@ def features(paths: list[Path], size: int) -> list[torch.Tensor]:
 
 
 def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor, float, float]:
-    """(labels, seconds, raw NCut or nan)."""
-    raw = float("nan")
+    """(labels, seconds, (raw NCut, raw argmax uses all K) for the default GNN or None)."""
+    raw = None
     t0 = time.perf_counter()
     if name == "sklearn":
         from sklearn.cluster import SpectralClustering
@@ -76,6 +80,8 @@ def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor,
         est = GNNSolver(K, seed=seed)
     elif name == "gnn-falcon":
         est = GNNSolver(K, seed=seed, warm_start="falcon")
+    elif name == "gnn-spectral":
+        est = GNNSolver(K, seed=seed, warm_start="spectral")
     elif name == "gnn-cold":
         est = GNNSolver(K, seed=seed, warm_start=None)
     elif name == "gnn-paper":
@@ -88,7 +94,7 @@ def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor,
     est.fit(G, F)
     sec = sum(v for k, v in est.timings_.items() if k != "ncut")
     if name == "gnn":
-        raw = est.raw_ncut_
+        raw = (est.raw_ncut_, int(torch.unique(est.raw_labels_).numel()) == K)
     return est.labels_, sec, raw
 
 
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=280)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", nargs="+",
+    ap.add_argument("--methods", nargs="+", choices=METHODS,
                     default=["gnn", "gnn-cold", "gnn-paper", "spectral", "falcon", "sklearn"])
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -114,7 +120,7 @@ def main(argv=None) -> int:
     print(f"{len(paths)} images, N = {int(np.median([g.num_nodes for g in graphs]))} (median), "
           f"{args.threads} thread(s)\n")
     print("| K | solver | median NCut | all K | best | <= spectral | median s | s / falcon |"
-          " raw NCut (gnn) |")
+          " raw NCut, all K (gnn) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for K in args.ks:
         res: dict[str, list] = {m: [] for m in args.methods}
@@ -132,11 +138,12 @@ def main(argv=None) -> int:
                 if "spectral" in res else 0
             ratio = st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])) \
                 if "falcon" in res else float("nan")
-            raws = [r[3] for r in rs if r[3] == r[3]]
+            raws = [r[3] for r in rs if r[3] is not None]
             print(f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
                   f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
                   f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | "
-                  f"{st.median(raws):.4f} |" if raws else
+                  f"{st.median(r[0] for r in raws):.4f}, "
+                  f"{100 * sum(r[1] for r in raws) / len(raws):.0f}% |" if raws else
                   f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
                   f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
                   f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | |")

@@ -182,6 +182,22 @@ def test_cli_run_unfreezes_what_start_up_froze(tmp_path, image_file, monkeypatch
     assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
+def test_cli_run_leaves_a_callers_frozen_objects_frozen(tmp_path, image_file):
+    """A program that froze objects of its own before calling main() finds them still frozen
+    (main() does not freeze, so it must not unfreeze either)."""
+    import gc
+
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        assert before > 0
+        assert main([str(image_file), "--out", str(tmp_path / "o"), *FAST, "--steps", "3"]) == 0
+        # (refcounting may free a few of them meanwhile; unfreezing would leave 0)
+        assert gc.get_freeze_count() > 0.9 * before and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
 def test_kless_rule_from_the_flags(tmp_path, image_file):
     # classic backbone: K by the local graph's eigengap; --alpha (the CC graph's knob) or
     # --k-rule cc: the GNN's correlation-clustering loss

@@ -386,8 +386,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return fail(one_line(str(e)))
     # What start-up made (modules, ~600k objects) is frozen for the run: collections skip it
     # (GC over a 20-image run: 1.24-1.52 -> 0.42-0.58 CPU s), and so do the forked decode
-    # workers' (the gc docs' advice before a fork); unfrozen on the way out.
-    gc.freeze()
+    # workers' (the gc docs' advice before a fork); unfrozen on the way out. A caller that
+    # froze objects of its own (main() called from Python) keeps them frozen: no freeze here.
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
     try:
         return run(cfg, files, out, overwrite=args.overwrite, quiet=args.quiet,
                    logger=logger, segmenter=seg, max_pixels=args.max_pixels,
@@ -398,7 +401,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
               file=sys.stderr)
         return 130
     finally:
-        gc.unfreeze()
+        if froze:
+            gc.unfreeze()
         if logger is not None:
             logger.finish()
 
