@@ -43,7 +43,7 @@ CHECKPOINT_TASKS = ("segment", "clusters", "kless")
 #: Settings that define the trained model: a checkpoint fixes them.
 #: The preprocessing options (``--resize`` ...) shape the features the head was trained on.
 MODEL_KEYS = ("backbone", "stride", "solver", "n_clusters", "loss", "graph", "metric", "alpha",
-              "beta", "lam", *PREPROCESSING_KEYS)
+              "beta", "lam", "radius", "contour", *PREPROCESSING_KEYS)
 #: Settings a user may change at inference time.
 FREE_KEYS = ("weights", "size", "device", "knn", "dense_max_nodes", "task", "background_rule",
              "refine", "refine_params", "depth", "seed", "lr", "landmarks")

@@ -210,3 +210,23 @@ def test_kless_rule_from_the_flags(tmp_path, image_file):
         rec = json.loads((out / "img.json").read_text())
         assert rec["extra"]["k_rule"] == rule, extra
         assert rec["n_clusters"] == rec["extra"]["k_found"] <= 4
+
+
+def test_contour_flag_sets_or_turns_off_the_cue(tmp_path, image_file, capsys):
+    """``--contour SIGMA`` sets the local graph's intervening-contour cue, ``off`` removes it
+    (config None), and a bad value is one usage line with exit status 2."""
+    for flag, want in ((["--contour", "0.5"], 0.5), (["--contour", "off"], None), ([], 1.0)):
+        out = tmp_path / str(want)
+        assert main([str(image_file), "--out", str(out), *FAST, "--task", "clusters", "--k",
+                     "3", "--steps", "2", *flag]) == 0
+        rec = json.loads((out / "img.json").read_text())
+        assert rec["config"]["contour"] == want and rec["config"]["graph"] in (None, "local")
+    # the cue changes the graph, hence (on this image) the cut's NCut
+    ncuts = {w: json.loads((tmp_path / str(w) / "img.json").read_text())["ncut"]
+             for w in (0.5, None)}
+    assert ncuts[0.5] != ncuts[None]
+    for bad in ("-1", "0", "soft"):
+        with pytest.raises(SystemExit) as e:
+            main([str(image_file), "--out", str(tmp_path / "bad"), *FAST, "--contour", bad])
+        assert e.value.code == 2
+        assert "expected a number > 0 or 'off'" in capsys.readouterr().err

@@ -279,6 +279,11 @@ def test_checkpoint_refuses_contradicting_options(image_dir, tmp_path, capsys):
     _, _, _, ckpt = _fit_checkpoint(image_dir, tmp_path)
     assert main([str(image_dir), "--checkpoint", str(ckpt), "--k", "4"]) == 2
     assert "n_clusters=4 contradicts the checkpoint" in capsys.readouterr().err
+    # the local graph's settings define the graph the head was trained on
+    assert main([str(image_dir), "--checkpoint", str(ckpt), "--radius", "3"]) == 2
+    assert "radius=3.0 contradicts the checkpoint" in capsys.readouterr().err
+    assert main([str(image_dir), "--checkpoint", str(ckpt), "--contour", "0.5"]) == 2
+    assert "contour=0.5 contradicts the checkpoint" in capsys.readouterr().err
     assert main([str(image_dir), "--checkpoint", str(ckpt), "--task", "segment",
                  "--backbone", "classic", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert main([str(image_dir), "--finetune-steps", "2"]) == 2

@@ -107,7 +107,7 @@ def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """Merge ``--config`` and flags into (evaluation settings, SegmenterConfig)."""
-    from deepcut.cli.infer import CONFIG_KEYS, TASK_OPTION_KEYS, alpha_means_cc
+    from deepcut.cli.infer import TASK_OPTION_KEYS, alpha_means_cc, config_flags
     from deepcut.config import SegmenterConfig
     from deepcut.errors import ConfigError
 
@@ -120,7 +120,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     for key in ("dataset", "root"):
         if not settings.get(key):
             raise ConfigError(f"--{key} is required (or set '{key}:' in --config)")
-    flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
+    flags = config_flags(args)
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
     from deepcut.tasks.hierarchy import check_hierarchy_solver

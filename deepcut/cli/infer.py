@@ -80,6 +80,27 @@ def default_workers(device: str) -> int:
 DEFAULT_BATCH_SIZE = 4
 
 
+def _contour_value(text: str) -> float | str:
+    """``--contour``: a positive number, or ``off``."""
+    if text.strip().lower() == "off":
+        return "off"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'off', got {text!r}")
+    return value
+
+
+def config_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys given as flags (``--contour off`` -> ``contour: None``, the cue off)."""
+    flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
+    if flags.get("contour") == "off":
+        flags["contour"] = None
+    return flags
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``prog`` defaults to how the program was started (``infer.py``,
     ``deepcut-infer``). Built without importing torch, so ``--help`` is instant."""
@@ -162,6 +183,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="graph kind; local = Shi-Malik graph of patches within --radius "
                         "(default: the solver's own; local for the classic backbone)")
     g.add_argument("--radius", type=float, help="local graph radius in patches (default: 9)")
+    g.add_argument("--contour", type=_contour_value, metavar="SIGMA|off",
+                   help="local graph: strength sigma_IC of the intervening-contour cue (edges "
+                        "crossing an image contour are weakened), relative to the image's "
+                        "90th-percentile edge strength; off = no cue (default: 1; the classic "
+                        "backbone only)")
     g.add_argument("--metric", choices=["dot", "cosine"],
                    help="feature similarity; dot reproduces DeepCut (default: dot)")
     g.add_argument("--alpha", type=float, help="CC k-sensitivity >= 1: lower gives more "
@@ -265,7 +291,7 @@ def alpha_means_cc(args: argparse.Namespace, cfg):
     return replace(cfg, task_params={**cfg.task_params, "k_rule": "cc"})
 CONFIG_KEYS = ("backbone", "weights", "size", "stride", "device", "solver", "n_clusters", "loss",
                "steps", "lr", "seed", "graph", "metric", "alpha", "beta", "lam", "knn", "task",
-               "background_rule", "refine", "radius", "depth")
+               "background_rule", "refine", "radius", "contour", "depth")
 # Preprocessing options (deepcut.backbones.paper lists DeepCut's values).
 CONFIG_KEYS += PREPROCESSING_KEYS
 CONFIG_KEYS += ("preset",)
@@ -285,7 +311,7 @@ def _segmenter_from_args(args: argparse.Namespace):
     from deepcut.checkpoint import load_segmenter
 
     base: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
+    flags = config_flags(args)
     task_params = {**(base.pop("task_params", {}) or {}),
                    **drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()})}
     seg = load_segmenter(args.checkpoint, finetune_steps=args.finetune_steps or 0,
@@ -314,7 +340,7 @@ def _config_from_args(args: argparse.Namespace):
     from deepcut.config import SegmenterConfig
 
     base: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    flags = drop_none({k: getattr(args, k) for k in CONFIG_KEYS})
+    flags = config_flags(args)
     task_params = dict(base.pop("task_params", {}) or {})
     task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
     from deepcut.tasks.hierarchy import check_hierarchy_solver
