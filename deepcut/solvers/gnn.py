@@ -266,7 +266,8 @@ class GNNSolver(BaseSolver):
             warnings.simplefilter("ignore", DegenerateResultWarning)
             # the rounding scores it: the solver's own NCut pass would be thrown away
             if self.warm_kind(graph) == "falcon":
-                z = FalconCut(self.n_clusters, random_state=self.seed).partition(graph, features)
+                z = FalconCut(self.n_clusters, random_state=self.seed,
+                              device=graph.W.device).partition(graph, features)
             else:
                 z = SpectralNCut(self.n_clusters, random_state=self.seed).partition(graph)
         scores = torch.log_softmax(logits0.float(), dim=-1).cpu()
