@@ -231,8 +231,9 @@ def test_auto_warm_start_is_falcon_on_dense_graphs_and_spectral_on_sparse_ones()
             seen[graph.is_sparse] = warm
             super()._set_fitted(graph, S, E, warm)
 
-    Spy(3, seed=0).fit(dense, F)
-    Spy(3, seed=0).fit(local, F)
+    assert Spy(3, seed=0).fit(dense, F).summary()["warm_start"] == "falcon"
+    assert Spy(3, seed=0).fit(local, F).summary()["warm_start"] == "spectral"
+    assert GNNSolver(3, seed=0, warm_start=None).fit(dense, F).summary()["warm_start"] is None
     fal = FalconCut(3, random_state=0).fit(dense, F).labels_
     spec = SpectralNCut(3, random_state=0).fit(local).labels_
     assert adjusted_rand_score(fal, seen[False]) == 1.0

@@ -15,10 +15,10 @@ cosine NCut graph, N = 1820) it leaves the head barely trained: K = 2 NCut 0.158
 spectral's 0.147, and at K = 4 and 8 it returned fewer than K clusters on 10 of 10 graphs.
 The default starts from a **warm start**: a seeded partition from a classic solver (``"auto"``:
 :class:`~deepcut.solvers.falcon.FalconCut`'s on a dense graph, the spectral NCut partition of
-:class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first takes the id the
-seeded head prefers for it (Hungarian matching on the head's mean log-probabilities over the
-cluster), so the shared init still names the clusters and ids stay comparable across images.
-The head is fitted to it for ``warm_steps = 10`` cross-entropy steps, each on a seeded random
+:class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first
+takes the id the seeded head prefers for it (Hungarian matching on the head's mean
+log-probabilities over the cluster), so the shared init still names the clusters and ids stay
+comparable across images. The head is fitted to it for ``warm_steps = 10`` cross-entropy steps, each on a seeded random
 quarter of the nodes (``warm_batch``: the same NCut on the yardstick's graphs and the same BSDS
 K = 6 regions, NMI/ARI 53.7/43.8 against 53.7/43.6 on every node, for a quarter of the head's
 work in those steps), then trained on the
@@ -28,8 +28,8 @@ median NCuts within 0.1% on the 60 dense SOD + BSDS graphs of ``benchmarks/ncut_
 at K = 2-16, at 11-17x Falcon's solve time against 7-11x with 5 steps, and 5.7-9.4x with
 the mini-batched warm start.) Why Falcon's partition on dense graphs and 2 NCut steps: on 40
 dense SOD + BSDS graphs (one quiet thread) Falcon's partition costs half of spectral's and the
-GNN is then never above Falcon's NCut (it was on 25-53% of them from spectral's) nor above
-spectral's on 97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about
+GNN is then never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or
+below spectral's on 97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about
 four cross-entropy steps (8 ms against 2 ms at N = 1820: every node, and one pass over W),
 and with 2 of them the head's rounded argmax still beats the rounded warm partition on
 20 / 30 / 5% of the graphs at K = 2 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut
@@ -112,16 +112,19 @@ class GNNSolver(BaseSolver):
             Hungarian method) and keep the lowest NCut, the argmax winning ties (0 = the argmax
             only; None: 0 after a warm start, whose partition is already a start, else 4).
         warm_start: ``"auto"`` (default): ``"falcon"`` on a dense graph, ``"spectral"`` on a
-            sparse one (module docstring; :meth:`warm_kind`). ``"spectral"`` first fits the
-            head for ``warm_steps`` steps to the spectral NCut partition
-            (:class:`~deepcut.solvers.spectral.SpectralNCut`, seeded), its ids matched to the seeded head's initial scores by the Hungarian
-            method so ids stay comparable across images; the NCut steps then improve on it,
-            and the warm partition is one more rounding start, so the GNN's NCut is never
-            above the warm start's rounded. None: from the seeded init alone (DeepCut). Not
-            used for ``cc`` or with ``init_state`` (a checkpoint is its own warm start).
-            ``"falcon"``: the same from :class:`~deepcut.solvers.falcon.FalconCut`'s partition,
-            about twice as fast as spectral's on dense graphs and never above Falcon's NCut,
-            but on the sparse ``local`` graph its regions score lower (module docstring).
+            sparse one (module docstring; :meth:`warm_kind`; the one that ran is the fitted
+            ``warm_start_``, also in :meth:`summary`, the JSON's solver record).
+            ``"spectral"`` first fits the head for ``warm_steps`` steps to the spectral NCut
+            partition (:class:`~deepcut.solvers.spectral.SpectralNCut`, seeded), its ids
+            matched to the seeded head's initial scores by the Hungarian method so ids stay
+            comparable across images; the NCut steps then improve on it, and the warm
+            partition is one more rounding start, so the GNN's NCut is never above the warm
+            start's rounded. ``"falcon"``: the same from
+            :class:`~deepcut.solvers.falcon.FalconCut`'s partition, about twice as fast as
+            spectral's on dense graphs and never above Falcon's NCut, but on the sparse
+            ``local`` graph its regions score lower (module docstring). None: from the seeded
+            init alone (DeepCut). Not used for ``cc`` or with ``init_state`` (a checkpoint is
+            its own warm start).
         warm_steps: cross-entropy steps towards the warm partition (before the ``steps``);
             0 turns the warm start off (the form configs use: their None values are dropped).
         warm_batch: fraction of the nodes in each cross-entropy step's mini-batch (a seeded
@@ -378,6 +381,10 @@ class GNNSolver(BaseSolver):
         self._set_fitted(graph, S, E, target)
         return self
 
+    def summary(self) -> dict:
+        """The common yardstick plus ``warm_start``: the warm start that ran (None: none)."""
+        return {**super().summary(), "warm_start": self.warm_start_}
+
     def _converged(self, history: list[float], warm: bool) -> bool:
         """Early stop after the last step of ``history`` (``tol``): only among cut-loss steps
         and once no balance term moves the loss."""
@@ -401,6 +408,7 @@ class GNNSolver(BaseSolver):
         :func:`~deepcut.solvers.batched.fit_batched`, so a batched solve equals a solo one)."""
         labels = S.argmax(dim=-1)
         self.raw_labels_ = labels.cpu()
+        self.warm_start_ = self.warm_kind(graph) if warm is not None else None
         if self.polish and self.loss != "cc":
             with self._timer("polish"):
                 labels = _round_to_local_optimum(graph.positive(), labels, self.n_clusters,
