@@ -18,8 +18,8 @@ The default starts from a **warm start**: a seeded partition from a classic solv
 :class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first
 takes the id the seeded head prefers for it (Hungarian matching on the head's mean
 log-probabilities over the cluster), so the shared init still names the clusters and ids stay
-comparable across images. The head is fitted to it for ``warm_steps = 10`` cross-entropy steps, each on a seeded random
-quarter of the nodes (``warm_batch``: the same NCut on the yardstick's graphs and the same BSDS
+comparable across images. The head is fitted to it for ``warm_steps = 10`` cross-entropy steps,
+each on a seeded random quarter of the nodes (``warm_batch``: the same NCut on the yardstick's graphs and the same BSDS
 K = 6 regions, NMI/ARI 53.7/43.8 against 53.7/43.6 on every node, for a quarter of the head's
 work in those steps), then trained on the
 true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 2 steps,
