@@ -21,8 +21,8 @@ log-probabilities over the cluster), so the shared init still names the clusters
 comparable across images. The head is fitted to it for ``warm_steps = 10`` cross-entropy steps,
 each on a seeded random quarter of the nodes (``warm_batch``: the same NCut on the yardstick's
 graphs and the same BSDS K = 6 regions, NMI/ARI 53.7/43.8 against 53.7/43.6 on every node, for a
-quarter of the head's work in those steps), then trained on the true K-way relaxation (:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 2 steps,
-AdamW at lr 0.03. (10 steps and four k-means rounding starts, an earlier default, gave
+quarter of the head's work in those steps), then trained on the true K-way relaxation
+(:func:`~deepcut.losses.soft_ncut_loss`, a sum of ratios) for 2 steps, AdamW at lr 0.03. (10 steps and four k-means rounding starts, an earlier default, gave
 median NCuts within 0.1% on the 60 dense SOD + BSDS graphs of ``benchmarks/ncut_yardstick.py``
 at K = 2-16, at 11-17x Falcon's solve time against 7-11x with 5 steps, and 5.7-9.4x with
 the mini-batched warm start.) Why Falcon's partition on dense graphs and 2 NCut steps: on 40
