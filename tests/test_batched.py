@@ -54,8 +54,8 @@ def _assert_same(params: dict, kind: str = "ncut", k: int = 3, noise: float = 1.
 
 @pytest.mark.filterwarnings("ignore:.*clusters asked for are non-empty")
 @pytest.mark.parametrize("params", [
-    {},  # the default: spectral warm start (10 steps on a quarter of the nodes), soft NCut
-    # 5 steps, rounding
+    {},  # the default: Falcon's warm start on these dense graphs (at most 10 steps on a
+    # quarter of the nodes), soft NCut 2 steps, rounding
     {"warm_batch": 1.0},  # the warm start's cross-entropy steps on every node
     {"warm_start": None},  # from the seeded init: soft NCut + annealed balance, 30 steps
     dict(GNNSolver.PAPER),  # DeepCut's: Eq. 9, 10 steps at lr 1e-3, no rounding
@@ -65,6 +65,8 @@ def test_batched_heads_equal_single_heads(params):
     many = _assert_same(params, noise=2.0)
     if params.get("tol") == 1e-3:  # early stopping is per head
         assert len({m.n_iter_ for m in many}) > 1
+    if not params:  # warm_fit ends each head's cross-entropy phase at its own step
+        assert len({m.n_warm_iter_ for m in many}) > 1
 
 
 def test_batched_sparse_graph_and_cc_loss_equal_single():
@@ -132,8 +134,9 @@ def test_segmenter_predict_batch_equals_one_image_at_a_time(task):
                                                                      b.patch_labels)
         assert b.ncut == pytest.approx(a.ncut, abs=1e-6) and b.box == a.box
         ra, rb = a.record(), b.record()
-        # the default: 10 warm-start steps + 2 cut-loss steps
-        assert rb["solver"]["n_iter"] == ra["solver"]["n_iter"] == 12
+        # the default: at most 10 warm-start steps (fewer once the head fits the warm
+        # partition, warm_fit) + 2 cut-loss steps, the same count batched or not
+        assert rb["solver"]["n_iter"] == ra["solver"]["n_iter"] <= 12
         assert b.timings["solve"] > 0
     if task == "segment":  # the planted object is found
         assert all(p.patch_labels.mean() > 0.1 for p in many)

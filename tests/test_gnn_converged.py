@@ -296,6 +296,29 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
         assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw
 
 
+def test_warm_start_ends_once_the_head_fits_the_warm_partition():
+    """``warm_fit``: the cross-entropy phase ends after the first step whose logits (before
+    its update) agree with the warm partition on that share of the rows; 1 runs every step."""
+    s = GNNSolver(2, warm_fit=0.75)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    target = torch.tensor([0, 1, 0, 1])  # 3 of 4 rows agree
+    assert s._next_step(3, 10, logits, target) == 10  # on to the first cut-loss step
+    assert GNNSolver(2, warm_fit=0.8)._next_step(3, 10, logits, target) == 4
+    assert GNNSolver(2, warm_fit=1.0)._next_step(3, 10, logits, logits.argmax(-1)) == 4
+    assert s._next_step(10, 10, logits, None) == 11  # cut-loss steps just count
+    # on a planted 2-band grid the head fits the warm partition in a few steps
+    regions = _blocks(2)
+    F = planted_grid(*regions.shape, regions, dim=32, noise=1.0, sep=2.0, seed=3).reshape(-1, 32)
+    g = ncut_graph(F, metric="cosine")
+    fast, full = GNNSolver(2, seed=0).fit(g, F), GNNSolver(2, seed=0, warm_fit=1.0).fit(g, F)
+    assert fast.warm_fit == 0.98 and full.n_warm_iter_ == 10
+    assert 1 <= fast.n_warm_iter_ < 10 and fast.n_iter_ == fast.n_warm_iter_ + 2
+    for est in (fast, full):
+        assert adjusted_rand_score(regions.reshape(-1), est.labels_.numpy()) == 1.0
+    with pytest.raises(ValueError, match="warm_fit"):
+        GNNSolver(2, warm_fit=0.0).fit(g, F)
+
+
 def test_warm_start_cross_entropy_steps_take_seeded_node_minibatches():
     assert GNNSolver(2).warm_batch == 0.25
     rows = GNNSolver(2)._batch_rows(10, "cpu", torch.Generator().manual_seed(0))

@@ -167,13 +167,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "(default: soft_ncut; paper preset: ncut)")
     g.add_argument("--steps", type=int, help="GNN optimiser steps per image; raise it if masks "
                                              "look noisy (default: at most 2 cut-loss steps "
-                                             "after 10 warm-start steps, 30 without a warm "
+                                             "after at most 10 warm-start steps, 30 without a warm "
                                              "start, stopping when the loss settles; paper "
                                              "preset: 10)")
     g.add_argument("--lr", type=float, help="GNN learning rate (default: 0.03; paper: 1e-3)")
     g.add_argument("--preset", choices=["default", "paper"],
                    help="default: the GNN warm-started from Falcon's partition on a dense "
-                        "graph, spectral's on a sparse one (10 steps), trained on the soft "
+                        "graph, spectral's on a sparse one (at most 10 steps), trained on the soft "
                         "K-way NCut (2 steps) and rounded to a "
                         "local NCut optimum, never worse than its warm start; paper: "
                         "DeepCut's exact settings (Eq. 9 loss, 10 steps, lr 1e-3), for "

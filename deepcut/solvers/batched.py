@@ -118,7 +118,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         if solver.loss == "cc" and not g.signed:
             raise ValueError("loss='cc' needs the signed correlation-clustering graph "
                              f"(graph kind 'cc', Eq. 7); got kind {g.kind!r}.")
-        c.timings_, c.loss_history_ = {}, []
+        c.timings_, c.loss_history_, c.n_warm_iter_ = {}, [], 0
     dev = torch.device(solver.device)
     graphs = [g.to(dev) for g in graphs]
     X = [f.reshape(g.num_nodes, -1).float().to(dev) for g, f in zip(graphs, features)]
@@ -154,16 +154,16 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     n_warm = solver.warm_steps if warm else 0
     targets: list[torch.Tensor | None] = [None] * B
 
-    def batch_losses(logits: torch.Tensor, t: int, lens: list[int],
+    def batch_losses(logits: torch.Tensor, ts: list[int], lens: list[int],
                      tgt: list[torch.Tensor | None]) -> torch.Tensor:
-        """``(B,)`` per-image losses of ``logits: (B, N, K)`` at step ``t`` (image ``b``'s
-        first ``lens[b]`` rows; ``tgt``: the warm targets of those rows)."""
-        if stacked and t >= n_warm:
+        """``(B,)`` per-image losses of ``logits: (B, N, K)``, image ``b`` at its step
+        ``ts[b]`` (its first ``lens[b]`` rows; ``tgt``: the warm targets of those rows)."""
+        if stacked and min(ts) >= n_warm and len(set(ts)) == 1:
             S = torch.softmax(logits, dim=-1)
-            progress = (t - n_warm) / max(solver._cut_steps(), 1)
+            progress = (ts[0] - n_warm) / max(solver._cut_steps(), 1)
             return torch.func.vmap(
                 lambda s, w, d: solver._loss(s, w, d, progress, not warm))(S, Wb, db)
-        return torch.stack([solver._train_loss(logits[b, :lens[b]], Wl[b], dl[b], t,
+        return torch.stack([solver._train_loss(logits[b, :lens[b]], Wl[b], dl[b], ts[b],
                                                tgt[b]) for b in range(B)])
 
     head = solver.make_head(D)
@@ -189,11 +189,14 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         opt = torch.optim.AdamW(list(params.values()), lr=solver.lr,
                                 weight_decay=solver.weight_decay,
                                 fused=dev.type in ("cpu", "cuda"))
-        for t in range(steps):
+        # each image's own step, as GNNSolver.fit counts it: its cross-entropy phase may end
+        # early (warm_fit), so images of one batch can be in different phases
+        ts = [0] * B
+        for _ in range(steps):
             # each image's own stream, in the per-image solve's order: its cross-entropy
             # mini-batch, then its dropout mask
             rows = [solver._batch_rows(n, dev, g) if t < n_warm else None
-                    for n, g in zip(sizes, gens)]
+                    for n, g, t in zip(sizes, gens, ts)]
             if any(r is not None for r in rows):
                 lens = [n if r is None else r.numel() for n, r in zip(sizes, rows)]
                 A = torch.zeros(B, max(lens), D, device=dev)
@@ -208,17 +211,21 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
                     keep[b, :lens[b]] = dropout_keep((lens[b], H2), p_drop, dev, gens[b])
             else:
                 keep = None
-            losses = batch_losses(batched_head_logits(params, A, keep, p_drop), t, lens,
-                                  tgt)  # (B,)
+            logits = batched_head_logits(params, A, keep, p_drop)
+            losses = batch_losses(logits, ts, lens, tgt)  # (B,)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
             values = losses.detach().cpu().tolist()  # one device sync per step
             for b, c in enumerate(clones):
+                t = ts[b]
+                ts[b] = solver._next_step(t, n_warm, logits[b, :lens[b]], tgt[b])
                 if final[b] is not None:
                     continue
                 c.loss_history_.append(values[b])
-                if solver._converged(c.loss_history_, warm):
+                c.n_warm_iter_ += t < n_warm
+                if ts[b] >= steps or solver._converged(c.loss_history_, warm,
+                                                       c.n_warm_iter_):
                     final[b] = {k: v[b].detach().clone() for k, v in params.items()}
             if all(f is not None for f in final):
                 break

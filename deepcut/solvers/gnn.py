@@ -18,7 +18,8 @@ The default starts from a **warm start**: a seeded partition from a classic solv
 :class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first
 takes the id the seeded head prefers for it (Hungarian matching on the head's mean
 log-probabilities over the cluster), so the shared init still names the clusters and ids stay
-comparable across images. The head is fitted to it for ``warm_steps = 10`` cross-entropy steps,
+comparable across images. The head is fitted to it for at most ``warm_steps = 10`` cross-entropy
+steps (fewer once its argmax agrees with the partition on 98% of a step's rows, ``warm_fit``),
 each on a seeded random quarter of the nodes (``warm_batch``: the same NCut on the yardstick's
 graphs and the same BSDS K = 6 regions, NMI/ARI 53.7/43.8 against 53.7/43.6 on every node, for a
 quarter of the head's work in those steps), then trained on the true K-way relaxation
@@ -126,6 +127,15 @@ class GNNSolver(BaseSolver):
             its own warm start).
         warm_steps: cross-entropy steps towards the warm partition (before the ``steps``);
             0 turns the warm start off (the form configs use: their None values are dropped).
+        warm_fit: the cross-entropy phase ends after the first step whose logits (before its
+            update) agree with the warm partition on at least this share of the step's rows
+            (1 = run all ``warm_steps``). On 40 dense SOD + BSDS graphs the head's argmax
+            agreed with the warm partition on 96% / 98% / 99% of the rows after 1 / 2 / 4 steps
+            at K = 2 (median), and on 93% / 70% / 49% after 9 steps at K = 4 / 8 / 16, so 0.98
+            ends K = 2 after a few steps and rarely changes larger K: the solve there took
+            4.3x Falcon's time instead of 5.2x, with the same median NCut, and the head's
+            rounded argmax beat the rounded warm partition on 25% of the graphs (20% with
+            all 10 steps).
         warm_batch: fraction of the nodes in each cross-entropy step's mini-batch (a seeded
             random subset; 1 = every node). The head fits the warm partition from a quarter
             of the nodes per step as well (same NCut) in a quarter of the head's work, which
@@ -167,6 +177,7 @@ class GNNSolver(BaseSolver):
         "warm_start": [Options({"auto", "spectral", "falcon"}), None],
         "warm_steps": [Interval(Integral, 0, None, closed="left")],
         "warm_batch": [Interval(Real, 0, 1, closed="right")],
+        "warm_fit": [Interval(Real, 0, 1, closed="right")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "ortho_weight": [Interval(Real, 0, None, closed="left")],
@@ -187,7 +198,7 @@ class GNNSolver(BaseSolver):
     def __init__(self, n_clusters: int = 2, *, loss: str = "soft_ncut", steps: int | None = None,
                  lr: float = 0.03, balance_weight: float = 0.3, polish: bool = True,
                  n_init: int | None = None, warm_start: str | None = "auto", warm_steps: int = 10,
-                 warm_batch: float = 0.25,
+                 warm_batch: float = 0.25, warm_fit: float = 0.98,
                  tol: float = 1e-4, weight_decay: float = 0.01,
                  ortho_weight: float = 1.0,
                  hidden: int = 64, mlp_hidden: int = 32, dropout: float = 0.25,
@@ -204,6 +215,7 @@ class GNNSolver(BaseSolver):
         self.warm_start = warm_start
         self.warm_steps = warm_steps
         self.warm_batch = warm_batch
+        self.warm_fit = warm_fit
         self.tol = tol
         self.weight_decay = weight_decay
         self.ortho_weight = ortho_weight
@@ -321,6 +333,7 @@ class GNNSolver(BaseSolver):
                              "(graph kind 'cc', Eq. 7); got kind %r." % graph.kind)
         self.timings_ = {}
         self.loss_history_ = []
+        self.n_warm_iter_ = 0
         head = self.make_head(X.shape[1])
         warm = self._uses_warm_start()
         n_train = self._cut_steps() + (self.warm_steps if warm else 0)
@@ -355,17 +368,21 @@ class GNNSolver(BaseSolver):
                                         fused=X.device.type in ("cpu", "cuda"))
                 head.train()
                 n_warm = self.warm_steps if target is not None else 0
-                for t in range(n_train):
+                t = 0  # the step as _train_loss counts it: t < n_warm cross-entropy, then cut
+                while t < n_train:
                     rows = self._batch_rows(AX.shape[0], AX.device) if t < n_warm else None
-                    if rows is None:
-                        loss = self._train_loss(head(AX), Wl, dl, t, target)
-                    else:  # a cross-entropy step on a mini-batch of nodes
-                        loss = self._train_loss(head(AX[rows]), Wl, dl, t, target[rows])
+                    tgt = target if rows is None else target[rows]
+                    logits = head(AX if rows is None else AX[rows])  # rows: a mini-batch
+                    loss = self._train_loss(logits, Wl, dl, t, tgt)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     self.loss_history_.append(float(loss.detach()))
-                    if self._converged(self.loss_history_, target is not None):
+                    if t < n_warm:
+                        self.n_warm_iter_ += 1
+                    t = self._next_step(t, n_warm, logits, tgt)
+                    if self._converged(self.loss_history_, target is not None,
+                                       self.n_warm_iter_):
                         break
         with self._timer("predict"), torch.no_grad():
             head.eval()
@@ -384,10 +401,22 @@ class GNNSolver(BaseSolver):
         """The common yardstick plus ``warm_start``: the warm start that ran (None: none)."""
         return {**super().summary(), "warm_start": self.warm_start_}
 
-    def _converged(self, history: list[float], warm: bool) -> bool:
+    def _next_step(self, t: int, n_warm: int, logits: torch.Tensor,
+                   target: torch.Tensor | None) -> int:
+        """The step after step ``t``: ``t + 1``, or the first cut-loss step ``n_warm`` once a
+        cross-entropy step's ``logits: (m, K)`` (before its update) already agreed with the
+        warm partition ``target: (m,)`` on at least ``warm_fit`` of its rows."""
+        if t < n_warm and self.warm_fit < 1:
+            agree = float((logits.detach().argmax(-1) == target).float().mean())
+            if agree >= self.warm_fit:
+                return n_warm
+        return t + 1
+
+    def _converged(self, history: list[float], warm: bool, n_warm_run: int = 0) -> bool:
         """Early stop after the last step of ``history`` (``tol``): only among cut-loss steps
-        and once no balance term moves the loss."""
-        n_cut = len(history) - (self.warm_steps if warm else 0)
+        (``n_warm_run`` cross-entropy steps came first) and once no balance term moves the
+        loss."""
+        n_cut = len(history) - (n_warm_run if warm else 0)
         if not self.tol or n_cut < 2 or (self.balance_weight and not warm):
             return False
         return abs(history[-1] - history[-2]) <= self.tol * max(abs(history[-2]), 1e-12)
