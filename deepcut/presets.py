@@ -1,7 +1,8 @@
 """Named presets: sets of :class:`~deepcut.config.SegmenterConfig` values, nothing more.
 
-* ``default``: our own settings (the dataclass defaults): the GNN trained to convergence on
-  the K-way NCut relaxation with a balance term, its argmax rounded to a local NCut optimum
+* ``default``: our own settings (the dataclass defaults): the GNN warm-started from a seeded
+  partition (Falcon's on a dense graph, spectral's on a sparse one), trained on the K-way NCut
+  relaxation, its argmax and the warm partition rounded to a local NCut optimum
   (:mod:`deepcut.solvers.gnn`).
 * ``paper``: DeepCut's exact feature extraction (DINO ViT-S/8 keys, 280 x 280 LANCZOS squash,
   DINO's position-embedding interpolation, interleaved channels, the student network of a full
