@@ -207,6 +207,37 @@ def test_image_edges_on_a_line_and_bad_maps():
         local_graph(torch.zeros(4, 6, 2), contour=-1.0, edges=E)
 
 
+def test_classic_features_and_edges_share_one_lab_conversion():
+    """``ClassicBackbone.extract_with_extra`` (one ``rgb_to_lab`` for the features and the edge
+    map, the path of ``backbone(image)`` and of batched folder runs) gives exactly what
+    ``extract`` and ``feature_extra`` give separately, per image of a batch; a given ``lab``
+    is the crop of the whole image's Lab (the grid does not cover the last 5 pixels here)."""
+    import deepcut.backbones.classic as classic
+    from deepcut.graphs.local import image_edges
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 45, 69, generator=gen)
+    bb = classic.ClassicBackbone(size=45, max_size=69)
+    calls = []
+    real = classic.rgb_to_lab
+    try:
+        classic.rgb_to_lab = lambda t: calls.append(t.shape) or real(t)
+        feats, cls, extras = bb.extract_with_extra(x)
+    finally:
+        classic.rgb_to_lab = real
+    assert len(calls) == 1 and cls is None and len(extras) == 2
+    ref, _ = bb.extract(x)
+    assert torch.equal(feats, ref)
+    for b in range(2):
+        alone = bb.feature_extra(x[b:b + 1], tuple(ref.shape[1:3]))["edges"]
+        assert torch.equal(extras[b]["edges"], alone)
+    E = image_edges(x[0], (5, 8), 8, 8, lab=real(x[:1])[0])
+    assert torch.equal(E, image_edges(x[0], (5, 8), 8, 8))
+    pf = bb(torch.rand(3, 45, 69, generator=gen))  # forward takes the shared path
+    h, w = pf.features.shape[:2]
+    assert set(pf.extra) == {"edges"} and pf.extra["edges"].shape == (3 * h, 3 * w)
+
+
 def test_thin_dark_line_splits_same_colour_regions_only_with_the_cue():
     """Two regions of the same textured grey, apart by a thin dark line off the middle: with the
     contour cue the 2-way cut follows the line; without it, the cut is elsewhere."""

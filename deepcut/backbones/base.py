@@ -139,11 +139,21 @@ class Backbone(torch.nn.Module):
         return {}
 
     @torch.no_grad()
+    def extract_with_extra(self, x: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor | None, list[dict[str, Any]]]:
+        """:meth:`extract` of a batch ``x: (B, 3, H_in, W_in)`` (on the backbone's device) and
+        each image's :meth:`feature_extra`: ``(features, cls, extras)``. A backbone whose two
+        steps share work overrides it (``classic``: both need the image in Lab)."""
+        dev = next((p.device for p in self.parameters()), torch.device("cpu"))
+        feats, cls = self.extract(x.to(dev))
+        grid = (int(feats.shape[1]), int(feats.shape[2]))
+        return feats, cls, [self.feature_extra(x[b:b + 1], grid) for b in range(x.shape[0])]
+
+    @torch.no_grad()
     def forward(self, image: ImageLike) -> PatchFeatures:
         image = as_rgb_image(image)
         x = self.preprocess(image)
-        dev = next((p.device for p in self.parameters()), torch.device("cpu"))
-        feats, cls = self.extract(x.to(dev))
+        feats, cls, extras = self.extract_with_extra(x)
         return PatchFeatures(
             features=feats[0].float().cpu(),
             cls=None if cls is None else cls[0].float().cpu(),
@@ -153,5 +163,5 @@ class Backbone(torch.nn.Module):
             stride=self.stride,
             backbone=self.name,
             weights_id=self.weights_id,
-            extra=self.feature_extra(x, (int(feats.shape[1]), int(feats.shape[2]))),
+            extra=extras[0],
         )

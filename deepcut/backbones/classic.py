@@ -301,6 +301,23 @@ class ClassicBackbone(Backbone):
         return {"edges": image_edges(x[0].cpu(), grid, self.patch_size, self.stride)}
 
     @torch.no_grad()
+    def extract_with_extra(self, x: torch.Tensor
+                           ) -> tuple[torch.Tensor, None, list[dict[str, Any]]]:
+        """:meth:`extract` and each image's edge map (:meth:`feature_extra`) from one Lab
+        conversion of ``x: (B, 3, H_in, W_in)``: the same values as the two calls, for one
+        ``rgb_to_lab`` instead of two (about 10 ms of a 280 x 416 image on one CPU thread)."""
+        from deepcut.graphs.local import image_edges
+
+        dev = next((p.device for p in self.parameters()), torch.device("cpu"))
+        x = x.to(dev)
+        lab = rgb_to_lab(x)
+        feats, cls = self._extract(x, lab)
+        grid = (int(feats.shape[1]), int(feats.shape[2]))
+        xc, labc = x.cpu(), lab.cpu()
+        return feats, cls, [{"edges": image_edges(xc[b], grid, self.patch_size, self.stride,
+                                                  lab=labc[b])} for b in range(x.shape[0])]
+
+    @torch.no_grad()
     def extract(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Patch statistics.
 
@@ -310,11 +327,15 @@ class ClassicBackbone(Backbone):
         Returns:
             ``features: (B, h, w, D)`` and ``None`` (no CLS token); D = 35 by default.
         """
+        return self._extract(x, rgb_to_lab(x))
+
+    def _extract(self, x: torch.Tensor, lab: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """:meth:`extract` given ``lab = rgb_to_lab(x)``."""
         B, _, H_in, W_in = x.shape
         p, s = self.patch_size, self.stride
         h, w = grid_size_for((H_in, W_in), p, s)
         # Scale Lab to about [0, 1] like RGB; standardisation makes this cosmetic.
-        lab = rgb_to_lab(x) / torch.tensor([100.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)
+        lab = lab / torch.tensor([100.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)
         groups = [F.avg_pool2d(torch.cat((x, lab), 1), p, s)]  # colour: (B, 6, h, w)
         spreads = []
         pooled = _context_pools(torch.cat((lab, lab * lab), 1), p, s, self.colour_scales)

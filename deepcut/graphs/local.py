@@ -200,6 +200,7 @@ def image_edges(
     cells: int = 3,
     smooth: float = 1.0,
     quantile: float | None = 0.9,
+    lab: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Edge map ``E`` of an image on the patch grid, ``cells`` cells per patch side.
 
@@ -217,6 +218,8 @@ def image_edges(
         cells: cells per patch side (1 = one value per patch).
         smooth: Gaussian sigma in pixels (0 = none).
         quantile: divide by this quantile of ``E`` (None = keep Lab units per pixel).
+        lab: ``rgb_to_lab`` of ``rgb`` (same shape) when the caller has it already (the
+            classic backbone's features need it too); computed here otherwise.
 
     Returns:
         ``(cells h, cells w)`` float32.
@@ -226,7 +229,10 @@ def image_edges(
     x = rgb.reshape(1, 3, *rgb.shape[-2:]).float()
     h, w = grid
     Hc, Wc = (h - 1) * stride + patch, (w - 1) * stride + patch
-    lab = rgb_to_lab(x[..., :Hc, :Wc])
+    if lab is None:
+        lab = rgb_to_lab(x[..., :Hc, :Wc])
+    else:  # a pixelwise conversion: the crop of the whole image's Lab
+        lab = lab.reshape(1, 3, *lab.shape[-2:]).float()[..., :Hc, :Wc]
     if smooth > 0:
         rad = max(1, math.ceil(3 * smooth))
         k = torch.exp(-torch.arange(-rad, rad + 1, dtype=lab.dtype) ** 2 / (2 * smooth**2))

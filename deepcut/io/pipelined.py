@@ -201,9 +201,8 @@ def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, floa
 
     t0 = time.perf_counter()
     x = torch.cat(list(xs), 0)
-    dev = next((p.device for p in backbone.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        feats, cls = backbone.extract(x.to(dev))
+        feats, cls, extras = backbone.extract_with_extra(x)
     feats = feats.float().cpu()
     cls = None if cls is None else cls.float().cpu()
     out = [PatchFeatures(features=feats[b].clone() if len(xs) > 1 else feats[b],
@@ -212,7 +211,7 @@ def batch_features(backbone, images: Sequence, xs: Sequence) -> tuple[list, floa
                          image_size=(im.height, im.width), patch_size=backbone.patch_size,
                          stride=backbone.stride, backbone=backbone.name,
                          weights_id=backbone.weights_id,
-                         extra=backbone.feature_extra(x[b:b + 1], tuple(feats.shape[1:3])))
+                         extra=extras[b])
            for b, im in enumerate(images)]
     return out, time.perf_counter() - t0
 
