@@ -138,14 +138,17 @@ class Backbone(torch.nn.Module):
         ``(h, w)`` grid (none by default; ``classic`` adds the image's edge map)."""
         return {}
 
+    def input_device(self) -> torch.device:
+        """Where :meth:`extract` wants its input: the device of the weights (CPU without any)."""
+        return next((p.device for p in self.parameters()), torch.device("cpu"))
+
     @torch.no_grad()
     def extract_with_extra(self, x: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor | None, list[dict[str, Any]]]:
         """:meth:`extract` of a batch ``x: (B, 3, H_in, W_in)`` (on the backbone's device) and
         each image's :meth:`feature_extra`: ``(features, cls, extras)``. A backbone whose two
         steps share work overrides it (``classic``: both need the image in Lab)."""
-        dev = next((p.device for p in self.parameters()), torch.device("cpu"))
-        feats, cls = self.extract(x.to(dev))
+        feats, cls = self.extract(x.to(self.input_device()))
         grid = (int(feats.shape[1]), int(feats.shape[2]))
         return feats, cls, [self.feature_extra(x[b:b + 1], grid) for b in range(x.shape[0])]
 
