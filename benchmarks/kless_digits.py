@@ -10,24 +10,26 @@ Two data sets, each sample one node of the graph:
   images of 5 Fashion-Product classes). A sample is the image's 64 pixel values.
 
 Methods (``k_max=10``, features centred on the draw's mean, cosine similarity; the library's
-spectral default then projects them on the principal components holding 70% of the variance
-and clusters once per whitening power 0, 1/2, 1, K the most frequent:
-:func:`deepcut.cluster.pca_whiten`, :func:`deepcut.cluster.consensus_k`; CC does so only in its
-"PCA 0.7 consensus" row (an option, not its default), and the spectral "no PCA (previous
-default)" row, the eigengap rule and the paper's rows skip that step):
+defaults then project them on the principal components holding 70% of the variance and
+cluster once per whitening power 0, 1/2, 1, K the most frequent:
+:func:`deepcut.cluster.pca_whiten`, :func:`deepcut.cluster.consensus_k`; the "previous
+default" rows, the threshold graph's, the eigengap rule's and the paper's skip that step):
 
 * CC (DeepCut): :class:`deepcut.cluster.KLessClustering`, GNN + correlation-clustering loss;
   once as the paper defines it (``graph="threshold", shift="max"``: ``W = S - max(S)/alpha``,
-  alpha 3, no neighbour mean, the argmax); with the library's defaults at each ``--resolution``
-  (default 1): the modularity matrix of the NCut graph, ``W = A - gamma d d^T / m``
-  (:func:`deepcut.cluster.modularity_graph`: CC maximises the modularity), each sample replaced
-  by the mean of its 10 most similar samples (:func:`deepcut.cluster.neighbour_mean`), the head's
-  labels rounded to a local optimum of the discrete CC objective
-  (:func:`deepcut.solvers.cc_rounding.cc_round`); and on the threshold graph at each ``--alpha``
-  (default 10, the previous default): ``t = mu + (mean S_ii - mu)/alpha``
-  (:func:`deepcut.graphs.affinity.cc_threshold`). ``--ablation`` adds the modularity graph
-  without the rounding / without the neighbour mean, the release before's defaults (alpha 6, no
-  neighbour mean, argmax) and alpha 10 without the neighbour mean and/or the rounding;
+  alpha 3, no neighbour mean, 100 steps from the seeded init, the argmax); with the library's
+  defaults at each ``--resolution`` (default 0.9): the modularity matrix of the NCut graph,
+  ``W = A - gamma d d^T / m`` (:func:`deepcut.cluster.modularity_graph`: CC maximises the
+  modularity), each sample replaced by the mean of its 5 most similar samples
+  (:func:`deepcut.cluster.neighbour_mean`), the head warm-started from the spectral rule's
+  partition (below) and trained 20 steps, its labels rounded to a local optimum of the discrete
+  CC objective (:func:`deepcut.solvers.cc_rounding.cc_round`), the rounded warm partition one
+  more candidate; the previous default (no PCA, resolution 1, neighbour mean of 10, 100 steps
+  from the seeded init); and on the threshold graph at each ``--alpha`` (default 10):
+  ``t = mu + (mean S_ii - mu)/alpha`` (:func:`deepcut.graphs.affinity.cc_threshold`; no PCA, no
+  warm start). ``--ablation`` adds the modularity graph without the rounding / without the
+  neighbour mean / one whitening power, and the release before's defaults (alpha 6, no
+  neighbour mean, argmax);
 * spectral: :class:`deepcut.cluster.EigengapClustering` (neighbour mean of 5, NCut graph,
   k-means on the first K eigenvectors of the normalised Laplacian), K in [2, 10] by the
   modularity of each K's labels (the default) and by the largest eigengap (the paper's spectral
@@ -131,7 +133,8 @@ def cc(F: np.ndarray, alpha: float | None, shift: str, seed: int, args, **kw) ->
             kw.update(graph="threshold", alpha=alpha, shift=shift)
         if args.n_init is not None:
             kw.setdefault("n_init", args.n_init)
-        return KLessClustering(10, steps=args.steps, lr=args.lr, seed=seed, **kw).fit_predict(F)
+        kw = {**({} if args.steps is None else {"steps": args.steps}), **kw}
+        return KLessClustering(10, lr=args.lr, seed=seed, **kw).fit_predict(F)
 
 
 def eig(F: np.ndarray, seed: int, args, **kw) -> np.ndarray:
@@ -142,15 +145,18 @@ def eig(F: np.ndarray, seed: int, args, **kw) -> np.ndarray:
 def run_methods(F: np.ndarray, seed: int, args) -> dict[str, tuple[np.ndarray, float]]:
     """``{method: (labels, seconds)}`` for one draw."""
     runs = {"cc, paper graph (max/alpha), alpha=3":
-            lambda: cc(F, 3.0, "max", seed, args, smooth=0, rounding=False, pca=None)}
+            lambda: cc(F, 3.0, "max", seed, args, smooth=0, rounding=False, pca=None,
+                       warm_start=None, steps=100)}
     for r in args.resolution:
-        runs[f"cc, modularity graph, resolution={r:g}"] = (
+        runs[f"cc, modularity graph, spectral warm start, resolution={r:g}"] = (
             lambda r=r: cc(F, None, "", seed, args, resolution=r))
-    runs["cc, modularity graph, PCA 0.7 consensus, n_init=2 (option)"] = (
-        lambda: cc(F, None, "", seed, args, pca=0.7, n_init=2))
+    runs["cc, modularity graph, no warm start (previous default)"] = (
+        lambda: cc(F, None, "", seed, args, warm_start=None, resolution=1.0, pca=None,
+                   smooth=10, steps=100))
     for a in args.alpha:
         runs[f"cc, threshold graph, alpha={a:g}"] = (
-            lambda a=a: cc(F, a, "mean", seed, args, pca=None))
+            lambda a=a: cc(F, a, "mean", seed, args, pca=None, warm_start=None, smooth=10,
+                           steps=100))
     if args.ablation:  # without the neighbour mean / the CC rounding; the last release's defaults
         runs["cc, modularity graph, no rounding"] = (
             lambda: cc(F, None, "", seed, args, rounding=False))
@@ -159,7 +165,8 @@ def run_methods(F: np.ndarray, seed: int, args) -> dict[str, tuple[np.ndarray, f
             runs[f"cc, modularity graph, PCA whiten={w:g} only"] = (
                 lambda w=w: cc(F, None, "", seed, args, pca=0.7, whiten=w))
         runs["cc, alpha=6, raw, no rounding (release before)"] = lambda: cc(
-            F, 6.0, "mean", seed, args, smooth=0, rounding=False, pca=None)
+            F, 6.0, "mean", seed, args, smooth=0, rounding=False, pca=None, warm_start=None,
+            steps=100)
     runs["eigengap spectral, K by modularity"] = lambda: eig(F, seed, args)
     runs["eigengap spectral, K by modularity, no PCA (previous default)"] = (
         lambda: eig(F, seed, args, pca=None))
@@ -308,7 +315,8 @@ def main() -> None:
                     help="neighbour-mean size of both estimators (default: each one's own)")
     ap.add_argument("--ablation", action="store_true",
                     help="add rows without the neighbour mean and without the CC rounding")
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="CC optimiser steps (default: the library's, 20 after a warm start)")
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--n-init", type=int, default=None,
                     help="CC restarts (default: the library's)")

@@ -25,7 +25,12 @@ labels, fitted attributes end in ``_``), both on a graph whose nodes are the sam
   :func:`deepcut.solvers.cc_rounding.cc_round` (node moves, merges and spectral splits, each
   accepted only when the discrete CC objective drops; the CC analogue of the GNN's NCut
   rounding). ``n_init > 1`` restarts from different seeds and keeps the lowest objective (the
-  paper uses one run, ``n_init=1``).
+  paper uses one run, ``n_init=1``). ``warm_start="spectral"`` (default) first fits the head to
+  :class:`EigengapClustering`'s partition of the same samples, as the NCut GNN starts from a
+  classic solver's partition, and that partition rounded is one more candidate: from the seeded
+  init alone the head's local optimum set K by chance on 5 digit classes (K exact 48-62% of the
+  tuning draws); the CC graph's resolution (0.9) lies a little below the warm start's rule (1),
+  so CC's merges undo that rule's over-splits.
 * :class:`EigengapClustering` -- the spectral baseline of Table 5: NCut graph (Eq. 6) on the
   samples, its normalised-Laplacian embedding, k-means on the first K eigenvectors
   (:class:`~deepcut.solvers.SpectralNCut`), K in ``[2, k_max]`` chosen by ``k_rule``: the
@@ -50,14 +55,15 @@ classes; the plain projection does the opposite. On the tuning draws (40 per cla
 exact at 3/4/5 digit classes, spectral: no PCA .85/.78/.53, power 1/2 alone .72/.90/.78, the
 consensus .80/.85/.78 (evaluation draws: 80/80/50% -> 70/85/75%); CC (``n_init=2``): no PCA
 .83/.85/.48, the consensus .75/.78/.75 (evaluation: 75/90/50% at ``n_init=1`` -> 65/85/65%);
-planted groups 100% for every setting. Default: on for :class:`EigengapClustering`
-(``pca=0.7``), off for :class:`KLessClustering` (``pca=None``: its 3-class rate fell below
-70% on the evaluation draws).
+planted groups 100% for every setting. Default: on for both (``pca=0.7``; the CC estimator
+shares the spectral one's views, its warm start's; without a warm start CC's 3-class rate fell
+below 70% on the evaluation draws with PCA, so it was off then).
 
 Neighbour mean: ``smooth=k`` replaces each centred sample by the mean of its ``k`` most
 cosine-similar samples (itself included; :func:`neighbour_mean`) before the graph is built
-(default 10 for :class:`KLessClustering`, 5 for :class:`EigengapClustering`: the best on the
-tuning draws of ``benchmarks/kless_digits.py --tune`` for each), at most
+(default 5 for both: the best for :class:`EigengapClustering` on the tuning draws of
+``benchmarks/kless_digits.py --tune``; the CC estimator shares its views; without a warm start
+10 was CC's best), at most
 ``n_samples // k_max`` (the mean group size at ``k_max`` groups), so small data sets are not
 averaged across groups. It is the averaging a GCN layer does, on a kNN graph of the samples: the
 similarity of two noisy samples scatters around their groups', and CC cuts off as a cluster of
@@ -68,8 +74,8 @@ samples are blurred into their neighbours; ``smooth=0`` uses the samples as give
 
 Similarity: ``metric="cosine"`` by default. (DeepCut clusters raw DINO CLS tokens with the dot
 product; the cosine makes ``max S = 1`` and the threshold independent of the feature scale.
-``graph="threshold", metric="dot", shift="max", center=False, smooth=0, rounding=False, alpha=3``
-reproduces the paper.)
+``graph="threshold", metric="dot", shift="max", center=False, smooth=0, rounding=False, alpha=3,
+warm_start=None, steps=100`` reproduces the paper.)
 
 Example:
     >>> import numpy as np
@@ -259,9 +265,15 @@ class KLessClustering(_ClusteringMixin):
             (6 per K) K exact with rounding: digits 3/4/5 classes .83/1.00/.67 (modularity,
             smooth 10) vs .83/.67/.17 (threshold, alpha 10); planted 3-6 groups 1.00 for both.
         resolution: modularity resolution ``gamma > 0`` (``graph="modularity"``): higher, more
-            clusters. Default 1 (Newman-Girvan's modularity), also the best on 20 tuning draws
-            per class count (digits K exact over 3-5 classes: 1.0: 77%, 1.1: 72%, 1.2: 75%,
-            1.3: 68%; higher resolutions split 3 classes and help 5 only a little).
+            clusters. Default 0.9, a little below the spectral warm start's rule (Newman-Girvan,
+            1): CC's merges then undo that rule's over-splits of 3 digit classes. With the other
+            defaults, on 40 tuning draws per class count, K exact at 3/4/5 digit classes: 0.8
+            .82/.88/.62, 0.9 .85/.85/.72, 0.95 .78/.85/.75, 1.0 .72/.88/.75, 1.1 .68/.90/.80
+            (the same rule at 0.9 for the warm start too: .85/.82/.60). Without a warm start
+            1.0 was the best (20 tuning draws, smooth 10, no PCA: 1.0 77% over 3-5 classes,
+            1.1 72%, 1.2 75%, 1.3 68%). Below 1 one cluster has modularity ``1 - gamma > 0``:
+            on samples whose similarities are all alike (uncentred non-negative features,
+            ``center=False``) it wins, with a warning; ``resolution=1`` finds the groups there.
         alpha: CC k-sensitivity (Eq. 7), ``>= 1`` (``graph="threshold"``; another value with
             the modularity graph is refused at fit, as is ``shift``). Default 10, chosen on
             tuning draws (``benchmarks/kless_digits.py --tune``) with the other defaults:
@@ -277,25 +289,35 @@ class KLessClustering(_ClusteringMixin):
         center: subtract the mean sample first (default; see the module docstring).
             ``False`` uses the features as given: no PCA either.
         pca: fraction ``(0, 1]`` of the variance kept by a PCA of the centred samples
-            (default ``None``: no PCA; module docstring). ``pca=0.7, n_init=2`` (with the
-            default ``whiten``) was the best CC setting on the tuning draws, K exact at 3/4/5
-            digit classes .75/.78/.75 (no PCA .83/.85/.48), but on the evaluation draws
-            65/85/65% (no PCA 75/90/50%): it lowers 3 classes below 70%, so it is not the
-            default.
+            (default 0.7, as :class:`EigengapClustering`, whose views the warm start shares;
+            ``None``: no PCA; module docstring). Without a warm start, ``pca=0.7, n_init=2``
+            was the best CC setting on the tuning draws (K exact at 3/4/5 digit classes
+            .75/.78/.75, no PCA .83/.85/.48) but gave 65/85/65% on the evaluation draws (no
+            PCA 75/90/50%).
         whiten: power of the whitening of the PCA components (0 projection, 1 whitening), or a
             tuple of powers: one fit each, K by :func:`consensus_k` (default ``(0, 0.5, 1)``).
-        smooth: neighbour-mean size (default 10; ``0`` or ``1``: off; module docstring). On the
-            digits tuning draws K exact 39% at 5, 56% at 10 (alpha 10); planted 100% at both.
+        smooth: neighbour-mean size (default 5, as :class:`EigengapClustering`; ``0`` or
+            ``1``: off; module docstring). Without a warm start, on the digits tuning draws K
+            exact 39% at 5, 56% at 10 (alpha 10); planted 100% at both.
+        warm_start: ``"spectral"`` (default): the head is first fitted (cross-entropy,
+            :class:`~deepcut.solvers.GNNSolver`'s warm start) to the partition that
+            :class:`EigengapClustering`'s modularity rule finds on the same prepared samples,
+            then trained with the CC loss; that partition, rounded, is one more candidate, so
+            the result's CC objective is never above it. CC keeps the warm start's K on most
+            draws (fitted ``warm_k_``) and changes it where its objective says so. Why: from the
+            seeded init the head's local optima of the NP-hard CC objective set K by chance
+            (5 digit classes: K exact 48-62% on the tuning draws); warm-started, 72-85% at
+            3/4/5 classes (resolution 0.9). ``None``: the seeded init alone (the paper).
         rounding: round the head's labels to a local optimum of the discrete CC objective
             (default; :func:`~deepcut.solvers.cc_rounding.cc_round`). ``False``: the argmax, as
             the paper.
-        steps: optimiser steps.
+        steps: optimiser steps of the CC loss (None: 20 after a warm start, else 100).
         lr: AdamW learning rate.
         n_init: restarts with seeds ``seed, seed+1, ...``; the lowest discrete CC objective wins
             (with ``rounding``; else the lowest final loss). Default 1 (the paper). With the
             PCA consensus, on the tuning draws K exact at 3/4/5 digit classes .78/.78/.68 with
             1, .75/.78/.75 with 2 (per whitening power).
-        seed: seed of the GNN init and dropout.
+        seed: seed of the GNN init and dropout, and of the warm start's eigensolver and k-means.
         device: torch device.
         solver_params: extra :class:`~deepcut.solvers.GNNSolver` parameters (hidden sizes ...).
 
@@ -306,6 +328,7 @@ class KLessClustering(_ClusteringMixin):
         loss_: final (relaxed) CC loss of the winning run.
         objective_: discrete CC objective of ``labels_`` on the kept view's graph
             (:func:`~deepcut.solvers.cc_rounding.cc_objective`, lower is better).
+        warm_k_: the K of the kept view's warm-start partition (None without a warm start).
         view_k_: the K found with each whitening power (``[K]`` with one power or no PCA).
         solver_: the fitted :class:`~deepcut.solvers.GNNSolver`.
     """
@@ -320,8 +343,9 @@ class KLessClustering(_ClusteringMixin):
         "center": ["boolean"],
         **_PREP_CONSTRAINTS,
         "smooth": [Interval(Integral, 0, None, closed="left")],
+        "warm_start": [Options({"spectral"}), None],
         "rounding": ["boolean"],
-        "steps": [Interval(Integral, 1, None, closed="left")],
+        "steps": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "seed": ["random_state"],
@@ -329,13 +353,14 @@ class KLessClustering(_ClusteringMixin):
         "solver_params": [dict, None],
     }
 
-    def __init__(self, k_max: int = 10, *, graph: str = "modularity", resolution: float = 1.0,
+    def __init__(self, k_max: int = 10, *, graph: str = "modularity", resolution: float = 0.9,
                  alpha: float = 10.0, metric: str = "cosine", shift: str = "mean",
-                 center: bool = True, pca: float | None = None,
-                 whiten: float | tuple[float, ...] = WHITEN_DEFAULT, smooth: int = 10,
-                 rounding: bool = True,
-                 steps: int = 100, lr: float = 1e-2, n_init: int = 1, seed: int | None = 0,
-                 device: str = "cpu", solver_params: dict | None = None) -> None:
+                 center: bool = True, pca: float | None = PCA_DEFAULT,
+                 whiten: float | tuple[float, ...] = WHITEN_DEFAULT, smooth: int = 5,
+                 warm_start: str | None = "spectral", rounding: bool = True,
+                 steps: int | None = None, lr: float = 1e-2, n_init: int = 1,
+                 seed: int | None = 0, device: str = "cpu",
+                 solver_params: dict | None = None) -> None:
         self.k_max = k_max
         self.graph = graph
         self.resolution = resolution
@@ -346,6 +371,7 @@ class KLessClustering(_ClusteringMixin):
         self.pca = pca
         self.whiten = whiten
         self.smooth = smooth
+        self.warm_start = warm_start
         self.rounding = rounding
         self.steps = steps
         self.lr = lr
@@ -370,20 +396,37 @@ class KLessClustering(_ClusteringMixin):
         graph = (modularity_graph(X, self.resolution, self.metric) if self.graph == "modularity"
                  else cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift))
         base = 0 if self.seed is None else int(self.seed)
+        warm = None
+        if self.warm_start == "spectral":  # the spectral rule's labels on this same view
+            warm = torch.from_numpy(EigengapClustering(
+                self.k_max, metric=self.metric, seed=self.seed)._fit_view(X)["labels_"])
+            # the warm partition rounded: one more candidate, so CC never ends above it
+            z_warm = cc_round(graph.W, warm, self.k_max) if self.rounding else None
+        steps = self.steps if self.steps is not None else (20 if warm is not None else 100)
         best = None
         for r in range(self.n_init):  # restarts, not a loop over samples
-            s = GNNSolver(self.k_max, loss="cc", steps=self.steps, lr=self.lr, seed=base + r,
+            s = GNNSolver(self.k_max, loss="cc", steps=steps, lr=self.lr, seed=base + r,
                           drop_empty=True, device=self.device, **(self.solver_params or {}))
-            s.fit(graph, X)
+            s.fit(graph, X, warm_labels=warm)
             z = cc_round(graph.W, s.labels_, self.k_max) if self.rounding else s.labels_
             # the winner: lowest discrete CC objective once rounded, else the paper's lowest loss
             score = cc_objective(graph.W, z) if self.rounding else s.loss_history_[-1]
             if best is None or score < best[0]:
                 best = (score, s, z)
-        _, s, z = best
+        score, s, z = best
+        if warm is not None and self.rounding and cc_objective(graph.W, z_warm) < score:
+            z = z_warm  # the head's labels win ties
+        if int(z.max()) == 0:
+            from deepcut.solvers.base import DegenerateResultWarning
+
+            warnings.warn(f"KLessClustering: one cluster found for {len(z)} samples (no split "
+                          "lowers the CC objective; resolution < 1 favours it on samples that "
+                          "all look alike, e.g. uncentred features: try resolution=1)",
+                          DegenerateResultWarning, stacklevel=3)
         return {"solver_": s, "labels_": z.numpy().astype(np.int64),
                 "n_clusters_": int(z.max()) + 1, "assignment_": s.assignment_.numpy(),
-                "loss_": float(s.loss_history_[-1]), "objective_": cc_objective(graph.W, z)}
+                "loss_": float(s.loss_history_[-1]), "objective_": cc_objective(graph.W, z),
+                "warm_k_": None if warm is None else int(warm.max()) + 1}
 
 
 class EigengapClustering(_ClusteringMixin):

@@ -87,10 +87,11 @@ def test_eigengap_clustering_k_rules():
 def test_digits_k_found_where_the_threshold_graph_and_the_eigengap_failed(seed):
     # 4 digit classes (1/2/3/7 and 0/2/3/6), 50 images each, draws outside the benchmark's
     # tuning and evaluation seeds: the threshold graph (alpha 10) finds 5 and 3 clusters, the
-    # eigengap 3 and 3 (on the centred samples, no PCA); the modularity graph and the
-    # modularity K rule find 4 (with and without the PCA consensus)
+    # eigengap 3 and 3 (on the centred samples, no PCA, no warm start); the modularity graph
+    # and the modularity K rule find 4 (with and without the PCA consensus)
     X, y = digits_draw(4, seed, per_class=50, shuffle=False)
-    assert KLessClustering(graph="threshold", pca=None, seed=0).fit(X).n_clusters_ != 4
+    assert KLessClustering(graph="threshold", pca=None, smooth=10, warm_start=None,
+                           seed=0).fit(X).n_clusters_ != 4
     assert EigengapClustering(k_rule="eigengap", pca=None, seed=0).fit(X).n_clusters_ != 4
     cc = KLessClustering(seed=0).fit(X)
     eg = EigengapClustering(seed=0).fit(X)
@@ -112,8 +113,8 @@ def test_objective_is_the_modularity_graphs():
     X = np.concatenate([np.random.default_rng(i).normal(size=(30, 8)) + 6 * np.eye(8)[i]
                         for i in range(3)])
     est = KLessClustering(pca=None, seed=0).fit(X)  # the graph of the centred samples
-    Xs = neighbour_mean(torch.from_numpy(X - X.mean(0)), 9)  # smooth 10 capped at 90 // 10
-    W = modularity_graph(Xs - Xs.mean(0)).W
+    Xs = neighbour_mean(torch.from_numpy(X - X.mean(0)), 5)  # smooth 5
+    W = modularity_graph(Xs - Xs.mean(0), resolution=0.9).W
     assert est.n_clusters_ == 3
     assert est.objective_ == pytest.approx(cc_objective(W, torch.from_numpy(est.labels_)),
                                            rel=1e-5)

@@ -88,15 +88,17 @@ def test_planted_k6_found_where_the_head_alone_merges():
     # spectral splits recover them (issue 10: K found, not merged)
     for s in (0, 2, 3):
         X, _ = planted(6, sep=4.0, seed=2000 + s)
-        est = KLessClustering(graph="threshold", pca=None, n_init=1, seed=s, rounding=False)
+        est = KLessClustering(graph="threshold", pca=None, n_init=1, seed=s, rounding=False,
+                              smooth=10, warm_start=None)
         assert est.fit(X).n_clusters_ < 6
         assert est.set_params(rounding=True).fit(X).n_clusters_ == 6
 
 
 def test_n_init_keeps_the_lowest_discrete_objective():
     X, _ = planted(4, sep=4.0, seed=5)
-    one = KLessClustering(graph="threshold", pca=None, n_init=1, seed=0).fit(X)
-    three = KLessClustering(graph="threshold", pca=None, seed=0, n_init=3).fit(X)
+    kw = {"graph": "threshold", "pca": None, "smooth": 10, "warm_start": None, "seed": 0}
+    one = KLessClustering(n_init=1, **kw).fit(X)
+    three = KLessClustering(n_init=3, **kw).fit(X)
     assert three.objective_ <= one.objective_ + 1e-9
     # objective_ is the discrete objective of labels_ on the estimator's own graph
     Xs = neighbour_mean(torch.from_numpy(X - X.mean(0)), 10)

@@ -142,13 +142,17 @@ def test_cluster_centres_raw_nonnegative_features(one_thread):
     from sklearn.metrics import adjusted_rand_score
 
     from deepcut.cluster import KLessClustering
+    from deepcut.solvers.base import DegenerateResultWarning
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)
     X = np.abs(rng.normal(size=(90, 8))) + 3 * np.eye(8)[y] + 5
     assert KLessClustering(graph="threshold", center=False, shift="max", alpha=3,
                            seed=0).fit(X).n_clusters_ == 1
-    assert KLessClustering(center=False, seed=0).fit(X).n_clusters_ == 3
+    assert KLessClustering(center=False, resolution=1.0, seed=0).fit(X).n_clusters_ == 3
+    # below resolution 1 one cluster has modularity 1 - gamma: it wins there, and says so
+    with pytest.warns(DegenerateResultWarning, match="one cluster found for 90 samples"):
+        assert KLessClustering(center=False, seed=0).fit(X).n_clusters_ == 1
     est = KLessClustering(seed=0).fit(X)
     assert est.n_clusters_ == 3
     assert adjusted_rand_score(y, est.labels_) == 1.0

@@ -7,7 +7,9 @@ correlation-clustering GNN (``--method cc``, default) or by the eigengap spectra
 (``--method eigengap``; DeepCut Table 5).
 
 Writes, atomically: ``--out`` (CSV with header ``item,label``; ``item`` is the file name or the
-row index) and a JSON beside it (``<out>.json``: method, K found, parameters, inputs). Prints
+row index) and a JSON beside it (``<out>.json``: method, K found, the K of each whitening power
+``view_k`` and of the CC warm start ``warm_k``, degenerate-result ``warnings``, parameters,
+inputs). Prints
 ``K=<n>`` on stdout. The folder of ``--out`` is checked writable before any work. A bad image is
 reported on one line that names it, and skipped.
 
@@ -21,6 +23,7 @@ import argparse
 import csv
 import io
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,7 +74,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "or threshold when --alpha or --shift is given)")
     g.add_argument("--resolution", type=float,
                    help="cc, modularity graph: resolution > 0; higher gives more clusters "
-                        "(default: 1.0)")
+                        "(default: 0.9; below 1 samples that all look alike give one cluster)")
     g.add_argument("--k-rule", choices=["modularity", "eigengap"],
                    help="eigengap: how K is chosen, the K whose labels have the highest "
                         "modularity, or the largest eigengap as the paper (default: modularity)")
@@ -87,7 +90,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "look alike: K = 1)")
     g.add_argument("--pca", type=float,
                    help="project the centred samples on the principal components that explain "
-                        "this fraction (0 < F <= 1) of the variance (default: eigengap 0.7, cc off)")
+                        "this fraction (0 < F <= 1) of the variance (default: 0.7)")
     g.add_argument("--no-pca", dest="pca", action="store_const", const="off",
                    help="no PCA: the centred samples as given")
     g.add_argument("--whiten", type=float, nargs="+", metavar="P",
@@ -97,14 +100,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "(default: 0 0.5 1)")
     g.add_argument("--smooth", type=int,
                    help="replace each sample by the mean of its N most similar samples before "
-                        "the graph; 0 = off, as the paper (default: cc 10, eigengap 5)")
+                        "the graph; 0 = off, as the paper (default: 5)")
+    g.add_argument("--no-warm-start", dest="warm_start", action="store_const", const="off",
+                   help="cc: train the GNN from its seeded init alone, as the paper; by default "
+                        "it starts from the eigengap method's partition of the same samples")
     g.add_argument("--no-rounding", dest="rounding", action="store_false", default=None,
                    help="cc: keep the GNN's argmax (the paper); by default it is rounded to a "
                         "local optimum of the discrete CC objective")
     g.add_argument("--metric", choices=["cosine", "dot"],
                    help="sample similarity; dot reproduces the paper (default: cosine)")
     g.add_argument("--steps", type=int, help="cc: GNN optimiser steps; raise it if the loss has "
-                                             "not settled (default: 100)")
+                                             "not settled (default: 20 after the warm start, "
+                                             "else 100)")
     g.add_argument("--lr", type=float, help="cc: GNN learning rate (default: 1e-2)")
     g.add_argument("--n-init", type=int, help="restarts, the best kept (default: cc 1, "
                                               "eigengap 4 k-means runs)")
@@ -140,7 +147,8 @@ def _estimator(args: argparse.Namespace):
         graph = args.graph or ("threshold" if args.alpha or args.shift else None)
         return KLessClustering(args.k_max, **common, **drop_none(
             {"graph": graph, "resolution": args.resolution, "alpha": args.alpha,
-             "shift": args.shift, "steps": args.steps, "lr": args.lr, "rounding": args.rounding}))
+             "shift": args.shift, "steps": args.steps, "lr": args.lr, "rounding": args.rounding}),
+            **({"warm_start": None} if args.warm_start == "off" else {}))
     return EigengapClustering(args.k_max, **common, **drop_none({"k_rule": args.k_rule}))
 
 
@@ -241,6 +249,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from deepcut.errors import DeepCutError
     from deepcut.io.folders import check_out_file, clean_stale_parts, output_error
     from deepcut.io.writers import atomic_path, save_json
+    from deepcut.solvers.base import DegenerateResultWarning
 
     failed: list[str] = []
     try:
@@ -254,9 +263,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         else:
             names, X, failed = _image_features(args)
         est = _estimator(args)
-        labels = est.fit_predict(X)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", DegenerateResultWarning)
+            labels = est.fit_predict(X)
     except (DeepCutError, ValueError) as e:
         return fail(str(e))
+    degenerate = []
+    for w in said:  # one line each (quiet_warnings), and the same words in the JSON
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, DegenerateResultWarning):
+            degenerate.append(str(w.message))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["item", "label"])
@@ -265,7 +281,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         with atomic_path(out) as tmp:
             tmp.write_text(buf.getvalue())
         save_json({"method": args.method, "k_found": est.n_clusters_, "k_max": args.k_max,
-                   "n_samples": len(names), "params": est.get_params(), "inputs": args.inputs,
+                   "view_k": est.view_k_, "warm_k": getattr(est, "warm_k_", None),
+                   "warnings": degenerate, "n_samples": len(names),
+                   "params": est.get_params(), "inputs": args.inputs,
                    "failed": failed, "labels_csv": out.name}, out.with_suffix(".json"))
     except OSError as e:
         return fail(str(output_error(e, out.parent)))

@@ -108,7 +108,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     clones = [type(solver)(**solver.get_params()) for _ in range(B)]
     if B == 0:
         return clones
-    warm = solver._uses_warm_start()
+    warm = clones[0]._uses_warm_start()  # a fresh clone: no fit(warm_labels=) state
     if solver._cut_steps() == 0 and not warm:  # inference: no optimisation to batch
         return [c.fit(g, f) for c, g, f in zip(clones, graphs, features)]
     for c, g, f in zip(clones, graphs, features):

@@ -124,7 +124,8 @@ class GNNSolver(BaseSolver):
             spectral's on dense graphs and never above Falcon's NCut, but on the sparse
             ``local`` graph its regions score lower (module docstring). None: from the seeded
             init alone (DeepCut). Not used for ``cc`` or with ``init_state`` (a checkpoint is
-            its own warm start).
+            its own warm start); any loss can start from a given partition instead
+            (:meth:`fit`'s ``warm_labels``, the k-less clustering's CC head).
         warm_steps: cross-entropy steps towards the warm partition (before the ``steps``);
             0 turns the warm start off (the form configs use: their None values are dropped).
         warm_fit: the cross-entropy phase ends after the first step whose logits (before its
@@ -251,14 +252,19 @@ class GNNSolver(BaseSolver):
 
     def warm_kind(self, graph: Graph) -> str | None:
         """The warm start used on ``graph``: ``warm_start``, where ``"auto"`` is Falcon's
-        partition on a dense graph and spectral's on a sparse one (None: no warm start)."""
+        partition on a dense graph and spectral's on a sparse one (``"given"``: the partition
+        passed to :meth:`fit`; None: no warm start)."""
         if not self._uses_warm_start():
             return None
+        if getattr(self, "_given_warm", None) is not None:
+            return "given"
         if self.warm_start == "auto":
             return "spectral" if graph.is_sparse else "falcon"
         return self.warm_start
 
     def _uses_warm_start(self) -> bool:
+        if getattr(self, "_given_warm", None) is not None:  # fit(warm_labels=...): any loss
+            return self.warm_steps > 0
         return (self.warm_start is not None and self.warm_steps > 0 and self.loss != "cc"
                 and self.init_state is None)
 
@@ -279,7 +285,9 @@ class GNNSolver(BaseSolver):
         with warnings.catch_warnings():  # an internal start: the GNN's own result is checked
             warnings.simplefilter("ignore", DegenerateResultWarning)
             # the rounding scores it: the solver's own NCut pass would be thrown away
-            if self.warm_kind(graph) == "falcon":
+            if self.warm_kind(graph) == "given":
+                z = self._given_warm
+            elif self.warm_kind(graph) == "falcon":
                 z = FalconCut(self.n_clusters, random_state=self.seed,
                               device=graph.W.device).partition(graph, features)
             else:
@@ -321,11 +329,23 @@ class GNNSolver(BaseSolver):
             L = L + self.balance_weight * (1.0 - progress) * balance_loss(S)
         return L
 
-    def fit(self, graph: Graph, features: torch.Tensor | None = None) -> GNNSolver:
-        """Train the head on ``graph`` with node ``features: (N, D)`` and set the fitted attributes."""
+    def fit(self, graph: Graph, features: torch.Tensor | None = None,
+            warm_labels: torch.Tensor | None = None) -> GNNSolver:
+        """Train the head on ``graph`` with node ``features: (N, D)`` and set the fitted attributes.
+
+        ``warm_labels: (N,)`` (ids ``< n_clusters``): a partition found elsewhere, the warm
+        start instead of ``warm_start``'s solver, for any loss (``cc`` included) and even with
+        ``init_state``; its ids are matched to the head's as ``warm_start``'s are."""
         self._validate(graph, self.n_clusters)
         if features is None:
             raise ValueError("GNNSolver.fit needs node features (N, D): the GCN's input.")
+        self._given_warm = None
+        if warm_labels is not None:
+            z = torch.as_tensor(warm_labels).reshape(-1).long().cpu()
+            if z.numel() != graph.num_nodes or int(z.min()) < 0 or int(z.max()) >= self.n_clusters:
+                raise ValueError(f"warm_labels: {graph.num_nodes} ids in [0, {self.n_clusters}) "
+                                 f"expected; got {z.numel()} in [{int(z.min())}, {int(z.max())}].")
+            self._given_warm = z
         X = features.reshape(graph.num_nodes, -1).float().to(self.device)
         graph = graph.to(self.device)
         if self.loss == "cc" and not graph.signed:
