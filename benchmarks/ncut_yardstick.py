@@ -9,6 +9,10 @@ the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same grap
 * ``all K``: % of images where the solver used all K clusters;
 * ``best``: % of images where the solver used all K clusters and its NCut is <= every other
   solver's that also used all K;
+* ``best, cold``: the same among the solvers that start from no other solver's partition
+  (``gnn-cold``, ``gnn-paper``, ``spectral``, ``falcon``, ``sklearn``; blank for the
+  warm-started GNNs, which start from spectral's or Falcon's partition and so are never above
+  it: beside them Falcon cannot be the best wherever the GNN improves on its partition);
 * ``<= spectral``: % of images where it used all K clusters and its NCut is <= spectral's;
 * median seconds of the solve (graph excluded) and its median ratio to falcon's on the same
   image (side by side, so machine load cancels);
@@ -50,6 +54,7 @@ from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 METHODS = ("gnn", "gnn-spectral", "gnn-falcon", "gnn-cold", "gnn-paper", "spectral", "falcon",
            "sklearn")
+WARM = ("gnn", "gnn-spectral", "gnn-falcon")  # start from another solver's partition
 
 
 def features(paths: list[Path], size: int) -> list[torch.Tensor]:
@@ -119,9 +124,9 @@ def main(argv=None) -> int:
     graphs = [build_graph(F, "ncut", metric="cosine") for F in feats]
     print(f"{len(paths)} images, N = {int(np.median([g.num_nodes for g in graphs]))} (median), "
           f"{args.threads} thread(s)\n")
-    print("| K | solver | median NCut | all K | best | <= spectral | median s | s / falcon |"
-          " raw NCut, all K (gnn) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| K | solver | median NCut | all K | best | best, cold | <= spectral | median s |"
+          " s / falcon | raw NCut, all K (gnn) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for K in args.ks:
         res: dict[str, list] = {m: [] for m in args.methods}
         for F, G in zip(feats, graphs):
@@ -134,18 +139,22 @@ def main(argv=None) -> int:
             rs = res[m]
             best = sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for mm, o in res.items()
                                     if mm != m and o[i][1]) for i, r in enumerate(rs))
+            n_cold = sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for mm, o in res.items()
+                                      if mm != m and mm not in WARM and o[i][1])
+                         for i, r in enumerate(rs))
+            cold = "" if m in WARM else f"{100 * n_cold / n:.0f}%"
             le_sp = sum(r[1] and r[0] <= res["spectral"][i][0] + 1e-6 for i, r in enumerate(rs)) \
                 if "spectral" in res else 0
             ratio = st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])) \
                 if "falcon" in res else float("nan")
             raws = [r[3] for r in rs if r[3] is not None]
             print(f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
-                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
+                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | {cold} | "
                   f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | "
                   f"{st.median(r[0] for r in raws):.4f}, "
                   f"{100 * sum(r[1] for r in raws) / len(raws):.0f}% |" if raws else
                   f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
-                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | "
+                  f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | {cold} | "
                   f"{100 * le_sp / n:.0f}% | {st.median(r[2] for r in rs):.3f} | {ratio:.1f}x | |")
         sys.stdout.flush()
     return 0
