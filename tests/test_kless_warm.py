@@ -2,7 +2,6 @@
 included), the eigengap method's partition as the CC estimator's start, CC changing K where its
 objective says so, and digits draws where the warm-started CC finds K and the previous default
 (seeded init alone) did not."""
-import numpy as np
 import pytest
 import torch
 from conftest import digits_draw
@@ -57,7 +56,7 @@ def test_warm_labels_are_checked():
 def test_kless_starts_from_the_eigengap_partition():
     # one view (no PCA): the warm partition is EigengapClustering's on the same samples (both
     # smooth 5), and the result's CC objective is never above that partition's rounded
-    X, y = digits_draw(4, 20031, per_class=40)
+    X, _ = digits_draw(4, 20031, per_class=40)
     est = KLessClustering(pca=None, seed=0).fit(X)
     eg = EigengapClustering(pca=None, seed=0).fit(X)
     assert est.warm_k_ == eg.n_clusters_

@@ -350,7 +350,7 @@ class GNNSolver(BaseSolver):
         graph = graph.to(self.device)
         if self.loss == "cc" and not graph.signed:
             raise ValueError("loss='cc' needs the signed correlation-clustering graph "
-                             "(graph kind 'cc', Eq. 7); got kind %r." % graph.kind)
+                             f"(graph kind 'cc', Eq. 7); got kind {graph.kind!r}.")
         self.timings_ = {}
         self.loss_history_ = []
         self.n_warm_iter_ = 0
