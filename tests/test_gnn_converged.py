@@ -296,6 +296,23 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
         assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw
 
 
+def test_given_warm_labels_start_an_ncut_head_and_a_checkpoint():
+    # a partition found elsewhere is the warm start (its ids matched to the head's), for the
+    # NCut loss and even with init_state; without it the next fit is the usual one
+    regions = _blocks(3)
+    F = planted_grid(*regions.shape, regions, dim=32, noise=1.0, sep=2.0, seed=1).reshape(-1, 32)
+    g = ncut_graph(F, metric="cosine")
+    truth = torch.from_numpy(regions.reshape(-1)).long()
+    s = GNNSolver(3, seed=0).fit(g, F, warm_labels=(truth + 1) % 3)
+    assert s.warm_start_ == "given" and s.n_warm_iter_ >= 1 and "warm_start" in s.timings_
+    assert adjusted_rand_score(truth, s.labels_) == 1.0
+    head = GNNSolver(3).make_head(32).state_dict()
+    c = GNNSolver(3, init_state=head, seed=0).fit(g, F, warm_labels=truth)
+    assert c.warm_start_ == "given" and adjusted_rand_score(truth, c.labels_) == 1.0
+    assert GNNSolver(3, init_state=head, seed=0, steps=0).fit(g, F).warm_start_ is None
+    assert s.fit(g, F).warm_start_ == "falcon"  # the given partition is not kept across fits
+
+
 def test_warm_start_ends_once_the_head_fits_the_warm_partition():
     """``warm_fit``: the cross-entropy phase ends after the first step whose logits (before
     its update) agree with the warm partition on that share of the rows; 1 runs every step."""
