@@ -100,7 +100,7 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
     Raises:
         ValueError: as :meth:`GNNSolver.fit` (per graph), or features of different widths.
     """
-    from deepcut.solvers.gnn import _num_threads
+    from deepcut.solvers.gnn import _agreement, _num_threads
 
     if len(graphs) != len(features):
         raise ValueError(f"fit_batched: {len(graphs)} graphs but {len(features)} feature sets.")
@@ -216,10 +216,15 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
-            values = losses.detach().cpu().tolist()  # one device sync per step
+            # the images still in their cross-entropy phase: their warm_fit agreements, read
+            # back with the losses in one device sync per step (not one per image)
+            fitting = [b for b in range(B) if ts[b] < n_warm and solver.warm_fit < 1]
+            agree = [_agreement(logits[b, :lens[b]], tgt[b]) for b in fitting]
+            values = torch.cat([losses.detach(), *(a.reshape(1) for a in agree)]).cpu().tolist()
+            agree_of = dict(zip(fitting, values[B:]))
             for b, c in enumerate(clones):
                 t = ts[b]
-                ts[b] = solver._next_step(t, n_warm, logits[b, :lens[b]], tgt[b])
+                ts[b] = solver._step_after(t, n_warm, agree_of.get(b))
                 if final[b] is not None:
                     continue
                 c.loss_history_.append(values[b])

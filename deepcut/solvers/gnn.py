@@ -427,9 +427,14 @@ class GNNSolver(BaseSolver):
         cross-entropy step's ``logits: (m, K)`` (before its update) already agreed with the
         warm partition ``target: (m,)`` on at least ``warm_fit`` of its rows."""
         if t < n_warm and self.warm_fit < 1:
-            agree = float((logits.detach().argmax(-1) == target).float().mean())
-            if agree >= self.warm_fit:
-                return n_warm
+            return self._step_after(t, n_warm, float(_agreement(logits, target)))
+        return t + 1
+
+    def _step_after(self, t: int, n_warm: int, agree: float | None) -> int:
+        """:meth:`_next_step` from the step's agreement with the warm partition, read back
+        already (None: not in the cross-entropy phase)."""
+        if t < n_warm and self.warm_fit < 1 and agree is not None and agree >= self.warm_fit:
+            return n_warm
         return t + 1
 
     def _converged(self, history: list[float], warm: bool, n_warm_run: int = 0) -> bool:
@@ -474,6 +479,12 @@ class GNNSolver(BaseSolver):
             g = graph.positive()
             self.raw_ncut_ = discrete_ncut(self.raw_labels_.to(g.W.device), g.W, g.degree,
                                            assume_nonnegative=True)
+
+
+def _agreement(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The share (0-d tensor, on the logits' device) of the rows of ``logits: (m, K)`` whose
+    argmax is ``target: (m,)``."""
+    return (logits.detach().argmax(-1) == target).float().mean()
 
 
 def balance_loss(S: torch.Tensor) -> torch.Tensor:
