@@ -103,6 +103,13 @@ def run(name: str, G, F: torch.Tensor, K: int, seed: int) -> tuple[torch.Tensor,
     return est.labels_, sec, raw
 
 
+def n_best(res: dict[str, list], m: str, peers: dict[str, list]) -> int:
+    """Images where solver ``m`` used all K and its NCut is <= that of every other solver of
+    ``peers`` that used all K (``res[m][i] = (ncut, all K, ...)``)."""
+    return sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for p, o in peers.items()
+                            if p != m and o[i][1]) for i, r in enumerate(res[m]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", nargs="+", required=True, type=Path,
@@ -137,12 +144,9 @@ def main(argv=None) -> int:
         n = len(feats)
         for m in args.methods:
             rs = res[m]
-            best = sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for mm, o in res.items()
-                                    if mm != m and o[i][1]) for i, r in enumerate(rs))
-            n_cold = sum(r[1] and all(r[0] <= o[i][0] + 1e-6 for mm, o in res.items()
-                                      if mm != m and mm not in WARM and o[i][1])
-                         for i, r in enumerate(rs))
-            cold = "" if m in WARM else f"{100 * n_cold / n:.0f}%"
+            best = n_best(res, m, res)
+            cold = "" if m in WARM else \
+                f"{100 * n_best(res, m, {p: o for p, o in res.items() if p not in WARM}) / n:.0f}%"
             le_sp = sum(r[1] and r[0] <= res["spectral"][i][0] + 1e-6 for i, r in enumerate(rs)) \
                 if "spectral" in res else 0
             ratio = st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])) \

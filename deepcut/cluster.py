@@ -97,7 +97,8 @@ from deepcut._validation import Interval, Options, ParamsMixin
 from deepcut.graphs import Graph, cc_graph, ncut_graph
 
 __all__ = ["EigengapClustering", "KLessClustering", "as_feature_matrix", "check_k_max",
-           "consensus_k", "modularity", "modularity_graph", "neighbour_mean", "pca_whiten"]
+           "consensus_k", "modularity", "modularity_graph", "modularity_matrix", "neighbour_mean",
+           "pca_whiten"]
 
 
 def as_feature_matrix(X: Any) -> torch.Tensor:
@@ -170,7 +171,12 @@ def modularity_graph(X: torch.Tensor, resolution: float = 1.0, metric: str = "co
     when its similarity is below ``gamma`` times what the degree null model expects, so the
     threshold follows each sample's density and is unchanged by a scale of ``A``; ``resolution``
     ``gamma`` > 1 gives more clusters. Rows of ``W`` sum to 0 at ``gamma = 1``."""
-    A = ncut_graph(X, metric=metric).W
+    return modularity_matrix(ncut_graph(X, metric=metric), resolution)
+
+
+def modularity_matrix(graph: Graph, resolution: float = 1.0) -> Graph:
+    """:func:`modularity_graph` from an NCut graph already built (``graph.W = A: (N, N)``)."""
+    A, metric = graph.W, graph.params.get("metric")
     d = A.sum(1)
     W = A - resolution * torch.outer(d, d) / d.sum().clamp(min=1e-12)
     return Graph(W=W, degree=W.clamp(min=0).sum(1), kind="cc",
@@ -183,8 +189,8 @@ def _whiten_powers(value: Any) -> bool:
             and all(isinstance(v, Real) and not isinstance(v, bool) and v >= 0 for v in value))
 
 
-#: Default feature preparation (module docstring): EigengapClustering's PCA fraction, and the
-#: whitening powers of both estimators (KLessClustering's PCA is off by default).
+#: Default feature preparation of both estimators (module docstring): the PCA fraction and the
+#: whitening powers.
 PCA_DEFAULT: float | None = 0.7
 WHITEN_DEFAULT: float | tuple[float, ...] = (0.0, 0.5, 1.0)
 _PREP_CONSTRAINTS = {"pca": [Interval(Real, 0, 1, closed="right"), None],
@@ -393,13 +399,16 @@ class KLessClustering(_ClusteringMixin):
         from deepcut.solvers import GNNSolver
         from deepcut.solvers.cc_rounding import cc_objective, cc_round
 
-        graph = (modularity_graph(X, self.resolution, self.metric) if self.graph == "modularity"
+        # the NCut graph of the samples: the modularity graph's A and the warm start's graph
+        A = (ncut_graph(X, metric=self.metric)
+             if self.graph == "modularity" or self.warm_start is not None else None)
+        graph = (modularity_matrix(A, self.resolution) if self.graph == "modularity"
                  else cc_graph(X, alpha=self.alpha, metric=self.metric, shift=self.shift))
         base = 0 if self.seed is None else int(self.seed)
         warm = None
         if self.warm_start == "spectral":  # the spectral rule's labels on this same view
             warm = torch.from_numpy(EigengapClustering(
-                self.k_max, metric=self.metric, seed=self.seed)._fit_view(X)["labels_"])
+                self.k_max, metric=self.metric, seed=self.seed)._fit_view(X, A)["labels_"])
             # the warm partition rounded: one more candidate, so CC never ends above it
             z_warm = cc_round(graph.W, warm, self.k_max) if self.rounding else None
         steps = self.steps if self.steps is not None else (20 if warm is not None else 100)
@@ -492,10 +501,12 @@ class EigengapClustering(_ClusteringMixin):
         self.n_init = n_init
         self.seed = seed
 
-    def _fit_view(self, X: torch.Tensor) -> dict[str, Any]:
+    def _fit_view(self, X: torch.Tensor, graph: Graph | None = None) -> dict[str, Any]:
+        """The fitted attributes on one prepared view ``X: (N, D)``; ``graph``: its NCut graph
+        when the caller built it already (the CC estimator's warm start)."""
         from deepcut.solvers import SpectralNCut
 
-        graph = ncut_graph(X, metric=self.metric)
+        graph = ncut_graph(X, metric=self.metric) if graph is None else graph
         s = SpectralNCut("auto", k_max=self.k_max, n_init=self.n_init, random_state=self.seed)
         s.fit(graph)
         labels = s.labels_

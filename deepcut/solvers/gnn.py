@@ -167,6 +167,9 @@ class GNNSolver(BaseSolver):
         >>> labels = GNNSolver(n_clusters=2, steps=50).fit_predict(ncut_graph(F), F)
     """
 
+    #: the partition passed to :meth:`fit` as ``warm_labels`` (set by each fit; None: none)
+    _given_warm: torch.Tensor | None = None
+
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
@@ -256,14 +259,14 @@ class GNNSolver(BaseSolver):
         passed to :meth:`fit`; None: no warm start)."""
         if not self._uses_warm_start():
             return None
-        if getattr(self, "_given_warm", None) is not None:
+        if self._given_warm is not None:
             return "given"
         if self.warm_start == "auto":
             return "spectral" if graph.is_sparse else "falcon"
         return self.warm_start
 
     def _uses_warm_start(self) -> bool:
-        if getattr(self, "_given_warm", None) is not None:  # fit(warm_labels=...): any loss
+        if self._given_warm is not None:  # fit(warm_labels=...): any loss
             return self.warm_steps > 0
         return (self.warm_start is not None and self.warm_steps > 0 and self.loss != "cc"
                 and self.init_state is None)
@@ -432,10 +435,8 @@ class GNNSolver(BaseSolver):
 
     def _step_after(self, t: int, n_warm: int, agree: float | None) -> int:
         """:meth:`_next_step` from the step's agreement with the warm partition, read back
-        already (None: not in the cross-entropy phase)."""
-        if t < n_warm and self.warm_fit < 1 and agree is not None and agree >= self.warm_fit:
-            return n_warm
-        return t + 1
+        already (None: no agreement to test, outside the cross-entropy phase or warm_fit 1)."""
+        return n_warm if agree is not None and agree >= self.warm_fit else t + 1
 
     def _converged(self, history: list[float], warm: bool, n_warm_run: int = 0) -> bool:
         """Early stop after the last step of ``history`` (``tol``): only among cut-loss steps
