@@ -67,11 +67,18 @@ steps ``(D^-1 W)^2 F``; features wider than 32 are randomly projected to 32 dime
 ``W A`` (one pass over ``W``; the only one of the initialisation); (3) cut the small coarse graph:
 its K-way spectral embedding is one exact ``m x m`` eigendecomposition, ``n_init`` seeded k-means
 runs on it (for K = 2 instead: the sweep cut, the best of the ``m - 1`` threshold splits of the
-second eigenvector) are each refined by the hard steps on ``W_c``, and the best objective wins
+second eigenvector) are each refined by the hard steps on ``W_c`` and ranked by their objective
 (assoc and vol add up over groups, so the coarse objective *is* the fine one of the lifted labels;
 an empty cluster is first filled with the node whose move gains the most);
-(4) lift the labels to the nodes and refine with the hard steps on ``W``, starting from
-``W onehot(z) = (W A) onehot(c)`` without another pass. No ``N x N`` eigenproblem is solved.
+(4) lift the ``n_refine = 2`` best distinct coarse partitions to the nodes and refine each with
+the hard steps on ``W``, starting from ``W onehot(z) = (W A) onehot(c)`` without another pass;
+the lowest NCut wins. No ``N x N`` eigenproblem is solved. Why two: the best coarse objective
+is not always the best after the fine refinement. On 40 dense SOD + BSDS graphs (N = 1820,
+``benchmarks/ncut_yardstick.py``'s) the best coarse partition alone was <= scikit-learn's
+``SpectralClustering`` on 88% at K = 8 and 97% at K = 16; refining the two best, 97% and 100%
+(never above the one, by construction; same at K = 4, one start at K = 2), for 25-40% more
+solve time at K >= 8. More k-means runs on the coarse graph instead (``n_init = 6, 10``)
+helped at K = 8 but were above the default on 22-35% of the graphs at K = 8 and 16.
 Against the K-way spectral baseline on the same graphs (the graphs of ``benchmarks/solvers.py``
 for 12 SOD images, N = 1225, 3025, 4761 dense and 16384 sparse, K = 2, 8, 27) it reached an equal
 or lower NCut on 141 of 144 image graphs, the k-means start below on 121: both on all 108 dense
@@ -315,22 +322,23 @@ def _canonical(z: torch.Tensor, K: int) -> torch.Tensor:
     return rename[z]
 
 
-def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kmeans_iter: int,
-                hard: dict) -> torch.Tensor:
-    """K-way labels ``(m,)`` of the small dense coarse graph ``Wc: (m, m)``.
+def _coarse_cuts(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kmeans_iter: int,
+                 hard: dict, keep: int = 1) -> list[torch.Tensor]:
+    """The ``keep`` best distinct K-way labellings ``(m,)`` of the small dense coarse graph
+    ``Wc: (m, m)``, best first.
 
     The coarse graph is small (``m`` in the tens to hundreds), so its K-way spectral embedding
     is one exact ``eigh`` of an ``m x m`` matrix (microseconds, unlike the ``N x N`` problem);
     ``n_init`` seeded k-means runs on the row-normalised embedding (for K = 2: the sweep cut of
-    the second eigenvector instead) are each refined by the hard steps on ``Wc`` and the best
-    objective wins.
+    the second eigenvector instead) are each refined by the hard steps on ``Wc`` and ranked by
+    (clusters used, objective); ties keep the run order.
     """
     dc = Wc.sum(1)
     di = dc.clamp(min=_EPS).rsqrt()
     M = (di[:, None] * Wc * di[None, :]).double()
     _mu, U = torch.linalg.eigh(0.5 * (M + M.T))
     V = U[:, -K:].to(Wc.dtype) * di[:, None]  # generalised eigenvectors D^-1/2 u
-    best, best_key, seen = None, None, []
+    found, seen = [], []  # found: (key, canonical labels, labels)
     for _ in range(1 if K == 2 else n_init):
         if K == 2:
             c = _sweep_cut(Wc, dc, V[:, 0])  # exact over the threshold cuts: no restarts
@@ -342,9 +350,11 @@ def _coarse_cut(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kme
         seen.append(c)
         c, P, *_ = _hard_steps(Wc, dc, c, K, False, **hard)
         key = (int(torch.unique(c).numel()), _stats(P, c, dc, K)[2])  # all K used, then obj
-        if best_key is None or key > best_key:
-            best, best_key = c, key
-    return best
+        cc = _canonical(c, K)
+        if not any(torch.equal(cc, f[1]) for f in found):
+            found.append((key, cc, c))
+    found.sort(key=lambda f: f[0], reverse=True)  # stable: equal keys keep the run order
+    return [f[2] for f in found[:keep]]
 
 
 def _sweep_cut(W: torch.Tensor, d: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -419,6 +429,9 @@ class FalconCut(BaseSolver):
             on sparse graphs, on dense ones ``(0, 1, 3)`` for K <= 3 else ``(0,)``.
         n_coarse: nodes ``m`` of the multilevel coarse graph (``None``: ``max(64, 4K)``;
             capped at N).
+        n_refine: ``multilevel``, hard mode: the best distinct coarse partitions lifted to the
+            nodes and each refined by the hard steps; the lowest NCut wins (1: the best coarse
+            partition alone).
         random_state: seed of the initialisation.
         device: torch device.
 
@@ -427,7 +440,8 @@ class FalconCut(BaseSolver):
             graph (discrete and non-increasing in hard mode; soft NCut in soft mode).
         n_backtracks_: rejected hard steps.
         converged_: whether the stop test (not ``max_iter``) ended the loop.
-        init_labels_: ``(N,)`` labels of the initialisation.
+        init_labels_: ``(N,)`` labels of the initialisation (with ``n_refine > 1``: the lifted
+            start whose refinement won).
 
     Example:
         >>> from deepcut.graphs import falcon_graph
@@ -451,6 +465,7 @@ class FalconCut(BaseSolver):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "smooth_steps": [Interval(Integral, 0, None, closed="left"), tuple, None],
         "n_coarse": [Interval(Integral, 2, None, closed="left"), None],
+        "n_refine": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
     }
@@ -461,7 +476,8 @@ class FalconCut(BaseSolver):
                  reweight_gamma: float | None = None, beta: float | None = None,
                  lam: float = 0.0, kmeans_iter: int = 20, n_init: int = 3,
                  smooth_steps: int | tuple[int, ...] | None = None,
-                 n_coarse: int | None = None, random_state: int | None = 0, device: str = "cpu") -> None:
+                 n_coarse: int | None = None, n_refine: int = 2, random_state: int | None = 0,
+                 device: str = "cpu") -> None:
         self.n_clusters = n_clusters
         self.mode = mode
         self.init = init
@@ -477,6 +493,7 @@ class FalconCut(BaseSolver):
         self.n_init = n_init
         self.smooth_steps = smooth_steps
         self.n_coarse = n_coarse
+        self.n_refine = n_refine
         self.random_state = random_state
         self.device = device
 
@@ -585,12 +602,14 @@ class FalconCut(BaseSolver):
             m = int(a.max()) + 1
         Pm = _product(W, a, m, sparse)  # W @ onehot(a): the one pass over W of the init
         Wc = torch.zeros(m, m, dtype=Pm.dtype, device=Pm.device).index_add_(0, a, Pm)
-        c = _coarse_cut(0.5 * (Wc + Wc.T), K, gen, self.n_init, self.kmeans_iter,
-                        self._hard_params())
-        # W @ onehot(c[a]) = Pm @ onehot(c): the fine solve starts without another pass
-        self._init_product = torch.zeros(N, K, dtype=Pm.dtype, device=Pm.device
-                                         ).index_add_(1, c, Pm)
-        return c[a]
+        cs = _coarse_cuts(0.5 * (Wc + Wc.T), K, gen, self.n_init, self.kmeans_iter,
+                          self._hard_params(), keep=self.n_refine if self.mode == "hard" else 1)
+        # W @ onehot(c[a]) = Pm @ onehot(c): each fine solve starts without another pass
+        starts = [(c[a], torch.zeros(N, K, dtype=Pm.dtype, device=Pm.device).index_add_(1, c, Pm))
+                  for c in cs]
+        self._init_product = starts[0][1]
+        self._more_starts = starts[1:]
+        return starts[0][0]
 
     # ---------------------------------------------------------------------------------------
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
@@ -637,7 +656,7 @@ class FalconCut(BaseSolver):
             else:
                 W = W.contiguous()
             d = g.degree.float().to(self.device)
-        self._init_product = None
+        self._init_product, self._more_starts = None, []
         with self._timer("init"):
             z0 = self._initial_labels(g, W, d, sparse, features).to(self.device)
         self.init_labels_ = z0.cpu()
@@ -646,15 +665,23 @@ class FalconCut(BaseSolver):
                 z, X = self._hard(W, d, z0, sparse)
             else:
                 z, X = self._soft(W, d, z0, sparse)
-        self._init_product = None  # not a fitted attribute: free it
+        self._init_product, self._more_starts = None, []  # not fitted attributes: free them
         return z, X
 
     def _hard(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard steps from ``z`` and from each further lifted start; the one that uses the most
+        clusters, then has the highest objective (the lowest NCut), wins."""
         K = self.n_clusters
         P = getattr(self, "_init_product", None)  # W @ onehot(z), known from the init
-        z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = \
-            _hard_steps(W, d, z, K, sparse, P=P, **self._hard_params())
+        best, best_key = None, None
+        for z0, P0 in [(z, P), *self._more_starts]:
+            run = _hard_steps(W, d, z0, K, sparse, P=P0, **self._hard_params())
+            key = (int(torch.unique(run[0]).numel()), _stats(run[1], run[0], d, K)[2])
+            if best_key is None or key > best_key:
+                best, best_key, start = run, key, z0
+        z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = best
+        self.init_labels_ = start.cpu()
         return z, Fn.one_hot(z, K).float()
 
     def _hard_params(self) -> dict:
