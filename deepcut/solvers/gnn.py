@@ -28,7 +28,7 @@ and four k-means rounding starts, an earlier default, gave median NCuts within 0
 SOD + BSDS graphs of ``benchmarks/ncut_yardstick.py`` at K = 2-16, at 11-17x Falcon's solve time
 against 7-11x with 5 steps, and 5.7-9.4x with the mini-batched warm start.) Why Falcon's partition
 on dense graphs and 2 NCut steps: on 40 dense SOD + BSDS graphs (one quiet thread) Falcon's
-partition costs half of spectral's and the GNN is then never above Falcon's NCut (it was on 25-53%
+partition costs half of spectral's (0.5-0.7 since Falcon refines two starts) and the GNN is then never above Falcon's NCut (it was on 25-53%
 of them from spectral's) and at or below spectral's on 97.5-100%, with the same median NCut at K =
 2-16; a cut-loss step costs about four cross-entropy steps (8 ms against 2 ms at N = 1820: every
 node, and one pass over W), and with 2 of them the head's rounded argmax still beats the rounded
@@ -120,7 +120,7 @@ class GNNSolver(BaseSolver):
             comparable across images; the NCut steps then improve on it, and the warm
             partition is one more rounding start, so the GNN's NCut is never above the warm
             start's rounded. ``"falcon"``: the same from
-            :class:`~deepcut.solvers.falcon.FalconCut`'s partition, about twice as fast as
+            :class:`~deepcut.solvers.falcon.FalconCut`'s partition, 1.4-2x as fast as
             spectral's on dense graphs and never above Falcon's NCut, but on the sparse
             ``local`` graph its regions score lower (module docstring). None: from the seeded
             init alone (DeepCut). Not used for ``cc`` or with ``init_state`` (a checkpoint is
