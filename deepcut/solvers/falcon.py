@@ -25,7 +25,8 @@ eigendecomposition. The auxiliary ``y`` never needs to be stored.
 **Hard mode** (``mode="hard"``, default). ``argmax_k s_ik`` is the batch step of weighted kernel
 k-means with kernel ``D^-1 W D^-1`` and weights ``d`` (Dhillon, Guan & Kulis 2004). Its argmax
 alone does *not* guarantee a lower NCut (``W`` is not positive semi-definite; on bipartite-like
-graphs every node follows the other side and the cut grows, see ``tests/test_solvers.py``). The proximal step adds an inertia ``rho`` for keeping the current label:
+graphs every node follows the other side and the cut grows, see ``tests/test_solvers.py``).
+The proximal step adds an inertia ``rho`` for keeping the current label:
 
 .. math:: \tilde s_{ik} = s_{ik} + \rho\, d_i (2[z_i = k] - 1) / vol_k,
 
@@ -177,7 +178,8 @@ def _spherical_kmeans(X: torch.Tensor, K: int, gen: torch.Generator, n_iter: int
 
 
 def _lloyd(X: torch.Tensor, C: torch.Tensor, n_iter: int) -> torch.Tensor:
-    """Labels ``(N,)`` after cosine Lloyd iterations on unit rows ``X: (N, D)`` from ``C: (K, D)``."""
+    """Labels ``(N,)`` after cosine Lloyd iterations on unit rows ``X: (N, D)`` from
+    ``C: (K, D)``."""
     return (X @ _lloyd_centres(X, C, n_iter).T).argmax(1)
 
 
