@@ -31,9 +31,9 @@ on dense graphs and 2 NCut steps: on 40 dense SOD + BSDS graphs (one quiet threa
 partition costs half of spectral's (0.5-0.7 since Falcon refines two starts) and the GNN is
 then never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or below
 spectral's on 97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about
-four cross-entropy steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and with 2 of them the head's rounded argmax still beats the rounded
-warm partition on 20 / 30 / 5% of the graphs at K = 2 / 8 / 16 (5 steps: 18 / 35 / 8%; 6
-cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%). BSDS K = 6 regions on the sparse
+four cross-entropy steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and
+with 2 of them the head's rounded argmax still beats the rounded warm partition on 20 / 30 / 5%
+of the graphs at K = 2 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%). BSDS K = 6 regions on the sparse
 ``local`` graph (40 images) and SOD fg/bg (40) scored the same with 2, 3 or 5 steps (NMI 55.9 /
 55.8 / 55.8, IoU 52.5 / 52.6 / 52.5); Falcon's partition stays off the local graph, where its BSDS
 regions score lower (NMI 54.1 against spectral's 56.6, ``docs/RESULTS.md``).
