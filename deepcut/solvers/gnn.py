@@ -28,15 +28,15 @@ and four k-means rounding starts, an earlier default, gave median NCuts within 0
 SOD + BSDS graphs of ``benchmarks/ncut_yardstick.py`` at K = 2-16, at 11-17x Falcon's solve time
 against 7-11x with 5 steps, and 5.7-9.4x with the mini-batched warm start.) Why Falcon's partition
 on dense graphs and 2 NCut steps: on 40 dense SOD + BSDS graphs (one quiet thread) Falcon's
-partition costs half of spectral's (0.5-0.7 since Falcon refines two starts) and the GNN is
-then never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or below
-spectral's on 97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about
-four cross-entropy steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and
-with 2 of them the head's rounded argmax still beats the rounded warm partition on 20 / 30 / 5%
-of the graphs at K = 2 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%). BSDS K = 6 regions on the sparse
-``local`` graph (40 images) and SOD fg/bg (40) scored the same with 2, 3 or 5 steps (NMI 55.9 /
-55.8 / 55.8, IoU 52.5 / 52.6 / 52.5); Falcon's partition stays off the local graph, where its BSDS
-regions score lower (NMI 54.1 against spectral's 56.6, ``docs/RESULTS.md``).
+partition costs half of spectral's (0.5-0.7 since Falcon refines two starts) and the GNN is then
+never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or below spectral's on
+97.5-100%, with the same median NCut at K = 2-16; a cut-loss step costs about four cross-entropy
+steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and with 2 of them the
+head's rounded argmax still beats the rounded warm partition on 20 / 30 / 5% of the graphs at K = 2
+/ 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%). BSDS
+K = 6 regions on the sparse ``local`` graph (40 images) and SOD fg/bg (40) scored the same with 2, 3
+or 5 steps (NMI 55.9 / 55.8 / 55.8, IoU 52.5 / 52.6 / 52.5); Falcon's partition stays off the local
+graph, where its BSDS regions score lower (NMI 54.1 against spectral's 56.6, ``docs/RESULTS.md``).
 Why: from the seeded init alone the head's partition is a function of (one-hop smoothed)
 features, and on the sparse ``local`` graph two same-coloured regions that are not adjacent
 cannot be told apart: on 12 BSDS graphs (classic, local graph, K = 6) its NCut was 5.7x
