@@ -23,6 +23,9 @@ Benchmarks (``--data-root`` holds one folder per dataset, see docs/DATA.md):
   ARI / Hungarian mIoU / purity against each of the 4-8 annotators, averaged (134 images);
 * ``bsds500_test`` again with task ``kless`` (K found per image, at most 10: the CC loss for the
   GNN, the eigengap for the others): the same scores plus the K found;
+* ``bsds500_test`` again with task ``parts`` (``--parts 4``: the foreground cut into 4 parts,
+  so 5 regions with the background): the same scores, K = the regions found (5 when no part
+  is lost);
 * ``voc2012_subset``: CorLoc from the predicted boxes (67 images) and fg/bg IoU where a class mask
   exists (62 images, void ignored).
 
@@ -61,6 +64,9 @@ BENCHMARKS: list[dict[str, Any]] = [
      "metrics": ["nmi", "ari", "miou", "purity", "n_clusters"]},
     {"name": "BSDS500 test, k-less", "dataset": "bsds500", "folder": "bsds500_test",
      "task": "kless", "flags": ["--k-max", "10"],
+     "metrics": ["nmi", "ari", "miou", "purity", "n_clusters"]},
+    {"name": "BSDS500 test, parts", "dataset": "bsds500", "folder": "bsds500_test",
+     "task": "parts", "flags": ["--parts", "4"],
      "metrics": ["nmi", "ari", "miou", "purity", "n_clusters"]},
     {"name": "VOC 2012 subset", "dataset": "voc12", "folder": "voc2012_subset",
      "task": "segment", "metrics": ["corloc", "iou", "accuracy", "max_f"]},
