@@ -532,3 +532,27 @@ def test_paper_tables_cub_rows_run_end_to_end(tmp_path):
         assert summary["n_scored"] == 2
         for key in metrics:  # IoU and NMI in [0, 1]; ARI may be negative
             assert (-1.0 if key == "part_ari" else 0.0) <= summary["metrics"][key] <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# benchmarks/results.py: the BSDS500 region tasks of the measured table
+
+
+def test_results_table_runs_three_bsds_region_tasks(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results.py"
+    spec = importlib.util.spec_from_file_location("results_table", path)
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    args = rt.argparse.Namespace(data_root=str(tmp_path), out=str(tmp_path / "out"), size=224,
+                                 backbone="classic", weights=None, graph=None, preset="paper",
+                                 solvers="gnn,nope", only="bsds500", limit=None, resume=False)
+    runs, notes = rt.build_runs(args)
+    tasks = [(r["task"], r["argv"][r["argv"].index("--task") + 2:r["argv"].index("--solver")])
+             for r in runs]
+    assert tasks == [("clusters", ["--k", "6"]), ("kless", ["--k-max", "10"]),
+                     ("parts", ["--parts", "4"])]
+    assert all(r["solver"] == "gnn" and r["argv"][-1] == "--overwrite" for r in runs)
+    assert all(r["out"].name.endswith("_gnn_classic_paper") for r in runs)
+    assert notes == ["solver 'nope' is not registered here; its rows were not run"]
