@@ -44,12 +44,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from deepcut.graphs import build_graph  # noqa: E402
-from deepcut.losses import discrete_ncut  # noqa: E402
-from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
+from deepcut.graphs import build_graph
+from deepcut.losses import discrete_ncut
+from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 METHODS = ("gnn", "gnn-spectral", "gnn-falcon", "gnn-cold", "gnn-paper", "spectral", "falcon",

@@ -39,19 +39,19 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 from solvers import PeakRSS  # benchmarks/solvers.py: the one RSS sampler
 
-from deepcut.graphs import (  # noqa: E402
+from deepcut.graphs import (
     LandmarkGraph,
     build_graph,
     fit_on_landmarks,
     knn_graph,
     landmark_graph,
 )
-from deepcut.losses import discrete_ncut  # noqa: E402
-from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut  # noqa: E402
+from deepcut.losses import discrete_ncut
+from deepcut.solvers import FalconCut, GNNSolver, SpectralNCut
 
 SOLVERS = {"spectral": lambda K: SpectralNCut(K), "falcon": lambda K: FalconCut(K),
            "gnn": lambda K: GNNSolver(K)}

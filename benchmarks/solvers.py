@@ -31,6 +31,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class PeakRSS:
             self.peak_mib = max(self.peak_mib, self._rss())
             time.sleep(0.002)
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> Self:
         if self.above_entry:
             import ctypes
             import gc

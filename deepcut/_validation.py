@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 from deepcut.errors import ConfigError
 
@@ -129,7 +129,7 @@ class ParamsMixin:
     ``get_params``, ``set_params`` (unknown names refused), a repr of the parameters, and
     ``_validate_params`` to call when ``fit`` starts."""
 
-    _parameter_constraints: dict[str, list] = {}
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._parameter_constraints}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 from deepcut._validation import Interval, Options, validate_params
 from deepcut.errors import ConfigError
@@ -163,7 +163,7 @@ class SegmenterConfig:
     solver_params: dict[str, Any] = field(default_factory=dict)
     task_params: dict[str, Any] = field(default_factory=dict)
 
-    _constraints = {
+    _constraints: ClassVar[dict[str, list]] = {
         "size": [Interval(Integral, 16, 4096, closed="both")],
         "stride": [Interval(Integral, 1, 64, closed="both"), None],
         "resize": [Options({"aspect", "square"})],

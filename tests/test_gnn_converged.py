@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import planted_grid
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import planted_grid
 from deepcut.config import SegmenterConfig
 from deepcut.graphs import ncut_graph
 from deepcut.losses import discrete_ncut
@@ -138,6 +138,7 @@ def test_sparse_knn_path_gives_the_dense_answer_on_a_planted_image(tmp_path):
     """A size that takes the kNN path (forced by ``dense_max_nodes``) segments the planted
     object as the dense graph does; it used to give a one-patch foreground (issue 14, item 5)."""
     from conftest import make_image
+
     from deepcut.pipeline import Segmenter
 
     p = make_image(tmp_path / "img.png", size=(192, 128))  # red square: rows 32-96, cols 64-128

@@ -212,7 +212,7 @@ def test_classic_features_and_edges_share_one_lab_conversion():
     map, the path of ``backbone(image)`` and of batched folder runs) gives exactly what
     ``extract`` and ``feature_extra`` give separately, per image of a batch; a given ``lab``
     is the crop of the whole image's Lab (the grid does not cover the last 5 pixels here)."""
-    import deepcut.backbones.classic as classic
+    from deepcut.backbones import classic
     from deepcut.graphs.local import image_edges
 
     gen = torch.Generator().manual_seed(1)

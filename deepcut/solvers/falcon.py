@@ -115,6 +115,7 @@ from __future__ import annotations
 import math
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as Fn
@@ -451,7 +452,7 @@ class FalconCut(BaseSolver):
         >>> labels = FalconCut(2).fit_predict(falcon_graph(F), F)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "mode": [Options({"hard", "soft"})],
         "init": [Options({"multilevel", "kmeans", "spectral", "random"}), torch.Tensor],

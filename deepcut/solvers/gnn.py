@@ -64,6 +64,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import torch
 
@@ -170,7 +171,7 @@ class GNNSolver(BaseSolver):
     #: the partition passed to :meth:`fit` as ``warm_labels`` (set by each fit; None: none)
     _given_warm: torch.Tensor | None = None
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "n_clusters": [Interval(Integral, 2, None, closed="left")],
         "loss": [Options({"ncut", "soft_ncut", "cc"})],
         "steps": [Interval(Integral, 0, None, closed="left"), None],
@@ -196,7 +197,7 @@ class GNNSolver(BaseSolver):
     }
 
     #: DeepCut's exact per-image settings (``--preset paper``): today's reference behaviour.
-    PAPER = {"loss": "ncut", "steps": 10, "lr": 1e-3, "balance_weight": 0.0, "polish": False,
+    PAPER: ClassVar[dict[str, Any]] = {"loss": "ncut", "steps": 10, "lr": 1e-3, "balance_weight": 0.0, "polish": False,
              "n_init": 0, "tol": 0.0, "warm_steps": 0}
 
     def __init__(self, n_clusters: int = 2, *, loss: str = "soft_ncut", steps: int | None = None,

@@ -55,6 +55,7 @@ from __future__ import annotations
 import heapq
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -472,7 +473,7 @@ class SpectralNCut(BaseSolver):
         >>> labels = SpectralNCut(2).fit_predict(ncut_graph(F, metric="cosine"))
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "n_clusters": [Interval(Integral, 2, None, closed="left"), Options({"auto"})],
         "mode": [Options({"kway", "fiedler", "recursive"})],
         "eigen_solver": [Options(set(EIGEN_SOLVERS))],
