@@ -423,8 +423,11 @@ class KLessClustering(_ClusteringMixin):
             if best is None or score < best[0]:
                 best = (score, s, z)
         score, s, z = best
-        if warm is not None and self.rounding and cc_objective(graph.W, z_warm) < score:
-            z = z_warm  # the head's labels win ties
+        objective = score if self.rounding else cc_objective(graph.W, z)
+        if warm is not None and self.rounding:
+            warm_objective = cc_objective(graph.W, z_warm)
+            if warm_objective < objective:  # the head's labels win ties
+                z, objective = z_warm, warm_objective
         if int(z.max()) == 0:
             from deepcut.solvers.base import DegenerateResultWarning
 
@@ -434,7 +437,7 @@ class KLessClustering(_ClusteringMixin):
                           DegenerateResultWarning, stacklevel=3)
         return {"solver_": s, "labels_": z.numpy().astype(np.int64),
                 "n_clusters_": int(z.max()) + 1, "assignment_": s.assignment_.numpy(),
-                "loss_": float(s.loss_history_[-1]), "objective_": cc_objective(graph.W, z),
+                "loss_": float(s.loss_history_[-1]), "objective_": objective,
                 "warm_k_": None if warm is None else int(warm.max()) + 1}
 
 

@@ -674,17 +674,17 @@ class FalconCut(BaseSolver):
     def _hard(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hard steps from ``z`` and from each further lifted start; the one that uses the most
-        clusters, then has the highest objective (the lowest NCut), wins."""
+        clusters, then ends at the lowest NCut, wins (the first on ties)."""
         K = self.n_clusters
-        P = getattr(self, "_init_product", None)  # W @ onehot(z), known from the init
-        best, best_key = None, None
-        for z0, P0 in [(z, P), *self._more_starts]:
-            run = _hard_steps(W, d, z0, K, sparse, P=P0, **self._hard_params())
-            key = (int(torch.unique(run[0]).numel()), _stats(run[1], run[0], d, K)[2])
-            if best_key is None or key > best_key:
-                best, best_key, start = run, key, z0
-        z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = best
-        self.init_labels_ = start.cpu()
+        starts = [(z, self._init_product), *self._more_starts]  # P = W @ onehot(z) when known
+        runs = [_hard_steps(W, d, z0, K, sparse, P=P0, **self._hard_params())
+                for z0, P0 in starts]
+        # a run's history ends at the NCut of the labels it returns
+        i = 0 if len(runs) == 1 else max(
+            range(len(runs)),
+            key=lambda j: (int(torch.unique(runs[j][0]).numel()), -runs[j][2][-1], -j))
+        z, _P, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_ = runs[i]
+        self.init_labels_ = starts[i][0].cpu()
         return z, Fn.one_hot(z, K).float()
 
     def _hard_params(self) -> dict:

@@ -197,8 +197,9 @@ class GNNSolver(BaseSolver):
     }
 
     #: DeepCut's exact per-image settings (``--preset paper``): today's reference behaviour.
-    PAPER: ClassVar[dict[str, Any]] = {"loss": "ncut", "steps": 10, "lr": 1e-3, "balance_weight": 0.0, "polish": False,
-             "n_init": 0, "tol": 0.0, "warm_steps": 0}
+    PAPER: ClassVar[dict[str, Any]] = {"loss": "ncut", "steps": 10, "lr": 1e-3,
+                                       "balance_weight": 0.0, "polish": False, "n_init": 0,
+                                       "tol": 0.0, "warm_steps": 0}
 
     def __init__(self, n_clusters: int = 2, *, loss: str = "soft_ncut", steps: int | None = None,
                  lr: float = 0.03, balance_weight: float = 0.3, polish: bool = True,
