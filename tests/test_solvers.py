@@ -29,6 +29,7 @@ from deepcut.solvers import (
     spectral_embedding,
     spectral_ncut,
 )
+from deepcut.solvers.falcon import _hard_steps
 from deepcut.solvers.spectral import _fiedler_split
 
 
@@ -245,6 +246,22 @@ def test_multilevel_refines_two_coarse_partitions():
                                                      abs=1e-4)
         lower.append(two.ncut_ < one.ncut_ - 1e-3)
     assert lower == [False, True, True]
+
+
+def test_hard_mode_runs_to_a_fixed_point():
+    """Weak planted clusters (K = 16, seed 3): stopping at a relative gain of 1e-4 (an earlier
+    default) leaves hard steps that still lower the NCut (13.2537); the default runs on to
+    13.2523, labels that one more hard step leaves unchanged."""
+    F, _y = planted(16, per=60, sep=0.3, seed=3)
+    G = build_graph(F, "ncut", metric="cosine")
+    W, d = G.W.float(), G.degree.float()
+    early = FalconCut(16, tol=1e-4, max_iter=30).fit(G, F)
+    z, _P, history, *_ = _hard_steps(W, d, early.labels_, 16, False)
+    assert history[-1] < early.ncut_ - 1e-5
+    est = FalconCut(16).fit(G, F)
+    assert est.converged_ and est.ncut_ < early.ncut_ - 1e-3
+    z, _P, history, *_ = _hard_steps(W, d, est.labels_, 16, False)
+    assert len(history) == 1 and torch.equal(z, est.labels_)
 
 
 @pytest.mark.parametrize("n_coarse", [6, 20, 500])
