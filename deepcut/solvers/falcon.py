@@ -266,8 +266,8 @@ def _update(W: torch.Tensor, P: torch.Tensor, z: torch.Tensor, cand: torch.Tenso
 
 
 def _hard_steps(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int, sparse: bool, *,
-                P: torch.Tensor | None = None, inertia: float = 0.0, max_iter: int = _HARD_MAX_ITER,
-                max_backtrack: int = 6, tol: float = _HARD_TOL):
+                P: torch.Tensor | None = None, inertia: float = 0.0,
+                max_iter: int = _HARD_MAX_ITER, max_backtrack: int = 6, tol: float = _HARD_TOL):
     """Monotone proximal hard steps from labels ``z: (N,)`` (module docstring, "Hard mode").
 
     Returns ``(z, P, ncut_history, n_backtracks, converged, n_iter)`` with ``P = W onehot(z)``.
