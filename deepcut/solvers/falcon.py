@@ -103,8 +103,9 @@ for a local method. Hard mode runs to a fixed point: ``tol=0`` on the relative g
 objective and ``max_iter=100`` (the longest run on the 40 dense graphs above took 46 iterations
 at K = 16, the median 4 / 8 / 16 / 18.5 at K = 2 / 4 / 8 / 16). Late steps move a handful of
 nodes and update only their rows, so the stop that an earlier default made at a relative gain
-of 1e-4 saved little time (5-20% on those graphs, 15-40% on sparse 16k-node ones) and left
-NCut on the table: running on lowered it on 78% of the graphs at K = 8, and the GNN's rounding,
+of 1e-4 saved little time (5-18% on those graphs, 15-40% on sparse 16k-node ones) and left
+NCut on the table: running on lowered it on 42 / 75 / 78 / 82% of the graphs at K = 2 / 4 / 8 /
+16 (never raised it; by at most 1.4%), and the GNN's rounding,
 which continues the same steps from Falcon's partition, was beating Falcon mostly by finishing
 its run. Soft mode: ``max_iter=30`` (the reimplementation runs 15 soft iterations) and
 ``tol=1e-4`` on the relative change of ``X``. ``temperature=0.01`` on the
