@@ -10,8 +10,10 @@ K = 2, the same backbone features and graph) by
 * ``ckpt``: the checkpoint alone (``finetune_steps=0``: one forward pass, then the default
   rounding to a local optimum of the discrete NCut);
 * ``ckpt+ft N``: the checkpoint fine-tuned ``N`` steps per image (``--finetune``);
-* ``per-image``: the default per-image GNN from the seeded init;
+* ``per-image``: the default per-image GNN (warm-started, converged, rounded);
 * ``spectral``: the spectral baseline.
+
+Every mode solves the checkpoint's graph (its kind, metric and radius) with its K = 2.
 
 Per mode: images with both clusters non-empty (a one-cluster result is an all-background mask),
 median NCut, images whose NCut is <= spectral's, and the median solve seconds. The issue measured
@@ -26,6 +28,7 @@ import statistics as st
 import sys
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,8 +67,11 @@ def main(argv=None) -> int:
         segs = {"ckpt": load_segmenter(ckpt)}
         for n in args.finetune:
             segs[f"ckpt+ft {n}"] = load_segmenter(ckpt, finetune_steps=n)
-        segs["per-image"] = Segmenter(backbone=args.backbone, size=args.size, solver="gnn")
-        segs["spectral"] = Segmenter(backbone=args.backbone, size=args.size, solver="spectral")
+        # the per-image modes solve the checkpoint's own graph at its K = 2 (the classic
+        # backbone's own default would be a 5-way cut on the local graph: another objective)
+        cfg = segs["ckpt"].config
+        for name, solver in (("per-image", "gnn"), ("spectral", "spectral")):
+            segs[name] = Segmenter(replace(cfg, solver=solver, steps=None, solver_params={}))
         bb = segs["ckpt"].backbone
         rows = {name: [] for name in segs}
         for f in files:
@@ -76,9 +82,11 @@ def main(argv=None) -> int:
                     pred = seg.predict_features(pf)
                 rows[name].append((pred.n_clusters, pred.ncut, pred.timings["solve"]))
     spec = [r[1] for r in rows["spectral"]]
+    graph = f"{cfg.graph or 'auto'} ({cfg.metric})"
     where = args.folder.parent.name if args.folder.name == "images" else args.folder.name
     print(f"{len(files)} images of {where}, {args.backbone} {args.size} px, head "
-          f"trained {args.epochs} epochs (lr {args.lr}), K = 2, {args.threads} thread(s)\n")
+          f"trained {args.epochs} epochs (lr {args.lr}), K = 2, graph {graph}, "
+          f"{args.threads} thread(s)\n")
     print("| mode | both clusters | median NCut | <= spectral | median solve s |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():

@@ -6,13 +6,16 @@
 Both modes run on the same images, the same backbone features (computed once per image and
 shared, so the backbone stage is identical by construction) and the same graph; they differ only
 in the solve stage: per-image mode trains a fresh head from the seeded init for ``--steps`` steps
-per image (DeepCut's default 10), checkpoint mode loads the dataset-level head once and runs one
-forward pass per image. A head is trained first with ``train.py``'s module and datamodule (a few
+per image (DeepCut's per-image training: ``GNNSolver.PAPER``, 10 steps by default), checkpoint
+mode loads the dataset-level head once and runs one forward pass per image, then the default
+rounding. A third row times the default per-image solver (warm start, converged, rounded) for
+reference. Every mode solves the checkpoint's graph at its K. A head is trained first with ``train.py``'s module and datamodule (a few
 epochs on the same images) unless ``--checkpoint`` is given. CPU, one process; the first image
 of each mode is a warm-up and is not timed; the modes alternate image by image and each image's
 time is the median of ``--repeats`` runs, so load from other processes hits both modes alike.
-Rates are 1 / (mean over images of the per-image time). The issue asks for checkpoint inference to be at
-least 5x faster for the solve stage; the script exits 1 if it is not.
+Rates are 1 / (mean over images of the per-image time). The issue asks for checkpoint inference to
+be at least 5x faster than per-image training for the solve stage; the script exits 1 if it is
+not.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,6 +104,7 @@ def main(argv=None) -> int:
     from deepcut.checkpoint import load_segmenter
     from deepcut.io.images import list_images, load_image
     from deepcut.pipeline import Segmenter
+    from deepcut.solvers import GNNSolver
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,9 +118,15 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         feats = [bb(load_image(f)) for f in files]
         t_bb = (time.perf_counter() - t0) / len(files)
-        per_image = Segmenter(backbone=bb, size=args.size, steps=args.steps, seed=0)
         from_ckpt = load_segmenter(ckpt, backbone=bb)
-        res = time_modes({"per-image training": per_image,
+        # every mode solves the checkpoint's graph at its K (the classic backbone's own segment
+        # default would be a 5-way cut on another graph: more than the solve would differ)
+        cfg = replace(from_ckpt.config, solver="gnn", seed=0)
+        paper = {k: v for k, v in GNNSolver.PAPER.items() if k not in ("steps", "loss", "lr")}
+        per_image = Segmenter(replace(cfg, steps=args.steps, lr=GNNSolver.PAPER["lr"],
+                                      solver_params=paper), backbone=bb)
+        default = Segmenter(replace(cfg, steps=None, solver_params={}), backbone=bb)
+        res = time_modes({"per-image training": per_image, "per-image, default": default,
                           "checkpoint inference": from_ckpt}, feats, args.repeats)
 
     nodes = [pf.grid[0] * pf.grid[1] for pf in feats]
@@ -136,7 +147,10 @@ def main(argv=None) -> int:
         rate[name] = 1.0 / s
         print(f"{name:<22} {g * 1e3:>12.2f} {s * 1e3:>13.2f} {1.0 / s:>12.1f} {e2e:>17.1f}")
     speedup = rate["checkpoint inference"] / rate["per-image training"]
-    print(f"\nsolve-stage speed-up of checkpoint inference: {speedup:.1f}x (required: >= 5x)")
+    print(f"\nsolve-stage speed-up of checkpoint inference: {speedup:.1f}x over DeepCut's "
+          f"per-image training (required: >= 5x), "
+          f"{rate['checkpoint inference'] / rate['per-image, default']:.1f}x over the default "
+          "per-image solver")
     return 0 if speedup >= 5 else 1
 
 

@@ -101,6 +101,13 @@ def test_fit_batched_inference_and_errors():
     inf = GNNSolver(3, steps=0, init_state=state).fit_many(graphs[:1], feats[:1])
     assert torch.equal(inf[0].labels_, GNNSolver(3, steps=0, init_state=state)
                        .fit(graphs[0], feats[0]).labels_)
+    # fine-tuned from the checkpoint, batched: the warm solver's partition is a rounding start
+    # there too, so the labels equal the solo fits'
+    tuned = GNNSolver(3, steps=3, init_state=state, seed=0)
+    for b, c in enumerate(tuned.fit_many(graphs[:2], feats[:2])):
+        solo = GNNSolver(3, steps=3, init_state=state, seed=0).fit(graphs[b], feats[b])
+        assert c.warm_start_ == solo.warm_start_ == "falcon"
+        assert torch.equal(c.labels_, solo.labels_)
     assert fit_batched(GNNSolver(3), [], []) == []
     with pytest.raises(ValueError, match="2 graphs but 1 feature sets"):
         GNNSolver(3).fit_many(graphs[:2], feats[:1])

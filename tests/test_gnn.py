@@ -64,13 +64,17 @@ def test_shared_init_is_seeded_and_final_pass_is_eval_mode(three_regions):
     assert torch.allclose(again, fitted.assignment_, atol=1e-6)
 
 
-def test_steps_zero_with_init_state_is_pure_inference(three_regions):
+@pytest.mark.parametrize("hidden", [64, 16])
+def test_steps_zero_with_init_state_is_pure_inference(three_regions, hidden):
+    """Pure inference propagates ``A_hat X`` (D = 32 <= hidden = 64) or ``A_hat (X Theta)``
+    (hidden = 16 < D): the same head output either way."""
     F = planted_grid(12, 16, three_regions).reshape(-1, 32)
     g = ncut_graph(F)
-    trained = GNNSolver(3, steps=50, lr=1e-2).fit(g, F)
+    trained = GNNSolver(3, steps=50, lr=1e-2, hidden=hidden).fit(g, F)
     state = trained.head_.state_dict()
-    inf = GNNSolver(3, steps=0, init_state=state).fit(g, F)
+    inf = GNNSolver(3, steps=0, init_state=state, hidden=hidden).fit(g, F)
     assert torch.equal(inf.labels_, trained.labels_)
+    assert torch.allclose(inf.assignment_, trained.assignment_, atol=1e-5)
 
 
 def test_parameter_validation_messages():
