@@ -6,8 +6,10 @@ size, stride, K, loss, graph kind and its parameters, task) and the provenance o
 (backbone name and weights id). :func:`load_checkpoint` reads the block and the head's weights;
 :class:`CheckpointSegmenter` is a :class:`~deepcut.pipeline.Segmenter` whose GNN solver starts
 from those weights and runs ``finetune_steps`` optimiser steps (0 = pure inference: one forward
-pass in eval mode). Because every image starts from the same trained head, cluster ids mean the
-same thing across images.
+pass in eval mode). Its argmax is then rounded to a local NCut optimum, with the partition of the
+GNN's warm-start solver (Falcon's on a dense graph) as one more start, its ids matched to the
+head's (:class:`~deepcut.solvers.GNNSolver`, ``warm_start``). Because every image starts from the
+same trained head, cluster ids mean the same thing across images.
 
 Example:
     >>> from deepcut.checkpoint import load_segmenter

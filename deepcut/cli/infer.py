@@ -227,7 +227,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                         "come from it")
     g.add_argument("--finetune-steps", type=int,
                    help="with --checkpoint: optimiser steps per image starting from the trained "
-                        "head; a few adapt it to each image (default: 0, pure inference)")
+                        "head; a few adapt it to each image (default: 0, pure inference: one "
+                        "forward pass, then the NCut rounding)")
 
     g = p.add_argument_group("Weights & Biases")
     g.add_argument("--wandb", action="store_true",
