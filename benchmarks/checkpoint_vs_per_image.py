@@ -9,7 +9,8 @@ in the solve stage: per-image mode trains a fresh head from the seeded init for 
 per image (DeepCut's per-image training: ``GNNSolver.PAPER``, 10 steps by default), checkpoint
 mode loads the dataset-level head once and runs one forward pass per image, then the default
 rounding. A third row times the default per-image solver (warm start, converged, rounded) for
-reference. Every mode solves the checkpoint's graph at its K. A head is trained first with ``train.py``'s module and datamodule (a few
+reference. Every mode solves the checkpoint's graph at its K. A head is trained first with
+``train.py``'s module and datamodule (a few
 epochs on the same images) unless ``--checkpoint`` is given. CPU, one process; the first image
 of each mode is a warm-up and is not timed; the modes alternate image by image and each image's
 time is the median of ``--repeats`` runs, so load from other processes hits both modes alike.
@@ -122,9 +123,11 @@ def main(argv=None) -> int:
         # every mode solves the checkpoint's graph at its K (the classic backbone's own segment
         # default would be a 5-way cut on another graph: more than the solve would differ)
         cfg = replace(from_ckpt.config, solver="gnn", seed=0)
-        paper = {k: v for k, v in GNNSolver.PAPER.items() if k not in ("steps", "loss", "lr")}
-        per_image = Segmenter(replace(cfg, steps=args.steps, lr=GNNSolver.PAPER["lr"],
-                                      solver_params=paper), backbone=bb)
+        paper = GNNSolver.PAPER  # its loss and lr are config fields, the rest solver params
+        per_image = Segmenter(replace(
+            cfg, steps=args.steps, loss=paper["loss"], lr=paper["lr"],
+            solver_params={k: v for k, v in paper.items() if k not in ("steps", "loss", "lr")}),
+            backbone=bb)
         default = Segmenter(replace(cfg, steps=None, solver_params={}), backbone=bb)
         res = time_modes({"per-image training": per_image, "per-image, default": default,
                           "checkpoint inference": from_ckpt}, feats, args.repeats)

@@ -251,8 +251,6 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         h.load_state_dict({k: v[b].detach().clone() for k, v in last.items()})
         c.head_ = h.eval()
         c.batch_size_ = B
-        if targets[b] is None and c._checkpoint_start():  # as GNNSolver.fit: a rounding start
-            with c._timer("warm_start"):
-                targets[b] = c._warm_labels(g, logits[b, :sizes[b]], X[b])
-        c._set_fitted(g, S_all[b, :sizes[b]], E_all[b, :sizes[b]], targets[b])
+        c._set_fitted(g, S_all[b, :sizes[b]], E_all[b, :sizes[b]],
+                      c._rounding_partition(g, logits[b, :sizes[b]], X[b], targets[b]))
     return clones

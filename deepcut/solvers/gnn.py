@@ -289,6 +289,17 @@ class GNNSolver(BaseSolver):
         return (self.init_state is not None and self._given_warm is None and self.polish
                 and self.warm_start is not None and self.warm_steps > 0 and self.loss != "cc")
 
+    def _rounding_partition(self, graph: Graph, logits: torch.Tensor, X: torch.Tensor,
+                            warm: torch.Tensor | None) -> torch.Tensor | None:
+        """The partition ``(N,)`` that rounding takes as one more start: ``warm`` (the warm
+        start's), or with a checkpoint the warm-start solver's, its ids matched to the trained
+        head's final ``logits: (N, K)`` (shared by :meth:`fit` and
+        :func:`~deepcut.solvers.batched.fit_batched`)."""
+        if warm is None and self._checkpoint_start():
+            with self._timer("warm_start"), torch.no_grad():
+                return self._warm_labels(graph, logits, X)
+        return warm
+
     def _warm_labels(self, graph: Graph, logits0: torch.Tensor,
                      features: torch.Tensor | None = None) -> torch.Tensor:
         """The warm start's partition ``(N,)``: the seeded spectral NCut labels, each cluster
@@ -437,11 +448,8 @@ class GNNSolver(BaseSolver):
             E = head.mlp[:-1](h)  # (N, mlp_hidden): the head's node embedding
             logits = head.mlp[-1](E)
             S = torch.softmax(logits, dim=-1)
-        if target is None and self._checkpoint_start():
-            with self._timer("warm_start"), torch.no_grad():
-                target = self._warm_labels(graph, logits, X)  # ids: the trained head's
         self.head_ = head
-        self._set_fitted(graph, S, E, target)
+        self._set_fitted(graph, S, E, self._rounding_partition(graph, logits, X, target))
         return self
 
     def summary(self) -> dict:
