@@ -401,8 +401,8 @@ def test_warm_start_does_not_report_the_spectral_starts_warnings():
 def test_checkpoint_rounds_the_warm_solvers_partition_too():
     """A checkpoint (``init_state``) trains toward no warm partition, but Falcon's partition is
     one more rounding start in place of the k-means starts: on weak planted blocks the NCut is
-    never above Falcon's, where the k-means starts of the head's embedding were (seed 0:
-    1.4108 against Falcon's 1.4102)."""
+    never above Falcon's, where the k-means starts of the head's embedding can be (seed 1:
+    1.70022 against Falcon's 1.70016; before both ended with exact moves, on every seed)."""
     from deepcut.solvers import FalconCut
 
     above = []
@@ -417,4 +417,4 @@ def test_checkpoint_rounds_the_warm_solvers_partition_too():
         assert ckpt.warm_start_ == "falcon" and ckpt.ncut_ <= falcon + 1e-6
         kmeans = GNNSolver(4, init_state=head, steps=0, seed=0, warm_start=None).fit(g, F)
         above.append(kmeans.ncut_ > falcon + 1e-5)
-    assert above == [True, True, True]
+    assert above == [False, True, False]

@@ -29,7 +29,7 @@ from deepcut.solvers import (
     spectral_embedding,
     spectral_ncut,
 )
-from deepcut.solvers.falcon import _hard_steps
+from deepcut.solvers.local_moves import _hard_steps
 from deepcut.solvers.spectral import _fiedler_split
 
 
@@ -233,32 +233,38 @@ def test_multilevel_init_lifts_the_coarse_cut_exactly(graph_kind):
 
 def test_multilevel_refines_two_coarse_partitions():
     """Weak planted clusters (K = 8): refining the two best coarse partitions is never above the
-    best one alone and below it on seeds where the coarse ranking was wrong (10 and 11: 5.0137
-    -> 4.9994, 5.2545 -> 5.2489); the recorded start is the winner's."""
+    best one alone and, by the hard steps alone, below it on seeds where the coarse ranking was
+    wrong (10 and 11: 5.0137 -> 4.9994, 5.2545 -> 5.2489); the recorded start is the winner's.
+    The exact moves that finish each run close the second gap (both end at 5.2407) and keep
+    every result at or below the hard steps' alone."""
     lower = []
     for seed in (0, 10, 11):
         F, _y = planted(8, per=40, sep=0.8, seed=seed)
         G = build_graph(F, "ncut", metric="cosine")
-        one = FalconCut(8, n_refine=1).fit(G, F)
-        two = FalconCut(8).fit(G, F)
+        one = FalconCut(8, n_refine=1, exact_moves=False).fit(G, F)
+        two = FalconCut(8, exact_moves=False).fit(G, F)
         assert two.ncut_ <= one.ncut_ + 1e-6
         assert two.ncut_history_[0] == pytest.approx(discrete_ncut(two.init_labels_, G.W),
                                                      abs=1e-4)
         lower.append(two.ncut_ < one.ncut_ - 1e-3)
+        one_x, two_x = FalconCut(8, n_refine=1).fit(G, F), FalconCut(8).fit(G, F)
+        assert two_x.ncut_ <= one_x.ncut_ + 1e-6
+        assert two_x.ncut_ <= two.ncut_ + 1e-6 and one_x.ncut_ <= one.ncut_ + 1e-6
     assert lower == [False, True, True]
 
 
 def test_hard_mode_runs_to_a_fixed_point():
     """Weak planted clusters (K = 16, seed 3): stopping at a relative gain of 1e-4 (an earlier
     default) leaves hard steps that still lower the NCut (13.2537); the default runs on to
-    13.2523, labels that one more hard step leaves unchanged."""
+    13.2523, labels that one more hard step leaves unchanged (the exact moves that finish the
+    default run are off here: tests/test_local_moves.py)."""
     F, _y = planted(16, per=60, sep=0.3, seed=3)
     G = build_graph(F, "ncut", metric="cosine")
     W, d = G.W.float(), G.degree.float()
-    early = FalconCut(16, tol=1e-4, max_iter=30).fit(G, F)
+    early = FalconCut(16, tol=1e-4, max_iter=30, exact_moves=False).fit(G, F)
     z, _P, history, *_ = _hard_steps(W, d, early.labels_, 16, False)
     assert history[-1] < early.ncut_ - 1e-5
-    est = FalconCut(16).fit(G, F)
+    est = FalconCut(16, exact_moves=False).fit(G, F)
     assert est.converged_ and est.ncut_ < early.ncut_ - 1e-3
     z, _P, history, *_ = _hard_steps(W, d, est.labels_, 16, False)
     assert len(history) == 1 and torch.equal(z, est.labels_)
@@ -294,7 +300,7 @@ def test_multilevel_start_uses_the_graph_when_features_say_nothing():
 
 
 def test_fill_empty_moves_the_least_attached_node():
-    from deepcut.solvers.falcon import _fill_empty
+    from deepcut.solvers.local_moves import _fill_empty
 
     # nodes 0-2 a tight triangle, node 3 hangs on node 2 by a weak edge; cluster 1 is empty
     W = torch.zeros(4, 4)
@@ -338,7 +344,7 @@ def test_sweep_cut_is_the_best_threshold_split():
 
 
 def test_sparse_scatter_product_matches_dense():
-    from deepcut.solvers.falcon import _product
+    from deepcut.solvers.local_moves import _product
     from deepcut.solvers.spectral import _to_csr
 
     F, _y = planted(4, per=50, seed=16)

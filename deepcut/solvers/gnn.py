@@ -534,7 +534,8 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
                             seed: int | None = 0,
                             extra: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Hard labels ``(N,)`` -> a local optimum of the discrete K-way NCut on ``graph``
-    (non-negative): empty clusters filled (dense graphs), then monotone hard steps.
+    (non-negative): empty clusters filled (dense graphs), then monotone hard steps; the winning
+    start is finished by exact single-node moves (:mod:`deepcut.solvers.local_moves`).
 
     With the head's node embeddings ``E: (N, h)`` and ``n_init > 0``, ``n_init`` seeded k-means
     partitions of ``E`` into K groups are rounded too and the lowest NCut wins (the argmax's on
@@ -543,7 +544,7 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
     of them at K = 4 / 8 against 62% / 71% from the argmax alone (k-means on the softmax rows
     themselves: 62% / 96%). Their ids are matched to the argmax's, so ids stay comparable
     across images."""
-    from deepcut.solvers.falcon import _fill_empty, _hard_steps
+    from deepcut.solvers.local_moves import _fill_empty, _hard_steps, _polish
     from deepcut.solvers.spectral import _to_csr
 
     W, d = graph.W.float(), graph.degree.float()
@@ -556,7 +557,7 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
     # More non-empty clusters first: merging two unlinked regions lowers the NCut, so without
     # this a start with an empty cluster would beat the K-way answer the user asked for
     # (sparse graphs, where empty clusters are not filled).
-    best, best_key = None, (1, float("inf"))
+    best, best_P, best_key = None, None, (1, float("inf"))
     seen: list[torch.Tensor] = []
     for z in starts:
         z = z.to(W.device)
@@ -567,11 +568,12 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
         seen.append(z)
         if not graph.is_sparse:
             z = _fill_empty(W, d, z, K)
-        z, _, history, *_ = _hard_steps(W, d, z, K, graph.is_sparse)
+        z, P, history, *_ = _hard_steps(W, d, z, K, graph.is_sparse)
         key = (-int(torch.unique(z).numel()), float(history[-1]))
         if key[0] < best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1] - 1e-9):
-            best, best_key = z, key
-    return best
+            best, best_P, best_key = z, P, key
+    # exact single-node moves finish the winner, as they finish Falcon's (local_moves)
+    return _polish(W, d, best, K, graph.is_sparse, P=best_P)[0]
 
 
 def _kmeans_starts(E: torch.Tensor, ref: torch.Tensor, K: int, n: int,
