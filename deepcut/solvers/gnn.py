@@ -52,7 +52,9 @@ steps, which keeps clusters alive early (without it the K = 8 argmax used all 8 
 of 10 graphs); annealing lets the last steps optimise the cut alone. The argmax
 is then *rounded* to a local optimum of the discrete NCut: clusters left empty are filled with
 the node whose move gains the most, and monotone proximal hard steps (the weighted kernel
-k-means moves of :mod:`deepcut.solvers.falcon`) move nodes while the NCut decreases. The warm
+k-means moves of :mod:`deepcut.solvers.falcon`) move nodes while the NCut decreases; exact
+single-node moves then finish the winning start (:mod:`deepcut.solvers.local_moves`), so no
+single node move lowers the result's NCut. The warm
 partition (and, without a warm start, four seeded k-means partitions of the head's node
 embeddings, its last hidden layer: ``n_init``) are rounded the same way and the lowest NCut
 wins (the argmax wins ties), so the result is never worse than the warm start rounded; their
@@ -110,7 +112,8 @@ class GNNSolver(BaseSolver):
             NCut losses (0 = off, DeepCut's setting); ignored for ``cc``, where K is found, and
             after a warm start, whose K clusters are alive from the first step.
         polish: round the argmax to a local optimum of the discrete NCut (fill empty clusters,
-            monotone hard steps; module docstring). Not applied to ``cc``.
+            monotone hard steps, exact single-node moves; module docstring). Not applied to
+            ``cc``.
         n_init: with ``polish``, also round this many seeded k-means partitions of the head's
             node embeddings (its last hidden layer; cluster ids matched to the argmax's by the
             Hungarian method) and keep the lowest NCut, the argmax winning ties (0 = the argmax
