@@ -140,3 +140,29 @@ def test_sparse_update_touches_only_the_changed_rows():
     P = _product(Ws, z, K, True)
     torch.testing.assert_close(_update(Ws, P, z, cand, changed, K, True),
                                W @ torch.nn.functional.one_hot(cand, K).float())
+
+
+def test_a_batch_never_empties_a_cluster():
+    """Cluster {0, 1} hangs on cluster A: each of its two nodes gains by joining A alone, and
+    both together would gain too but leave the cluster empty. The batch is cut to the better
+    move; the other node, now alone, stays: all three clusters survive."""
+    W = torch.zeros(12, 12)
+    A, B = slice(2, 7), slice(7, 12)
+    W[A, A] = 5.0  # tight: A's own nodes gain nothing by joining the pair
+    W[B, B] = 1.0
+    W[0:2, A] = 1.0
+    W[A, 0:2] = 1.0
+    W[0, 1] = W[1, 0] = 0.01
+    W.fill_diagonal_(0)
+    z = torch.tensor([2, 2] + [0] * 5 + [1] * 5)
+    d = W.sum(1)
+    P = _product(W, z, 3, False)
+    vol, assoc, *_ = _stats(P, z, d, 3)
+    gain, target = _best_moves(P, z, d, vol, assoc, W.diagonal())
+    assert (gain[:2] > 0).all() and (target[:2] == 0).all() and (gain[2:] < 0).all()
+    both = z.clone()
+    both[:2] = 0
+    assert objective(W, both, 3) > objective(W, z, 3)  # the pair's joint move gains (and empties)
+    z2, _P, history, n = _polish(W, d, z, 3, False)
+    assert torch.bincount(z2, minlength=3).tolist() == [6, 5, 1]
+    assert n == 1 and history[-1] < history[0]

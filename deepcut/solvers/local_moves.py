@@ -180,8 +180,9 @@ def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Ten
     """One batch of single-node moves of positive exact gain (:func:`_best_moves`).
 
     Every node with a gaining move takes its best one. Moves of linked nodes interact (their
-    edge is not in the single-move gains), so while the batch would lower the objective it is
-    cut to its better-gaining half, down to the one best move, which alone always gains.
+    edge is not in the single-move gains), and all the members of a cluster may leave it
+    together, so while the batch would lower the objective or empty a cluster it is cut to its
+    better-gaining half, down to the one best move, which alone always gains.
     Returns ``(z, P, vol, assoc, obj, ncut)`` after the batch, or ``None`` where no move gains
     more than float32 noise in ``P`` (or the backtracking ran out).
     """
@@ -190,12 +191,13 @@ def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Ten
     if movers.numel() == 0:
         return None
     movers = movers[g[movers].argsort(descending=True)]
+    n_used = int((vol > 0).sum())
     for _ in range(max_backtrack + 10):  # halving: 2^16 movers before the single best
         cand = z.clone()
         cand[movers] = target[movers]
         Pc = _update(W, P, z, cand, movers, K, sparse)
         vol_c, assoc_c, obj_c, ncut_c = _stats(Pc, cand, d, K)
-        if obj_c > obj and ncut_c <= ncut:
+        if obj_c > obj and ncut_c <= ncut and int((vol_c > 0).sum()) == n_used:
             return cand, Pc, vol_c, assoc_c, obj_c, ncut_c
         if movers.numel() == 1:
             return None  # the best move's gain was rounding
