@@ -57,9 +57,9 @@ gains: the result is a local optimum under single-node moves, which the proximal
 do not give. Measured against the hard steps alone on the 40 dense graphs of
 ``benchmarks/ncut_yardstick.py`` (N = 1820, one thread), K = 2 / 4 / 8 / 16: NCut lower on
 62 / 88 / 95 / 100% (never higher; by 0.01-0.1%, up to 2% on small graphs) for 10 / 22 / 29 /
-37% more solve time; on the 16k-node sparse graphs of 6 SOD images at K = 2 / 8 / 27: lower on 4 / 6 /
-6 of 6 (median 0.0123 -> 0.0116, 0.4136 -> 0.4060, 4.141 -> 4.081) for 1.1 / 1.9 / 1.5x the
-time. The GNN's rounding ends the same way.
+37% more solve time; on the 16k-node sparse graphs of 6 SOD images at K = 2 / 8 / 27: lower on
+4 / 6 / 6 of 6 (median 0.0123 -> 0.0116, 0.4136 -> 0.4060, 4.141 -> 4.081) for 1.1 / 1.9 /
+1.5x the time. The GNN's rounding ends the same way.
 
 **Soft mode** (``mode="soft"``; Falcon v1 Table 2, "+ Soft Assignment"): ``X <- softmax(s~ / T)``
 with the scores made dimensionless, ``s~_ik = s_ik * (sum(d) / K) / d_i`` (a node whose edges
@@ -606,8 +606,7 @@ class FalconCut(BaseSolver):
             n_exact = 0
             if self.exact_moves:
                 z, P, more, n_exact = _polish(W, d, z, K, sparse, P=P, diag=diag,
-                                              max_iter=hard["max_iter"],
-                                              max_backtrack=self.max_backtrack)
+                                              max_iter=hard["max_iter"])
                 history = history + more[1:]
             return z, history, n_back, converged, n_iter, n_exact
 

@@ -34,9 +34,10 @@ never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or b
 steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and with 2 of them the
 head's rounded argmax still beats the rounded warm partition on 20 / 30 / 5% of the graphs at K = 2
 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%).
-Falcon's hard steps now run to a fixed point, so rounding its partition again changes nothing and
-the head's argmax is what the GNN adds: on the 60 graphs of ``benchmarks/ncut_yardstick.py`` its
-NCut was below Falcon's on 32 / 47 / 40 / 7% at K = 2 / 4 / 8 / 16 and equal on the rest. BSDS
+Falcon's runs end at a local optimum (hard steps to a fixed point, then exact single-node moves),
+so rounding its partition again changes nothing and the head's argmax is what the GNN adds: on
+the 60 graphs of ``benchmarks/ncut_yardstick.py`` its NCut was below Falcon's on 3 / 18 / 25 / 5%
+at K = 2 / 4 / 8 / 16 and equal on the rest (32 / 47 / 40 / 7% before the exact moves). BSDS
 K = 6 regions on the sparse ``local`` graph (40 images) and SOD fg/bg (40) scored the same with 2, 3
 or 5 steps (NMI 55.9 / 55.8 / 55.8, IoU 52.5 / 52.6 / 52.5); Falcon's partition stays off the local
 graph, where its BSDS regions score lower (NMI 54.1 against spectral's 56.6, ``docs/RESULTS.md``).

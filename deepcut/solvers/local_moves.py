@@ -176,7 +176,7 @@ def _best_moves(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, vol: torch.Te
 
 def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Tensor,
                  vol: torch.Tensor, assoc: torch.Tensor, obj: float, ncut: float,
-                 diag: torch.Tensor, K: int, sparse: bool, max_backtrack: int):
+                 diag: torch.Tensor, K: int, sparse: bool):
     """One batch of single-node moves of positive exact gain (:func:`_best_moves`).
 
     Every node with a gaining move takes its best one. Moves of linked nodes interact (their
@@ -184,7 +184,7 @@ def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Ten
     together, so while the batch would lower the objective or empty a cluster it is cut to its
     better-gaining half, down to the one best move, which alone always gains.
     Returns ``(z, P, vol, assoc, obj, ncut)`` after the batch, or ``None`` where no move gains
-    more than float32 noise in ``P`` (or the backtracking ran out).
+    more than float32 noise in ``P``.
     """
     g, target = _best_moves(P, z, d, vol, assoc, diag)
     movers = (g > 1e-8 * max(abs(obj), 1.0)).nonzero().squeeze(1)
@@ -192,7 +192,7 @@ def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Ten
         return None
     movers = movers[g[movers].argsort(descending=True)]
     n_used = int((vol > 0).sum())
-    for _ in range(max_backtrack + 10):  # halving: 2^16 movers before the single best
+    while True:  # at most log2(N) halvings
         cand = z.clone()
         cand[movers] = target[movers]
         Pc = _update(W, P, z, cand, movers, K, sparse)
@@ -202,12 +202,11 @@ def _exact_moves(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, P: torch.Ten
         if movers.numel() == 1:
             return None  # the best move's gain was rounding
         movers = movers[:(movers.numel() + 1) // 2]
-    return None
 
 
 def _polish(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int, sparse: bool, *,
             P: torch.Tensor | None = None, diag: torch.Tensor | None = None,
-            max_iter: int = _HARD_MAX_ITER, max_backtrack: int = 6
+            max_iter: int = _HARD_MAX_ITER
             ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
     """Batches of exact single-node moves from labels ``z: (N,)`` until no move gains (or
     ``max_iter`` batches). Returns ``(z, P, ncut_history, n_batches)``, ``P = W onehot(z)``;
@@ -222,7 +221,7 @@ def _polish(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int, sparse: b
     diag = _diagonal(W, sparse) if diag is None else diag
     n = 0
     for n in range(1, max_iter + 1):
-        out = _exact_moves(W, d, z, P, vol, assoc, obj, ncut, diag, K, sparse, max_backtrack)
+        out = _exact_moves(W, d, z, P, vol, assoc, obj, ncut, diag, K, sparse)
         if out is None:
             n -= 1
             break
