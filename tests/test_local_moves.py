@@ -166,3 +166,25 @@ def test_a_batch_never_empties_a_cluster():
     z2, _P, history, n = _polish(W, d, z, 3, False)
     assert torch.bincount(z2, minlength=3).tolist() == [6, 5, 1]
     assert n == 1 and history[-1] < history[0]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_the_ncut_read_off_the_moves_equals_a_fresh_pass(sparse):
+    """Falcon and the GNN's rounding report ``ncut_`` (and the GNN ``raw_ncut_``) from the
+    ``W onehot(z)`` their moves keep, not from another pass over ``W``: each equals the NCut
+    recomputed from the labels (the cold GNN's raw argmax may leave clusters empty)."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(4).repeat_interleave(20)
+    F = torch.randn(4, 8, generator=g)[y] * 0.8 + torch.randn(80, 8, generator=g)
+    G = build_graph(F, "ncut", metric="cosine", knn=10 if sparse else None)
+    assert G.is_sparse == sparse
+    Gp = G.positive()
+    for K in (2, 4):
+        for est in (FalconCut(K, random_state=0), GNNSolver(K, seed=0),
+                    GNNSolver(K, seed=0, warm_start=None)):
+            est.fit(G, F)
+            assert est.ncut_ == pytest.approx(discrete_ncut(est.labels_, Gp.W, Gp.degree),
+                                              rel=1e-5, abs=1e-6)
+            if isinstance(est, GNNSolver):
+                assert est.raw_ncut_ == pytest.approx(
+                    discrete_ncut(est.raw_labels_, Gp.W, Gp.degree), rel=1e-5, abs=1e-6)

@@ -96,8 +96,12 @@ class BaseSolver(ParamsMixin):
         yield
         self.timings_[stage] = self.timings_.get(stage, 0.0) + time.perf_counter() - t0
 
-    def _finish(self, graph: Graph, assignment: torch.Tensor, labels: torch.Tensor) -> None:
-        """Set the common fitted attributes from a soft assignment and hard labels."""
+    def _finish(self, graph: Graph, assignment: torch.Tensor, labels: torch.Tensor,
+                ratios: torch.Tensor | None = None) -> None:
+        """Set the common fitted attributes from a soft assignment and hard labels.
+
+        ``ratios``: the labels' :func:`~deepcut.losses.cluster_ratios` on ``graph.positive()``
+        when the solver already has them (one pass over ``W`` less)."""
         self.assignment_ = assignment
         self.labels_ = labels.long()
         self.n_clusters_ = int(torch.unique(self.labels_).numel())
@@ -118,8 +122,9 @@ class BaseSolver(ParamsMixin):
         elif self.n_clusters_ < 2:
             self.warnings_.append(f"{self.solver_name}: one cluster (a trivial cut)")
         with self._timer("ncut"):
-            g = graph.positive()
-            ratios = cluster_ratios(self.labels_, g.W, g.degree, assume_nonnegative=True)
+            if ratios is None:
+                g = graph.positive()
+                ratios = cluster_ratios(self.labels_, g.W, g.degree, assume_nonnegative=True)
             self.ncut_ = float(ratios.numel() - ratios.sum())
         # A CC solve does not optimise the positive part's ratios; in a K > 2 cut a small weak
         # cluster is a detail of a many-region answer (the classic backbone's 5-way fg/bg cut),

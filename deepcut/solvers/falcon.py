@@ -158,6 +158,7 @@ from deepcut.solvers.local_moves import (
     _hard_steps,
     _polish,
     _product,
+    _ratios,
     _stats,
 )
 from deepcut.solvers.spectral import _sym_mm, _to_csr, split_ncuts
@@ -537,7 +538,7 @@ class FalconCut(BaseSolver):
     # ---------------------------------------------------------------------------------------
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
-        z, X = self._solve(graph, features)
+        z, X, ratios = self._solve(graph, features)
         with self._timer("finish"):
             used = torch.unique(z)
             if used.numel() < self.n_clusters:
@@ -549,7 +550,7 @@ class FalconCut(BaseSolver):
                 X = X[:, used]
                 X = X / X.sum(1, keepdim=True).clamp(min=_EPS)
                 z = relabel_consecutive(z)
-        self._finish(graph, X.cpu(), z.cpu())
+        self._finish(graph, X.cpu(), z.cpu(), ratios)
         return self
 
     def partition(self, graph: Graph, features: torch.Tensor | None = None) -> torch.Tensor:
@@ -557,11 +558,13 @@ class FalconCut(BaseSolver):
         assignment (one O(N^2) pass less on a dense graph): for a caller that scores the
         partition itself, such as the GNN's warm start. Sets ``timings_``, ``init_labels_``
         and the hard mode's ``ncut_history_``."""
-        return self._solve(graph, features)[0].long().cpu()
+        return self._solve(graph, features, ratios=False)[0].long().cpu()
 
-    def _solve(self, graph: Graph, features: torch.Tensor | None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z: (N,), X: (N, K))``: the labels and the soft (or one-hot) assignment."""
+    def _solve(self, graph: Graph, features: torch.Tensor | None, ratios: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(z: (N,), X: (N, K), ratios)``: the labels, the soft (or one-hot) assignment and,
+        in hard mode on the input graph (``beta=None``), the labels' cluster ratios read off
+        the final ``W onehot(z)`` (else None: :meth:`_finish` computes them)."""
         self._validate(graph, self.n_clusters)
         if self.reweight_gamma is not None and self.mode == "hard":
             raise ValueError("reweight_gamma needs mode='soft': on one-hot rows the reweighting "
@@ -585,17 +588,19 @@ class FalconCut(BaseSolver):
         self.init_labels_ = z0.cpu()
         with self._timer("solve"):
             if self.mode == "hard":
-                z, X = self._hard(W, d, z0, sparse)
+                z, X, P = self._hard(W, d, z0, sparse)
             else:
-                z, X = self._soft(W, d, z0, sparse)
+                (z, X), P = self._soft(W, d, z0, sparse), None
         self._init_product, self._more_starts = None, []  # not fitted attributes: free them
-        return z, X
+        if ratios and P is not None and self.beta is None:  # solve graph = graph.positive()
+            return z, X, _ratios(P, z, d, self.n_clusters).cpu()
+        return z, X, None
 
     def _hard(self, W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, sparse: bool
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Hard steps from ``z`` and from each further lifted start, each finished by exact
         single-node moves (``exact_moves``); the run that uses the most clusters, then ends at
-        the lowest NCut, wins (the first on ties)."""
+        the lowest NCut, wins (the first on ties). Returns ``(z, onehot(z), W onehot(z))``."""
         K = self.n_clusters
         hard = self._hard_params()
         diag = _diagonal(W, sparse) if self.exact_moves else None
@@ -608,7 +613,7 @@ class FalconCut(BaseSolver):
                 z, P, more, n_exact = _polish(W, d, z, K, sparse, P=P, diag=diag,
                                               max_iter=hard["max_iter"])
                 history = history + more[1:]
-            return z, history, n_back, converged, n_iter, n_exact
+            return z, history, n_back, converged, n_iter, n_exact, P
 
         starts = [(z, self._init_product), *self._more_starts]  # P = W @ onehot(z) when known
         runs = [run(z0, P0) for z0, P0 in starts]
@@ -617,9 +622,9 @@ class FalconCut(BaseSolver):
             range(len(runs)),
             key=lambda j: (int(torch.unique(runs[j][0]).numel()), -runs[j][1][-1], -j))
         (z, self.ncut_history_, self.n_backtracks_, self.converged_, self.n_iter_,
-         self.n_exact_batches_) = runs[i]
+         self.n_exact_batches_, P) = runs[i]
         self.init_labels_ = starts[i][0].cpu()
-        return z, Fn.one_hot(z, K).float()
+        return z, Fn.one_hot(z, K).float(), P
 
     def _hard_params(self) -> dict:
         return {"inertia": self.inertia,

@@ -70,7 +70,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -499,20 +499,25 @@ class GNNSolver(BaseSolver):
         labels = S.argmax(dim=-1)
         self.raw_labels_ = labels.cpu()
         self.warm_start_ = self.warm_kind(graph) if warm is not None else None
+        rounded = None
         if self.polish and self.loss != "cc":
             with self._timer("polish"):
-                labels = _round_to_local_optimum(graph.positive(), labels, self.n_clusters,
-                                                 E.cpu(), self._kmeans_starts(), self.seed,
-                                                 [] if warm is None else [warm.cpu()])
+                rounded = _round_to_local_optimum(graph.positive(), labels, self.n_clusters,
+                                                  E.cpu(), self._kmeans_starts(), self.seed,
+                                                  [] if warm is None else [warm.cpu()])
+                labels = rounded.labels
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
         if drop:
-            labels = relabel_consecutive(labels)
+            labels = relabel_consecutive(labels)  # keeps the id order, so the ratios' too
         self.n_iter_ = len(self.loss_history_)
         self._k_is_bound = self.loss == "cc"
-        self._finish(graph, S.detach().cpu(), labels.cpu())
+        self._finish(graph, S.detach().cpu(), labels.cpu(),
+                     None if rounded is None else rounded.ratios)
         if torch.equal(self.raw_labels_, self.labels_):  # no rounding (paper, cc): same yardstick
             self.raw_ncut_ = self.ncut_
-        else:  # one more O(N^2) (dense) or O(nnz) pass, only when rounding moved nodes
+        elif rounded is not None:
+            self.raw_ncut_ = rounded.start_ncut
+        else:  # one more O(N^2) (dense) or O(nnz) pass
             g = graph.positive()
             self.raw_ncut_ = discrete_ncut(self.raw_labels_.to(g.W.device), g.W, g.degree,
                                            assume_nonnegative=True)
@@ -533,13 +538,23 @@ def balance_loss(S: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+class Rounded(NamedTuple):
+    """What :func:`_round_to_local_optimum` returns."""
+
+    labels: torch.Tensor  # (N,)
+    ratios: torch.Tensor  # (K',) assoc_k / vol_k of the non-empty clusters, in id order
+    start_ncut: float  # discrete NCut of the first start (the labels as given)
+
+
 def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
                             E: torch.Tensor | None = None, n_init: int = 0,
                             seed: int | None = 0,
-                            extra: list[torch.Tensor] | None = None) -> torch.Tensor:
+                            extra: list[torch.Tensor] | None = None) -> Rounded:
     """Hard labels ``(N,)`` -> a local optimum of the discrete K-way NCut on ``graph``
     (non-negative): empty clusters filled (dense graphs), then monotone hard steps; the winning
     start is finished by exact single-node moves (:mod:`deepcut.solvers.local_moves`).
+    Returns the labels with their cluster ratios and the NCut of ``labels`` as given, both
+    read off ``W onehot(z)``, which the moves keep (no further pass over ``W``).
 
     With the head's node embeddings ``E: (N, h)`` and ``n_init > 0``, ``n_init`` seeded k-means
     partitions of ``E`` into K groups are rounded too and the lowest NCut wins (the argmax's on
@@ -548,7 +563,14 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
     of them at K = 4 / 8 against 62% / 71% from the argmax alone (k-means on the softmax rows
     themselves: 62% / 96%). Their ids are matched to the argmax's, so ids stay comparable
     across images."""
-    from deepcut.solvers.local_moves import _fill_empty, _hard_steps, _polish
+    from deepcut.solvers.local_moves import (
+        _fill_empty,
+        _hard_steps,
+        _polish,
+        _product,
+        _ratios,
+        _stats,
+    )
     from deepcut.solvers.spectral import _to_csr
 
     W, d = graph.W.float(), graph.degree.float()
@@ -563,21 +585,28 @@ def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
     # (sparse graphs, where empty clusters are not filled).
     best, best_P, best_key = None, None, (1, float("inf"))
     seen: list[torch.Tensor] = []
-    for z in starts:
+    start_ncut = float("nan")
+    for i, z in enumerate(starts):
         z = z.to(W.device)
         # rounding is deterministic: a start equal to an earlier one (after a warm start the
         # head's argmax often is the warm partition) would give the same local optimum again
         if any(torch.equal(z, s) for s in seen):
             continue
         seen.append(z)
+        P = None
+        if i == 0:  # the head's own labels: their NCut is reported (raw_ncut_)
+            P = _product(W, z, K, graph.is_sparse)
+            start_ncut = _stats(P, z, d, K)[3]
         if not graph.is_sparse:
-            z = _fill_empty(W, d, z, K)
-        z, P, history, *_ = _hard_steps(W, d, z, K, graph.is_sparse)
+            filled = _fill_empty(W, d, z, K)
+            P, z = (P if filled is z else None), filled
+        z, P, history, *_ = _hard_steps(W, d, z, K, graph.is_sparse, P=P)
         key = (-int(torch.unique(z).numel()), float(history[-1]))
         if key[0] < best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1] - 1e-9):
             best, best_P, best_key = z, P, key
     # exact single-node moves finish the winner, as they finish Falcon's (local_moves)
-    return _polish(W, d, best, K, graph.is_sparse, P=best_P)[0]
+    z, P, *_ = _polish(W, d, best, K, graph.is_sparse, P=best_P)
+    return Rounded(z, _ratios(P, z, d, K).cpu(), start_ncut)
 
 
 def _kmeans_starts(E: torch.Tensor, ref: torch.Tensor, K: int, n: int,

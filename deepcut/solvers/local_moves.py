@@ -57,6 +57,15 @@ def _stats(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, K: int
     return vol, assoc, obj, float(nonempty.sum()) - obj
 
 
+def _ratios(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, K: int) -> torch.Tensor:
+    """``assoc_k / vol_k`` of the non-empty clusters of labels ``z`` in id order (float64),
+    as :func:`deepcut.losses.cluster_ratios` gives them, from a known ``P = W onehot(z)``
+    instead of another pass over ``W``."""
+    vol, assoc, _, _ = _stats(P, z, d, K)
+    keep = vol > 0
+    return assoc[keep] / vol[keep]
+
+
 def _update(W: torch.Tensor, P: torch.Tensor, z: torch.Tensor, cand: torch.Tensor,
             changed: torch.Tensor, K: int, sparse: bool) -> torch.Tensor:
     """``W @ onehot(cand)`` from ``P = W @ onehot(z)``, touching only the changed rows (a full
