@@ -537,7 +537,6 @@ def balance_loss(S: torch.Tensor) -> torch.Tensor:
     return K * (math.log(K) + (p * p.clamp(min=1e-12).log()).sum())
 
 
-@torch.no_grad()
 class Rounded(NamedTuple):
     """What :func:`_round_to_local_optimum` returns."""
 
@@ -546,6 +545,7 @@ class Rounded(NamedTuple):
     start_ncut: float  # discrete NCut of the first start (the labels as given)
 
 
+@torch.no_grad()
 def _round_to_local_optimum(graph: Graph, labels: torch.Tensor, K: int,
                             E: torch.Tensor | None = None, n_init: int = 0,
                             seed: int | None = 0,
