@@ -78,6 +78,7 @@ from deepcut._validation import Interval, Options
 from deepcut.graphs.graph import Graph
 from deepcut.losses import cc_loss, deepcut_ncut_loss, discrete_ncut, soft_ncut_loss
 from deepcut.nn.head import GNNHead, gcn_propagate
+from deepcut.seeding import seeded
 from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
 
 __all__ = ["GNNSolver", "balance_loss", "gnn_cut", "match_ids"]
@@ -249,8 +250,7 @@ class GNNSolver(BaseSolver):
 
     def make_head(self, in_dim: int) -> GNNHead:
         """The seeded shared initialisation (same seed, same weights, no global RNG side effect)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0 if self.seed is None else self.seed)
+        with seeded(self.seed):  # built on the CPU, then moved
             head = GNNHead(in_dim, self.n_clusters, self.hidden, self.mlp_hidden, self.dropout)
         if self.init_state is not None:
             head.load_state_dict(self.init_state, strict=True)
@@ -415,9 +415,8 @@ class GNNSolver(BaseSolver):
             with self._timer("warm_start"), torch.no_grad():
                 head.eval()
                 target = self._warm_labels(graph, head(AX), X)
-        with self._timer("train"), torch.random.fork_rng(devices=[]), \
-                _num_threads(self.step_threads if X.device.type == "cpu" else None):
-            torch.manual_seed(0 if self.seed is None else self.seed)  # dropout masks
+        with self._timer("train"), seeded(self.seed, X.device), \
+                _num_threads(self.step_threads if X.device.type == "cpu" else None):  # dropout
             if n_train:
                 # the fused CPU/GPU kernel: one op per step instead of one per tensor (3x
                 # faster on a 1-thread CPU, where the step was a quarter of the GNN's time)
