@@ -13,6 +13,7 @@ from deepcut.losses import discrete_ncut
 from deepcut.solvers import FalconCut, GNNSolver
 from deepcut.solvers.local_moves import (
     _best_moves,
+    _candidates,
     _diagonal,
     _hard_steps,
     _polish,
@@ -188,3 +189,48 @@ def test_the_ncut_read_off_the_moves_equals_a_fresh_pass(sparse):
             if isinstance(est, GNNSolver):
                 assert est.raw_ncut_ == pytest.approx(
                     discrete_ncut(est.raw_labels_, Gp.W, Gp.degree), rel=1e-5, abs=1e-6)
+
+
+def test_candidates_keep_every_node_that_can_gain():
+    """``_candidates`` leaves out only nodes whose every single move loses (brute force): the
+    inside of each cluster of sparse graphs, but not an inside node whose self-loop makes a
+    move to a weak cluster gain (node 0 below: no outside edge, yet it gains by leaving)."""
+    N_A, N_B = 30, 6
+    W = torch.zeros(N_A + N_B, N_A + N_B)
+    for i in range(N_A):  # cluster A: a ring lattice, weight 1 to 3 neighbours each side
+        for s in (1, 2, 3):
+            W[i, (i + s) % N_A] = W[(i + s) % N_A, i] = 1.0
+    for i in range(N_B):  # cluster B: a weak ring hanging on A
+        j = N_A + (i + 1) % N_B
+        W[N_A + i, j] = W[j, N_A + i] = 0.1
+        W[N_A + i, 10 + 2 * i] = W[10 + 2 * i, N_A + i] = 0.5
+    W[0, 0] = 20.0
+    z = torch.tensor([0] * N_A + [1] * N_B)
+    d = W.sum(1)
+    P = _product(W, z, 2, False)
+    vol, assoc, *_ = _stats(P, z, d, 2)
+    G = brute_force_gains(W, z, 2).max(1).values
+    assert G[0] > 0.1  # the self-loop case is exercised
+    rows = _candidates(P, z, d, vol, assoc, W.diagonal())
+    assert rows is not None and 0 in rows.tolist() and rows.numel() < 20
+    out = torch.ones(z.numel(), dtype=torch.bool)
+    out[rows] = False
+    assert float(G[out].max()) <= 1e-9
+
+    g = torch.Generator().manual_seed(0)
+    for seed in range(4):  # kNN graphs of planted blocks, self-loops, labels a little off
+        y = torch.arange(4).repeat_interleave(15)
+        F = torch.randn(4, 6, generator=g)[y] * 4 + torch.randn(60, 6, generator=g)
+        Ws = build_graph(F, "ncut", metric="cosine", knn=6).W.to_dense()
+        Ws = Ws + torch.diag(torch.rand(60, generator=g) * 0.3 * (seed % 2) * Ws.sum(1))
+        zz = y.clone()
+        zz[torch.randperm(60, generator=g)[:6]] = torch.randint(4, (6,), generator=g)
+        Wc = _to_csr(Ws.to_sparse())
+        P = _product(Wc, zz, 4, True)
+        dd = Ws.sum(1)
+        vol, assoc, *_ = _stats(P, zz, dd, 4)
+        rows = _candidates(P, zz, dd, vol, assoc, _diagonal(Wc, True))
+        assert rows is not None and rows.numel() < 30  # the inside of the blocks is left out
+        out = torch.ones(60, dtype=torch.bool)
+        out[rows] = False
+        assert float(brute_force_gains(Ws, zz, 4).max(1).values[out].max()) <= 1e-9
