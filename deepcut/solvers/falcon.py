@@ -59,7 +59,8 @@ do not give. Measured against the hard steps alone on the 40 dense graphs of
 62 / 88 / 95 / 100% (never higher; by 0.01-0.1%, up to 2% on small graphs) for 10 / 22 / 29 /
 37% more solve time; on the 16k-node sparse graphs of 6 SOD images at K = 2 / 8 / 27: lower on
 4 / 6 / 6 of 6 (median 0.0123 -> 0.0116, 0.4136 -> 0.4060, 4.141 -> 4.081) for 1.1 / 1.9 /
-1.5x the time. The GNN's rounding ends the same way.
+1.5x the time; 1.2 / 1.6 / 1.6x once only the nodes that can gain are scored
+(``local_moves._candidates``, same labels). The GNN's rounding ends the same way.
 
 **Soft mode** (``mode="soft"``; Falcon v1 Table 2, "+ Soft Assignment"): ``X <- softmax(s~ / T)``
 with the scores made dimensionless, ``s~_ik = s_ik * (sum(d) / K) / d_i`` (a node whose edges
