@@ -194,7 +194,8 @@ def _candidates(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, vol: torch.Te
     :func:`_best_moves`' gain, ``2 (W x_b)_i + W_ii - d_i r_b`` to join ``b`` and
     ``d_i r_a - 2 (W x_a)_i + W_ii <= 2 o_i + W_ii - d_i`` to leave ``a``, are then <= 0. On a
     sparse graph that is the inside of every cluster. The test uses half the bound, a margin
-    far above the float32 error of an updated ``P``.
+    far above the float32 error of an updated ``P`` (with ``min_k r_k`` near 0, a node left
+    out can only have gains of the order of that error, below the batch's gain threshold).
     """
     keep = vol > 0
     r_min = float((assoc[keep] / vol[keep]).min())
