@@ -288,13 +288,14 @@ def test_warm_start_off_for_cc_checkpoints_and_the_paper_preset():
     assert GNNSolver(2, init_state=head, warm_start=None)._kmeans_starts() == 4
     s = GNNSolver(2, init_state=head, steps=0, warm_steps=0).fit(ncut_graph(F), F)
     assert s.n_iter_ == 0 and "warm_start" not in s.timings_ and s.warm_start_ is None
-    # through the pipeline (a config's None values are dropped, so the off switch is 0 steps)
+    # through the pipeline: the paper preset, 0 warm steps, or warm_start=None in solver_params
+    # (a None there is the user's value; an unset config field's None leaves the default)
     from PIL import Image
 
     from deepcut.pipeline import Segmenter
     im = Image.fromarray((np.random.RandomState(0).rand(48, 48, 3) * 255).astype("uint8"))
     for kw, warm in (({"preset": "paper"}, False), ({"solver_params": {"warm_steps": 0}}, False),
-                     ({}, True)):
+                     ({"solver_params": {"warm_start": None}}, False), ({}, True)):
         r = Segmenter(backbone="classic", size=48, seed=0, **kw)(im)
         assert ("warm_start" in r.meta["solver"]["timings"]) is warm, kw
 

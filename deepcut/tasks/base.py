@@ -13,7 +13,7 @@ import torch
 from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.graphs import Graph, LandmarkGraph, build_graph, fit_on_landmarks
-from deepcut.solvers import BaseSolver, create_solver
+from deepcut.solvers import BaseSolver
 
 __all__ = [
     "TASKS",
@@ -105,9 +105,12 @@ def make_solver(cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
             params["steps"] = steps
     elif "device" in SOLVERS[cfg.solver]._parameter_constraints:  # Falcon runs on the device
         params["device"] = cfg.device
+    # an unset config field (None) leaves the solver's default; in solver_params (and the
+    # tasks' overrides) None is a value the user chose, e.g. warm_start=None: no warm start
+    params = {k: v for k, v in params.items() if v is not None}
     params.update(cfg.solver_params)
     params.update(overrides)
-    return create_solver(cfg.solver, n_clusters=n_clusters, **params)
+    return SOLVERS[cfg.solver](n_clusters=n_clusters, **params)
 
 
 def solve(F: torch.Tensor, cfg: SegmenterConfig, n_clusters: int, steps: int | None = None,
