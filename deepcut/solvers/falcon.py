@@ -559,9 +559,9 @@ class FalconCut(BaseSolver):
         assignment (one O(N^2) pass less on a dense graph): for a caller that scores the
         partition itself, such as the GNN's warm start. Sets ``timings_``, ``init_labels_``
         and the hard mode's ``ncut_history_``."""
-        return self._solve(graph, features, ratios=False)[0].long().cpu()
+        return self._solve(graph, features)[0].long().cpu()
 
-    def _solve(self, graph: Graph, features: torch.Tensor | None, ratios: bool = True
+    def _solve(self, graph: Graph, features: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(z: (N,), X: (N, K), ratios)``: the labels, the soft (or one-hot) assignment and,
         in hard mode on the input graph (``beta=None``), the labels' cluster ratios read off
@@ -593,7 +593,7 @@ class FalconCut(BaseSolver):
             else:
                 (z, X), P = self._soft(W, d, z0, sparse), None
         self._init_product, self._more_starts = None, []  # not fitted attributes: free them
-        if ratios and P is not None and self.beta is None:  # solve graph = graph.positive()
+        if P is not None and self.beta is None:  # solve graph = graph.positive(); O(N)
             return z, X, _ratios(P, z, d, self.n_clusters).cpu()
         return z, X, None
 

@@ -276,8 +276,8 @@ def _fill_empty(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int) -> to
         return z
     z = z.clone()
     dd, diag = d.double().clamp(min=_EPS), W.diagonal().double()
+    P = _product(W, z, K, False)
     for k in (counts == 0).nonzero().flatten().tolist():
-        P = _product(W, z, K, False)
         vol, assoc, _, _ = _stats(P, z, d, K)
         own = P.gather(1, z[:, None]).squeeze(1).double()
         vc, ac = vol[z].clamp(min=_EPS), assoc[z]
@@ -288,5 +288,9 @@ def _fill_empty(W: torch.Tensor, d: torch.Tensor, z: torch.Tensor, K: int) -> to
         i = int(gain.argmax())
         counts[z[i]] -= 1
         counts[k] += 1
-        z[i] = k
+        moved = z.clone()
+        moved[i] = k
+        # one node moved: its row of W, not another O(N^2) product per empty cluster
+        P = _update(W, P, z, moved, torch.tensor([i], device=z.device), K, False)
+        z = moved
     return z
