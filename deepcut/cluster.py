@@ -330,7 +330,8 @@ class KLessClustering(_ClusteringMixin):
     Fitted attributes:
         labels_: ``(n_samples,)`` int64 labels in ``0..n_clusters_-1``.
         n_clusters_: the number of clusters found.
-        assignment_: ``(n_samples, k_max)`` soft assignment of the winning run.
+        assignment_: ``(n_samples, K')`` the winning run's head's soft assignment over its
+            ``K'`` non-empty clusters (before the rounding that gives ``labels_``).
         loss_: final (relaxed) CC loss of the winning run.
         objective_: discrete CC objective of ``labels_`` on the kept view's graph
             (:func:`~deepcut.solvers.cc_rounding.cc_objective`, lower is better).

@@ -161,7 +161,8 @@ def discrete_ncut(
     ``x_k`` the indicator of cluster k. Negative (repulsive) weights of a signed graph are
     ignored, so every solver is scored on the same non-negative affinity (pass
     ``assume_nonnegative=True`` when W is known to be, e.g. ``Graph.positive().W``, to skip that
-    check). In [0, K - 1] for a connected graph; 0 means no edge is cut. W must be symmetric.
+    check). In [0, K] (K when no cluster keeps an edge inside); 0 means no edge is cut. W
+    must be symmetric.
     """
     ratio = cluster_ratios(labels, W, degree, assume_nonnegative)
     return float(ratio.numel() - ratio.sum())

@@ -31,7 +31,9 @@ def test_cc_recovers_the_true_k(k):
     assert est.n_clusters_ == k
     assert adjusted_rand_score(y, est.labels_) == 1.0
     assert sorted(np.unique(est.labels_)) == list(range(k))  # renumbered, no gaps
-    assert est.assignment_.shape == (len(y), 10)
+    # the head's soft assignment over its non-empty clusters: column k is its label k
+    assert est.assignment_.shape == (len(y), est.solver_.n_clusters_)
+    assert np.array_equal(est.assignment_.argmax(1), est.solver_.labels_.numpy())
 
 
 @pytest.mark.parametrize("k", [3, 6])

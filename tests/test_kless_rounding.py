@@ -45,6 +45,8 @@ def test_moves_fix_misplaced_nodes_and_k_max_is_kept():
     assert (z[:, None] == z[None, :]).equal(y[:, None] == y[None, :])
     # 4 true blocks but k_max = 2: the splits stop at 2 clusters
     assert int(cc_round(W, torch.zeros(20, dtype=torch.long), k_max=2).max()) + 1 == 2
+    with pytest.raises(ValueError, match="4 clusters, more than k_max=3"):
+        cc_round(W, y, k_max=3)  # a start above the bound: no move would bring it down
 
 
 def test_rounding_never_raises_the_objective():

@@ -200,7 +200,8 @@ def test_image_edges_on_a_line_and_bad_maps():
     E = image_edges(img, (4, 6), 8, 8, cells=3, smooth=0.0, quantile=None)
     assert E.shape == (12, 18)
     cols = E.amax(0)
-    assert (cols[[5, 6]] > 5).all() and (cols[:4] == 0).all() and (cols[8:] == 0).all()
+    # flat cells hold rounding noise of the Lab conversion (~1e-6 on some builds), not exact 0
+    assert (cols[[5, 6]] > 5).all() and (cols[:4] < 1e-4).all() and (cols[8:] < 1e-4).all()
     with pytest.raises(ValueError, match="edges"):
         local_graph(torch.zeros(4, 6, 2), contour=1.0, edges=torch.zeros(12, 17))
     with pytest.raises(ValueError, match="contour"):

@@ -364,7 +364,7 @@ def test_falcon_soft_mode_and_reweighting():
         assert ari(y, est.labels_) >= 0.95
         assert est.assignment_.min() >= 0
         torch.testing.assert_close(est.assignment_.sum(1), torch.ones(y.numel()))
-        assert len(est.ncut_history_) == est.n_iter_
+        assert len(est.ncut_history_) == est.n_iter_ + 1  # the start, then each iterate
     with pytest.raises(ValueError, match="reweight_gamma needs mode='soft'"):
         FalconCut(4, reweight_gamma=0.5).fit(G, F)
 
@@ -474,7 +474,7 @@ def test_other_data_errors():
         SpectralNCut("auto", k_max=30).fit(G)
     with pytest.raises(ValueError, match="init labels must have shape"):
         FalconCut(2, init=torch.zeros(5, dtype=torch.long)).fit(G)
-    with pytest.raises(ValueError, match="features must have N=20 rows"):
+    with pytest.raises(ValueError, match=r"features must have one row per node, N=20 .*\(7, 3\)"):
         FalconCut(2).fit(G, torch.zeros(7, 3))
     with pytest.raises(TypeError, match="expects a deepcut.graphs.Graph"):
         SpectralNCut(2).fit(G.W)
@@ -541,3 +541,81 @@ def test_centres_bad_input():
         assign_by_centres(torch.zeros(3, 4, 2), torch.zeros(4, 3, dtype=torch.long), (8, 8))
     with pytest.raises(ValueError, match="must be \\(h, w, D\\)"):
         assign_by_centres(torch.zeros(12, 2), torch.zeros(3, 4, dtype=torch.long), (8, 8))
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks and one warning per event
+# ----------------------------------------------------------------------------------------------
+def test_a_numpy_k_counts_and_an_empty_cluster_warns_once():
+    """A numpy integer K (it passes validation) is the requested K of the JSON; Falcon's
+    clusters that end empty give one warning line (EmptyClusterWarning, a
+    DegenerateResultWarning), the same line as in ``warnings_``."""
+    from deepcut.solvers.base import DegenerateResultWarning
+
+    F, y = planted(3, seed=11)
+    G = block_graph(y)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        est = FalconCut(np.int64(5), init=y.clone()).fit(G, F)
+    degenerate = [w for w in rec if issubclass(w.category, DegenerateResultWarning)]
+    assert est.n_clusters_requested_ == 5 and est.n_clusters_ == 3
+    assert len(degenerate) == 1 and degenerate[0].category is EmptyClusterWarning
+    assert est.warnings_ == [str(degenerate[0].message)]
+    assert "2 of the 5 clusters ended up empty" in est.warnings_[0]
+
+
+def test_features_must_have_one_row_per_node():
+    """``(2N, D)`` is refused by name (a reshape would fold it into ``(N, 2D)``); ``(h, w, D)``
+    with ``h w = N`` is the same solve as ``(N, D)``."""
+    from deepcut.solvers import GNNSolver
+
+    F, y = planted(2, per=18, seed=3)  # N = 36 = 6 x 6
+    G = block_graph(y)
+    for solver in (GNNSolver(2, steps=2), FalconCut(2, beta=1.0)):
+        with pytest.raises(ValueError, match=r"N=36 .*got shape \(72, 8\)"):
+            solver.fit(G, torch.randn(72, 8))
+        with pytest.raises(ValueError, match="N=36"):
+            solver.fit(G, torch.randn(37, 16))
+    a = GNNSolver(2, steps=2).fit(G, F).labels_
+    assert torch.equal(a, GNNSolver(2, steps=2).fit(G, F.reshape(6, 6, -1)).labels_)
+
+
+def test_settings_that_would_be_ignored_are_refused():
+    """A warm partition with ``warm_steps=0``, and Falcon's ``lam`` without ``beta``, would
+    have no effect: each is an error that says why."""
+    from deepcut.solvers import GNNSolver
+
+    F, y = planted(2, seed=4)
+    G = block_graph(y)
+    with pytest.raises(ValueError, match="warm_steps=0"):
+        GNNSolver(2, warm_steps=0).fit(G, F, warm_labels=y)
+    with pytest.raises(ValueError, match="lam needs beta"):
+        FalconCut(2, lam=0.5).fit(G, F)
+    assert FalconCut(2, lam=0.5, beta=1.0).fit(G, F).n_clusters_ == 2
+
+
+def test_dropped_clusters_leave_the_assignment_too():
+    """With ``drop_empty`` the GNN drops the empty clusters' columns as Falcon does: column k
+    of ``assignment_`` is label k, rows still sum to 1."""
+    from deepcut.solvers import GNNSolver
+
+    F, y = planted(2, seed=5)
+    G = block_graph(y)
+    # the warm fit's argmax alone (no rounding, which would fill the 3 empty clusters)
+    est = GNNSolver(5, drop_empty=True, polish=False, steps=0).fit(G, F, warm_labels=y)
+    assert est.n_clusters_ == 2 and est.assignment_.shape == (y.numel(), 2)
+    assert torch.equal(est.assignment_.argmax(1), est.labels_)
+    torch.testing.assert_close(est.assignment_.sum(1), torch.ones(y.numel()))
+
+
+def test_soft_history_ends_with_the_returned_assignment():
+    """Soft mode records the soft NCut after the initialisation and after each iteration: the
+    last entry is the returned assignment's."""
+    from deepcut.losses import soft_ncut_loss
+
+    F, y = planted(3, seed=6)
+    G = block_graph(y)
+    est = FalconCut(3, mode="soft", max_iter=4, tol=0.0, init="random").fit(G, F)
+    assert len(est.ncut_history_) == est.n_iter_ + 1 == 5
+    assert est.ncut_history_[-1] == pytest.approx(float(soft_ncut_loss(est.assignment_, G.W)),
+                                                  abs=1e-5)

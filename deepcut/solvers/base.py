@@ -17,6 +17,8 @@ Fitted attributes (every solver):
 """
 from __future__ import annotations
 
+import math
+import numbers
 import time
 import warnings
 from contextlib import contextmanager
@@ -67,9 +69,22 @@ def create_solver(name: str, **params: Any) -> BaseSolver:
 
 
 def relabel_consecutive(labels: torch.Tensor) -> torch.Tensor:
-    """Renumber labels to 0..K'-1 in order of first appearance-free sorted ids (drops empty ids)."""
+    """Renumber labels to 0..K'-1 in the order of their sorted ids (drops empty ids)."""
     _, inv = torch.unique(labels, return_inverse=True)
     return inv.reshape(labels.shape)
+
+
+def node_features(graph: Graph, features: torch.Tensor, who: str) -> torch.Tensor:
+    """``features`` as ``(N, D)``: given as ``(N, D)``, ``(N,)`` or a grid ``(h, w, D)`` with
+    ``h * w = N``. Any other shape is refused, naming both sizes: a plain ``reshape(N, -1)``
+    would silently fold ``(2N, D)`` into ``(N, 2D)``."""
+    f = torch.as_tensor(features)
+    rows = f.shape[0] if f.ndim <= 2 else math.prod(f.shape[:-1])
+    if f.ndim == 0 or f.numel() == 0 or rows != graph.num_nodes:
+        raise ValueError(f"{who}: features must have one row per node, N={graph.num_nodes} "
+                         "((N, D), or (h, w, D) with h*w = N); got shape "
+                         f"{tuple(f.shape)}.")
+    return f.reshape(graph.num_nodes, -1)
 
 
 class DegenerateResultWarning(UserWarning):
@@ -81,6 +96,12 @@ class BaseSolver(ParamsMixin):
 
     solver_name: ClassVar[str] = ""
     _parameter_constraints: ClassVar[dict[str, list]] = {}
+    #: the category of the "fewer clusters than asked" warning (a DegenerateResultWarning)
+    _fewer_warning: ClassVar[type[UserWarning]] = DegenerateResultWarning
+
+    def _fewer_message(self, found: int, asked: int) -> str:
+        """The one warning line when ``found < asked`` clusters are non-empty."""
+        return f"{self.solver_name}: {found} of the {asked} clusters asked for are non-empty"
 
     def _validate(self, graph: Graph, n_clusters: int | None = None) -> None:
         self._validate_params()
@@ -106,8 +127,11 @@ class BaseSolver(ParamsMixin):
         self.labels_ = labels.long()
         self.n_clusters_ = int(torch.unique(self.labels_).numel())
         k = getattr(self, "n_clusters", None)
-        self.n_clusters_requested_ = int(k) if isinstance(k, int) else None
+        # numpy integers pass parameter validation (Integral) and must count as a K here too
+        self.n_clusters_requested_ = (int(k) if isinstance(k, numbers.Integral)
+                                      and not isinstance(k, bool) else None)
         self.warnings_ = []
+        fewer = None
         if getattr(self, "_k_is_bound", False):  # K_max of a k-less fit: only its bound matters
             if self.n_clusters_ >= self.n_clusters_requested_:
                 self.warnings_.append(
@@ -116,9 +140,8 @@ class BaseSolver(ParamsMixin):
             self.n_clusters_requested_ = None
         elif self.n_clusters_requested_ is not None and \
                 self.n_clusters_ < self.n_clusters_requested_:
-            self.warnings_.append(
-                f"{self.solver_name}: {self.n_clusters_} of the {self.n_clusters_requested_} "
-                "clusters asked for are non-empty")
+            fewer = self._fewer_message(self.n_clusters_, self.n_clusters_requested_)
+            self.warnings_.append(fewer)
         elif self.n_clusters_ < 2:
             self.warnings_.append(f"{self.solver_name}: one cluster (a trivial cut)")
         with self._timer("ncut"):
@@ -132,7 +155,8 @@ class BaseSolver(ParamsMixin):
         if not graph.signed and ratios.numel() == 2:
             self.warnings_ += self._not_segments(ratios)
         for w in self.warnings_:
-            warnings.warn(w, DegenerateResultWarning, stacklevel=3)
+            warnings.warn(w, self._fewer_warning if w == fewer else DegenerateResultWarning,
+                          stacklevel=3)
 
     def _not_segments(self, ratios: torch.Tensor) -> list[str]:
         """A warning when a side of a 2-way cut has less than half its affinity inside it

@@ -43,6 +43,7 @@ import torch
 from deepcut.graphs.graph import Graph
 from deepcut.nn.head import ELU, dropout_keep, gcn_propagate
 from deepcut.seeding import torch_generator
+from deepcut.solvers.base import node_features
 
 __all__ = ["batched_head_logits", "fit_batched"]
 
@@ -121,7 +122,8 @@ def fit_batched(solver, graphs: Sequence[Graph], features: Sequence[torch.Tensor
         c.timings_, c.loss_history_, c.n_warm_iter_ = {}, [], 0
     dev = torch.device(solver.device)
     graphs = [g.to(dev) for g in graphs]
-    X = [f.reshape(g.num_nodes, -1).float().to(dev) for g, f in zip(graphs, features)]
+    X = [node_features(g, f, "GNNSolver.fit_batched").float().to(dev)
+         for g, f in zip(graphs, features)]
     dims = {x.shape[1] for x in X}
     if len(dims) != 1:
         raise ValueError(f"fit_batched: features of different widths {sorted(dims)}; "

@@ -146,6 +146,9 @@ def cc_round(W: torch.Tensor, labels: torch.Tensor, k_max: int, max_rounds: int 
         raise ValueError("cc_round needs a dense signed W (N, N).")
     W = W.double()
     z = _relabel(torch.as_tensor(labels).reshape(-1).long().to(W.device))
+    if int(z.max()) + 1 > k_max:  # the moves and merges never add a cluster: it would stay
+        raise ValueError(f"cc_round: labels use {int(z.max()) + 1} clusters, more than "
+                         f"k_max={k_max}.")
     f = cc_objective(W, z)
     for _ in range(max_rounds):
         z, f, moved = _moves(W, z, f)

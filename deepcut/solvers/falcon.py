@@ -138,7 +138,6 @@ Empty clusters are dropped and the labels renumbered (one :class:`EmptyClusterWa
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -149,7 +148,13 @@ from deepcut._validation import Interval, Options
 from deepcut.graphs.affinity import falcon_graph, knn_graph
 from deepcut.graphs.graph import Graph, edge_list
 from deepcut.seeding import torch_generator
-from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
+from deepcut.solvers.base import (
+    BaseSolver,
+    DegenerateResultWarning,
+    node_features,
+    register_solver,
+    relabel_consecutive,
+)
 from deepcut.solvers.local_moves import (
     _EPS,
     _HARD_MAX_ITER,
@@ -173,7 +178,7 @@ _OVERSEG_SAMPLE = 4096  # nodes its centres are fitted on (all nodes are then as
 _SOFT_MAX_ITER, _SOFT_TOL = 30, 1e-4
 
 
-class EmptyClusterWarning(UserWarning):
+class EmptyClusterWarning(DegenerateResultWarning):
     """Some of the K clusters ended up empty; they were dropped and the labels renumbered."""
 
 
@@ -334,9 +339,10 @@ class FalconCut(BaseSolver):
         reweight_gamma: scale ``gamma`` of the dynamic affinity reweighting (soft mode only);
             ``None``: off.
         beta: if set, solve on ``falcon_graph(features, beta, lam)`` built here from the
-            features (kNN with the input graph's k when the input graph is sparse) instead of on
-            the input graph; ``ncut_`` is still measured on the input graph.
-        lam: ``lambda`` of the diagonal regulariser when ``beta`` is set.
+            features (kNN with the input graph's k when the input graph is sparse, 32 when it
+            does not record one, as the ``local`` graph) instead of on the input graph; ``ncut_``
+            is still measured on the input graph.
+        lam: ``lambda`` of the diagonal regulariser when ``beta`` is set (refused without it).
         kmeans_iter: Lloyd iterations of the k-means initialisation.
         n_init: k-means runs of the initialisation (``multilevel``: on the coarse spectral
             embedding, K > 2 only, as K = 2 takes the sweep cut; ``kmeans`` with features: on
@@ -429,7 +435,7 @@ class FalconCut(BaseSolver):
         if features is None:
             raise ValueError("FalconCut with beta set builds its graph from node features; "
                              "pass features (N, D) to fit, or leave beta=None.")
-        F = features.reshape(graph.num_nodes, -1)
+        F = features
         if graph.is_sparse:
             k = int(graph.params.get("knn", 32))
             return knn_graph(F, k=k, kind="falcon", beta=self.beta, lam=self.lam, grid=graph.grid)
@@ -537,17 +543,18 @@ class FalconCut(BaseSolver):
         return starts[0][0]
 
     # ---------------------------------------------------------------------------------------
+    _fewer_warning = EmptyClusterWarning
+
+    def _fewer_message(self, found: int, asked: int) -> str:
+        return (f"{self.solver_name}: {asked - found} of the {asked} clusters ended up empty; "
+                f"they were dropped and the labels renumbered to 0..{found - 1}")
+
     def fit(self, graph: Graph, features: torch.Tensor | None = None) -> FalconCut:
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
         z, X, ratios = self._solve(graph, features)
         with self._timer("finish"):
             used = torch.unique(z)
-            if used.numel() < self.n_clusters:
-                warnings.warn(
-                    f"FalconCut: {self.n_clusters - used.numel()} of n_clusters="
-                    f"{self.n_clusters} clusters ended up empty; they were dropped and the "
-                    f"labels renumbered to 0..{used.numel() - 1}.",
-                    EmptyClusterWarning, stacklevel=2)
+            if used.numel() < self.n_clusters:  # one warning line, from _finish
                 X = X[:, used]
                 X = X / X.sum(1, keepdim=True).clamp(min=_EPS)
                 z = relabel_consecutive(z)
@@ -567,12 +574,14 @@ class FalconCut(BaseSolver):
         in hard mode on the input graph (``beta=None``), the labels' cluster ratios read off
         the final ``W onehot(z)`` (else None: :meth:`_finish` computes them)."""
         self._validate(graph, self.n_clusters)
+        if self.lam and self.beta is None:
+            raise ValueError("lam needs beta: it regularises the graph FalconCut builds from "
+                             "the features, and with beta=None the input graph is cut as it is.")
         if self.reweight_gamma is not None and self.mode == "hard":
             raise ValueError("reweight_gamma needs mode='soft': on one-hot rows the reweighting "
                              "only adds inertia (module docstring).")
-        if features is not None and features.numel() % graph.num_nodes:
-            raise ValueError(f"features must have N={graph.num_nodes} rows; "
-                             f"got shape {tuple(features.shape)}.")
+        if features is not None:
+            features = node_features(graph, features, "FalconCut.fit")
         self.timings_ = {}
         with self._timer("graph"):
             g = self._solve_graph(graph, features).to(self.device)
@@ -675,6 +684,10 @@ class FalconCut(BaseSolver):
                 self.converged_ = True
                 break
         self.n_iter_ = it
+        # the returned X's soft NCut: the loop recorded each iterate before its update
+        P = torch.sparse.mm(Wt, X) if sparse else _sym_mm(Wt, X)
+        vol = (dt @ X).clamp(min=_EPS * float(dt.sum()))
+        self.ncut_history_.append(float(K - ((X * P).sum(0) / vol).sum()))
         return X.argmax(1), X
 
 

@@ -6,8 +6,9 @@ images, DeepCut's "implicit classification". The final assignment is taken in ev
 dropout) *after* the last optimiser step, which fixes the reference's one-step lag.
 
 Work that does not depend on the weights is done once per image: the normalised propagation
-``A_hat X`` (one N x N x D product) and the degrees. A step then costs two N x N x K products
-(forward and backward of ``W S``) plus small dense layers.
+``A_hat X`` (one N x N x D product) and the degrees. A cut-loss step then costs one N x N x K
+product (``W S``; its backward never reads W again, :func:`deepcut.losses._assoc`) plus small
+dense layers.
 
 **Two settings.** ``GNNSolver.PAPER`` is DeepCut's (Eq. 9 loss, 10 steps, AdamW lr 1e-3 from the
 seeded init, argmax of the eval-mode softmax). Measured on 10 SOD graphs (classic features,
@@ -79,7 +80,7 @@ from deepcut.graphs.graph import Graph
 from deepcut.losses import cc_loss, deepcut_ncut_loss, discrete_ncut, soft_ncut_loss
 from deepcut.nn.head import GNNHead, gcn_propagate
 from deepcut.seeding import seeded
-from deepcut.solvers.base import BaseSolver, register_solver, relabel_consecutive
+from deepcut.solvers.base import BaseSolver, node_features, register_solver, relabel_consecutive
 from deepcut.solvers.rounding import match_ids, round_to_local_optimum
 
 __all__ = ["GNNSolver", "balance_loss", "gnn_cut", "match_ids"]
@@ -120,8 +121,8 @@ class GNNSolver(BaseSolver):
         n_init: with ``polish``, also round this many seeded k-means partitions of the head's
             node embeddings (its last hidden layer; cluster ids matched to the argmax's by the
             Hungarian method) and keep the lowest NCut, the argmax winning ties (0 = the argmax
-            only; None: 0 when the warm partition is a start, after a warm start or with
-            ``init_state``, else 4).
+            only; None: 0 when a warm partition is a rounding start, after a warm start or
+            with ``init_state`` and ``warm_start`` set, else 4).
         warm_start: ``"auto"`` (default): ``"falcon"`` on a dense graph, ``"spectral"`` on a
             sparse one (module docstring; :meth:`warm_kind`; the one that ran is the fitted
             ``warm_start_``, also in :meth:`summary`, the JSON's solver record).
@@ -164,7 +165,8 @@ class GNNSolver(BaseSolver):
         ortho_weight: weight of the orthogonality term of the ``ncut`` loss.
         hidden, mlp_hidden, dropout: head sizes (64, 32, 0.25 in DeepCut).
         seed: seed of the shared initialisation and of dropout.
-        drop_empty: renumber labels to drop empty clusters (default: only for ``cc``). Leave it off
+        drop_empty: renumber labels to drop empty clusters, and drop their columns from
+            ``assignment_`` (default: only for ``cc``). Leave it off
             to keep cluster ids comparable across images.
         init_state: a ``state_dict`` of a :class:`GNNHead` to start from instead of the seeded
             init (e.g. a dataset-level checkpoint for fine-tuning); ``steps=0`` then runs inference.
@@ -307,8 +309,8 @@ class GNNSolver(BaseSolver):
 
     def _warm_labels(self, graph: Graph, logits0: torch.Tensor,
                      features: torch.Tensor | None = None) -> torch.Tensor:
-        """The warm start's partition ``(N,)``: the seeded spectral NCut labels, each cluster
-        given the id the seeded head prefers for it (``logits0: (N, K)``, eval mode; with
+        """The warm start's partition ``(N,)`` (:meth:`warm_kind`: Falcon's or spectral's seeded
+        labels, or the given ones), each cluster given the id the seeded head prefers for it (``logits0: (N, K)``, eval mode; with
         ``init_state``, the trained head's final logits: :meth:`_checkpoint_start`).
 
         The matching scores are the mean log-probabilities of the seeded head over each
@@ -379,12 +381,15 @@ class GNNSolver(BaseSolver):
             raise ValueError("GNNSolver.fit needs node features (N, D): the GCN's input.")
         self._given_warm = None
         if warm_labels is not None:
+            if self.warm_steps == 0:  # it would be dropped without a word
+                raise ValueError("GNNSolver.fit: warm_labels given, but warm_steps=0 turns the "
+                                 "warm start off; set warm_steps > 0 or pass no warm_labels.")
             z = torch.as_tensor(warm_labels).reshape(-1).long().cpu()
             if z.numel() != graph.num_nodes or int(z.min()) < 0 or int(z.max()) >= self.n_clusters:
                 raise ValueError(f"warm_labels: {graph.num_nodes} ids in [0, {self.n_clusters}) "
                                  f"expected; got {z.numel()} in [{int(z.min())}, {int(z.max())}].")
             self._given_warm = z
-        X = features.reshape(graph.num_nodes, -1).float().to(self.device)
+        X = node_features(graph, features, "GNNSolver.fit").float().to(self.device)
         graph = graph.to(self.device)
         if self.loss == "cc" and not graph.signed:
             raise ValueError("loss='cc' needs the signed correlation-clustering graph "
@@ -507,11 +512,16 @@ class GNNSolver(BaseSolver):
                                                   [] if warm is None else [warm.cpu()])
                 labels = rounded.labels
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
+        S = S.detach()
         if drop:
+            used = torch.unique(labels)
+            if used.numel() < S.shape[1]:  # as FalconCut: column k of assignment_ is label k
+                S = S[:, used.to(S.device)]
+                S = S / S.sum(1, keepdim=True).clamp(min=1e-12)
             labels = relabel_consecutive(labels)  # keeps the id order, so the ratios' too
         self.n_iter_ = len(self.loss_history_)
         self._k_is_bound = self.loss == "cc"
-        self._finish(graph, S.detach().cpu(), labels.cpu(),
+        self._finish(graph, S.cpu(), labels.cpu(),
                      None if rounded is None else rounded.ratios)
         if torch.equal(self.raw_labels_, self.labels_):  # no rounding (paper, cc): same yardstick
             self.raw_ncut_ = self.ncut_
