@@ -77,7 +77,8 @@ class SegmenterConfig:
         dino_head: network taken from a DINO full training checkpoint: ``teacher`` or
             ``student`` (the paper's); other weight files hold one network.
         solver: ``gnn`` (DeepCut), ``spectral`` or ``falcon``.
-        n_clusters: K (None = the task's default; 2 for ``segment``).
+        n_clusters: K (None = the task's default; for ``segment`` 2, or 5 with the ``saliency``
+            background rule, the ``classic`` backbone's).
         loss: GNN loss: ``soft_ncut`` (default, the K-way NCut relaxation), ``ncut`` (Eq. 9,
             the paper's) or ``cc`` (Eq. 10).
         steps: GNN cut-loss optimiser steps, at most (None = the solver's: 2 after its
@@ -211,12 +212,25 @@ class SegmenterConfig:
 
             if not Path(self.depth).is_dir():
                 raise ConfigError(f"{self.depth}: depth folder does not exist")
-        if self.device.startswith("cuda"):
-            import torch
+        import torch
 
-            if not torch.cuda.is_available():
-                raise ConfigError(f"device={self.device!r} but CUDA is not available here; "
-                                  "use --device cpu.")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"device={self.device!r} is not a torch device (cpu, cuda, "
+                              "cuda:N).") from None
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device={self.device!r} but CUDA is not available here; "
+                              "use --device cpu.")
+        # Task and solver settings are checked here, once, rather than failing on every image.
+        from deepcut.tasks.base import check_task_params, make_solver
+
+        check_task_params(self)
+        if self.task != "hierarchy":  # always spectral, with its own settings
+            try:
+                make_solver(self, 2)._validate_params()
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"solver_params: {e}") from None
         return self
 
     @property

@@ -206,7 +206,7 @@ class Segmenter:
         image they come from, needed by ``refine="pamr"``, ``"bilateral"`` and ``"dream"``;
         ``depth``: an ``(H, W)`` depth map for ``"dream"``)."""
         cfg = self.config
-        if cfg.graph is None and cfg.backbone == "auto":  # the resolved backbone's own graph
+        if cfg.graph is None:  # the resolved backbone's own graph, also what the JSON records
             cfg = replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
@@ -311,7 +311,7 @@ class Segmenter:
             k = ks.pop()
             graphs, t_graph = [], []
             for pf in pfs:
-                c = cfg if cfg.graph is not None or cfg.backbone != "auto" else \
+                c = cfg if cfg.graph is not None else \
                     replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
                 t0 = time.perf_counter()
                 with contour_edges(pf.extra.get("edges")):

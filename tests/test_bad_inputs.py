@@ -238,3 +238,47 @@ def test_train_user_errors_are_one_line(tmp_path, capsys, case):
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and re.search(expect, errors[0]), err
     assert "Traceback" not in err and "usage:" not in err, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--config", "{cfg}"], (r"bad.yaml: solver_params: GNNSolver.__init__\(\) got an "
+                             r"unexpected keyword argument 'foo'")),
+    (["--device", "foo"], r"device='foo' is not a torch device"),
+    (["--task", "hierarchy", "--levels", "a,b"], r"levels must be comma-separated integers"),
+    (["--task", "kless", "--k-rule", "cc", "--solver", "spectral"], r"'cc' needs the gnn solver"),
+])
+def test_bad_settings_fail_once_before_any_image(tmp_path, capsys, extra, message):
+    """A bad solver or task setting is one error line and exit 2 before the first image, not a
+    failure per image (nothing is written)."""
+    from deepcut.cli.infer import main
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("solver_params: {foo: 1}\n")
+    for i in range(2):
+        Image.fromarray(np.full((SIZE, SIZE, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    args = [str(tmp_path / "0.png"), str(tmp_path / "1.png"), *FAST, "--out",
+            str(tmp_path / "out"), *[a.replace("{cfg}", str(cfg)) for a in extra]]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and re.search(message, err[0]), err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_task_params_typos_fail_and_other_tasks_keys_warn():
+    """A task parameter no task reads is an error naming the task's own; one of another task
+    (a config file run with another --task) is one warning and is not used."""
+    from deepcut.config import SegmenterConfig
+    from deepcut.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown task parameter\(s\) \['levelz'\] for task "
+                                          r"'hierarchy'; it takes \['levels', 'n_sample', "
+                                          r"'nested', 'overlay_level'\]"):
+        SegmenterConfig(task="hierarchy", task_params={"levelz": "5,10"}).validate()
+    with pytest.raises(ConfigError, match="overlay_level must be one of the levels"):
+        SegmenterConfig(task="hierarchy", task_params={"levels": "2,4",
+                                                       "overlay_level": 7}).validate()
+    with pytest.raises(ConfigError, match="'parts' task parameter must be an int >= 1"):
+        SegmenterConfig(task="parts", task_params={"parts": 0}).validate()
+    with pytest.warns(UserWarning, match=r"\['parts'\] belong to task\(s\) \['parts'\], not to "
+                                         r"'segment': not used"):
+        SegmenterConfig(task="segment", task_params={"parts": 3}).validate()

@@ -100,7 +100,12 @@ def test_bad_inputs_one_line_errors(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("solver: gnn\nnot_a_key: 3\n")
     assert main([str(img), *FAST, "--config", str(cfg)]) == 2
-    assert "Unknown config keys ['not_a_key']" in capsys.readouterr().err
+    assert f"error: config file {cfg}: unknown key(s) ['not_a_key']" in capsys.readouterr().err
+    cfg.write_text("size: abc\n")  # a value of the file: the error names it
+    assert main([str(img), *FAST[:2], "--config", str(cfg)]) == 2
+    assert f"error: config file {cfg}: The 'size' parameter" in capsys.readouterr().err
+    # --size overrides the file's value
+    assert main([str(img), *FAST, "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
 
 
 def test_missing_weights_offline_is_fatal_for_named_backbone(tmp_path, capsys):

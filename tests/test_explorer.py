@@ -161,7 +161,10 @@ def test_infer_html_on_a_finished_run_adds_the_page(tmp_path, capsys):
     assert main([*args, "--html"]) == 0  # now complete: skipped
     assert "1 skipped" in capsys.readouterr().err
     assert main([*args, "--task", "segment", "--html"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --html needs --task hierarchy"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "error: --html needs --task hierarchy"
+    # --levels is the hierarchy's: one line says it is not used by segment
+    assert len(lines) == 2 and "['levels'] belong to task(s) ['hierarchy']" in lines[0]
 
 
 def test_infer_html_embeds_the_written_label_maps(tmp_path):

@@ -419,3 +419,18 @@ def test_checkpoint_rounds_the_warm_solvers_partition_too():
         kmeans = GNNSolver(4, init_state=head, steps=0, seed=0, warm_start=None).fit(g, F)
         above.append(kmeans.ncut_ > falcon + 1e-5)
     assert above == [False, True, False]
+
+
+def test_the_segment_config_file_is_the_defaults_written_out():
+    """configs/infer_segment.yaml says it holds SegmenterConfig's defaults, every key: so it must."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    d = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" /
+                        "infer_segment.yaml").read_text())
+    fields = {f.name for f in dataclasses.fields(SegmenterConfig)}
+    assert set(d) == fields
+    default = SegmenterConfig()
+    assert {k: getattr(default, k) for k in fields} == d

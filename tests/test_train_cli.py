@@ -32,6 +32,18 @@ def test_no_data_root_is_one_error_line(tmp_path, capfd):
     assert "Traceback" not in out + err
 
 
+def test_a_missing_ckpt_path_is_one_error_line(image_dir, tmp_path, capfd):
+    """The README's predict command with a checkpoint that is not there: one line, exit 2
+    (not Lightning's traceback)."""
+    missing = tmp_path / "run" / "checkpoints" / "LAST.ckpt"
+    code = main(["predict", "--config", CONFIG, "--data.root", str(image_dir),
+                 "--ckpt_path", str(missing), "--trainer.default_root_dir", str(tmp_path)])
+    assert code == 2
+    out, err = capfd.readouterr()
+    assert err.strip().splitlines() == [f"error: --ckpt_path {missing}: no such checkpoint file"]
+    assert "Traceback" not in out + err
+
+
 def test_fit_writes_last_ckpt_quietly(image_dir, tmp_path, capfd):
     assert _fit(image_dir, tmp_path, "--logger", "csv", "--trainer.max_epochs", "1") == 0
     out, err = capfd.readouterr()

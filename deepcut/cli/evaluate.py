@@ -107,8 +107,7 @@ def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """Merge ``--config`` and flags into (evaluation settings, SegmenterConfig)."""
-    from deepcut.cli.infer import TASK_OPTION_KEYS, alpha_means_cc, config_flags
-    from deepcut.config import SegmenterConfig
+    from deepcut.cli.infer import config_from_settings
     from deepcut.errors import ConfigError
 
     base: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -120,17 +119,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     for key in ("dataset", "root"):
         if not settings.get(key):
             raise ConfigError(f"--{key} is required (or set '{key}:' in --config)")
-    flags = config_flags(args)
-    task_params = dict(base.pop("task_params", {}) or {})
-    task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
-    from deepcut.tasks.hierarchy import check_hierarchy_solver
-
-    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
-    cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    cfg = alpha_means_cc(args, cfg)
-    from deepcut._threads import apply_step_threads
-
-    return settings, apply_step_threads(cfg.validate())  # one thread for the GNN steps
+    return settings, config_from_settings(args, base, also_valid=EVAL_KEYS)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

@@ -160,7 +160,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g = p.add_argument_group("solver")
     g.add_argument("--solver", choices=SOLVERS, help="graph-cut solver (default: gnn)")
     g.add_argument("--k", "--n-clusters", dest="n_clusters", type=int,
-                   help="number of clusters K (default: the task's, 2 for segment)")
+                   help="number of clusters K (default: the task's; segment: 2, or 5 with "
+                        "the saliency background rule, the classic backbone's)")
     g.add_argument("--loss", choices=["ncut", "soft_ncut", "cc"],
                    help="GNN loss: ncut = DeepCut Eq. 9, cc = correlation clustering "
                         "(K becomes an upper bound), soft_ncut = the K-way NCut relaxation "
@@ -181,7 +182,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
     g.add_argument("--graph", choices=["ncut", "cc", "falcon", "local"],
                    help="graph kind; local = Shi-Malik graph of patches within --radius "
-                        "(default: the solver's own; local for the classic backbone)")
+                        "(default: the solver's own; local for the classic backbone on the "
+                        "clusters, kless and hierarchy tasks)")
     g.add_argument("--radius", type=float, help="local graph radius in patches (default: 9)")
     g.add_argument("--contour", type=_contour_value, metavar="SIGMA|off",
                    help="local graph: strength sigma_IC of the intervening-contour cue (edges "
@@ -338,20 +340,43 @@ def _wandb_logger(args: argparse.Namespace, cfg, seg):
 
 
 def _config_from_args(args: argparse.Namespace):
-    from deepcut.config import SegmenterConfig
-
     base: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    flags = config_flags(args)
-    task_params = dict(base.pop("task_params", {}) or {})
-    task_params.update(drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()}))
+    return config_from_settings(args, base)
+
+
+def config_from_settings(args: argparse.Namespace, base: dict[str, Any],
+                         also_valid: Sequence[str] = ()):
+    """The validated :class:`~deepcut.config.SegmenterConfig` of ``base`` (the ``--config``
+    file's keys, less those the command takes itself: ``also_valid``) under the flags. An error
+    caused by a value or key of the file alone names the file."""
+    from dataclasses import fields
+
+    from deepcut._threads import apply_step_threads
+    from deepcut.config import SegmenterConfig
+    from deepcut.errors import ConfigError
     from deepcut.tasks.hierarchy import check_hierarchy_solver
 
-    check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
-    cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": task_params})
-    cfg = alpha_means_cc(args, cfg)
-    from deepcut._threads import apply_step_threads
-
-    return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)
+    flags = config_flags(args)
+    file_tp = dict(base.pop("task_params", {}) or {})
+    flag_tp = drop_none({v: getattr(args, k) for k, v in TASK_OPTION_KEYS.items()})
+    from_file = (set(base) - set(flags)) | (set(file_tp) - set(flag_tp))
+    unknown: list[str] = []
+    try:
+        known = {f.name for f in fields(SegmenterConfig)}
+        unknown = sorted(set(base) - known)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown}; valid keys: "
+                              f"{sorted(known | set(also_valid))}")
+        check_hierarchy_solver({**base, **flags})  # an explicit --solver gnn/falcon: refused
+        cfg = SegmenterConfig.from_dict({**base, **flags, "task_params": {**file_tp, **flag_tp}})
+        cfg = alpha_means_cc(args, cfg)
+        return apply_step_threads(cfg.validate())  # one thread for the GNN steps (measured)
+    except ConfigError as e:
+        msg = str(e)
+        if args.config and (unknown or any(f"'{k}'" in msg or msg.startswith(f"{k}:")
+                                           for k in from_file)):
+            raise ConfigError(f"config file {args.config}: {msg}") from None
+        raise
 
 
 def _collect(inputs: Sequence[str]) -> list[Path]:

@@ -114,6 +114,10 @@ class DeepCutSaveConfigCallback(SaveConfigCallback):
                     run.save(copy, base_path=run.dir, policy="now")
 
 
+#: ``ckpt_path`` values Lightning resolves itself (not file names)
+_LIGHTNING_CKPT_NAMES = frozenset({"best", "last", "hpc", "registry"})
+
+
 class DeepCutArgumentParser(LightningArgumentParser):
     """jsonargparse's parser, whose errors are one line with a pointer to ``--help`` (instead of
     the full usage, 80+ lines for ``fit``, before the error)."""
@@ -179,6 +183,11 @@ class DeepCutCLI(LightningCLI):
         if data is not None and data.get("root") is None and data.get("predict_root") is None:
             raise ConfigError("no images: pass --data.root DIR (a folder of images, or the root "
                               "of the dataset named by --data.dataset)")
+        ckpt = cfg.get("ckpt_path") if cfg is not None else None
+        # Lightning's own names ("last", "best", ...) and URLs are resolved by Lightning
+        if ckpt is not None and str(ckpt) not in _LIGHTNING_CKPT_NAMES and "://" not in str(ckpt) \
+                and not os.path.isfile(ckpt):
+            raise ConfigError(f"--ckpt_path {ckpt}: no such checkpoint file")
 
     def instantiate_trainer(self, **kwargs):
         from lightning.pytorch.callbacks import ModelCheckpoint

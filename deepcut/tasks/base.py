@@ -17,7 +17,9 @@ from deepcut.solvers import BaseSolver
 
 __all__ = [
     "TASKS",
+    "TASK_PARAMS",
     "TaskOutput",
+    "check_task_params",
     "list_tasks",
     "make_graph",
     "make_solver",
@@ -27,16 +29,52 @@ __all__ = [
 ]
 
 TASKS: dict[str, Callable[[PatchFeatures, SegmenterConfig], TaskOutput]] = {}
+#: each task's ``task_params`` keys, and the check of their values (None: none) run by
+#: :meth:`SegmenterConfig.validate` before any image: a typo or a value out of range is one
+#: error up front, not a failure per image
+TASK_PARAMS: dict[str, tuple[frozenset[str], Callable[[SegmenterConfig], Any] | None]] = {}
 
 
-def register_task(name: str):
-    """Function decorator: ``fn(features: PatchFeatures, config) -> TaskOutput``."""
+def register_task(name: str, params: tuple[str, ...] = (),
+                  check: Callable[[SegmenterConfig], Any] | None = None):
+    """Function decorator: ``fn(features: PatchFeatures, config) -> TaskOutput``.
+
+    ``params``: the ``task_params`` keys the task reads (any other key is refused);
+    ``check(config)``: raises :class:`~deepcut.errors.ConfigError` on a bad value."""
 
     def deco(fn):
         TASKS[name] = fn
+        TASK_PARAMS[name] = (frozenset(params), check)
         return fn
 
     return deco
+
+
+def check_task_params(cfg: SegmenterConfig) -> None:
+    """Check ``cfg.task_params`` against its task: a key no task reads (a typo) is an error; a
+    key of another task (a config file's, run with another ``--task``) is one warning line and
+    is not used; the task's own values go through its check."""
+    import warnings
+
+    import deepcut.tasks  # noqa: F401  (registers the built-in tasks)
+    from deepcut.errors import ConfigError
+
+    allowed, check = TASK_PARAMS.get(cfg.task, (None, None))
+    if allowed is None:  # a task registered without the registry's bookkeeping
+        return
+    extra = set(cfg.task_params) - allowed
+    if extra:
+        known = set().union(*(keys for keys, _ in TASK_PARAMS.values()))
+        typos = sorted(extra - known)
+        if typos:
+            takes = f"it takes {sorted(allowed)}" if allowed else "it takes none"
+            raise ConfigError(f"unknown task parameter(s) {typos} for task {cfg.task!r}; "
+                              f"{takes}.")
+        owners = sorted(t for t, (keys, _) in TASK_PARAMS.items() if keys & extra)
+        warnings.warn(f"task parameter(s) {sorted(extra)} belong to task(s) {owners}, not to "
+                      f"{cfg.task!r}: not used", UserWarning, stacklevel=3)
+    if check is not None:
+        check(cfg)
 
 
 def list_tasks() -> list[str]:

@@ -11,7 +11,7 @@ from deepcut.tasks.foreground import background_cluster
 __all__ = ["cluster_labels"]
 
 
-@register_task("clusters")
+@register_task("clusters", params=())
 def cluster_labels(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     """K-way cluster labels as the solver numbers them (no background merging, no box).
 

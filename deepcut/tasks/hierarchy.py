@@ -505,7 +505,27 @@ def check_hierarchy_solver(settings: dict[str, Any]) -> None:
             "spectral; for one K with that solver use --task clusters --k K.")
 
 
-@register_task("hierarchy")
+def hierarchy_settings(cfg: SegmenterConfig) -> tuple[list[int], bool, int | None, int | None]:
+    """``(levels, nested, n_sample, overlay_level)`` from ``cfg.task_params``, each checked."""
+    tp = cfg.task_params
+    levels = parse_levels(tp.get("levels"))
+    nested = tp.get("nested") or False
+    if not isinstance(nested, bool):
+        raise ConfigError(f"The 'nested' task parameter must be true or false. Got {nested!r} "
+                          "instead.")
+    n_sample = tp.get("n_sample")
+    if n_sample is not None and (isinstance(n_sample, bool) or
+                                 not isinstance(n_sample, (int, np.integer)) or n_sample < 2):
+        raise ConfigError(f"The 'n_sample' task parameter must be an int >= 2. Got {n_sample!r} "
+                          "instead.")
+    shown = tp.get("overlay_level")
+    if shown is not None:
+        overlay_level(dict.fromkeys(levels), shown)  # one of the levels
+    return levels, nested, n_sample, shown
+
+
+@register_task("hierarchy", params=("levels", "nested", "n_sample", "overlay_level"),
+               check=hierarchy_settings)
 def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     """Segments at every level of ``task_params["levels"]`` (default 10,25,50,100).
 
@@ -519,15 +539,14 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     """
     if cfg.solver == "falcon":
         check_hierarchy_solver({"task": "hierarchy", "solver": cfg.solver})
-    tp = cfg.task_params
-    levels = parse_levels(tp.get("levels"))
-    est = SpectralHierarchy(levels, nested=bool(tp.get("nested") or False), metric=cfg.metric,
-                            n_sample=tp.get("n_sample"), seed=cfg.seed).fit(pf.flat)
+    levels, nested, n_sample, shown = hierarchy_settings(cfg)
+    est = SpectralHierarchy(levels, nested=nested, metric=cfg.metric,
+                            n_sample=n_sample, seed=cfg.seed).fit(pf.flat)
     h, w = pf.grid
     level_patch_labels = {k: est.labels(k).reshape(h, w) for k in levels}
     level_labels = {k: upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size,
                                        pf.stride) for k, lab in level_patch_labels.items()}
-    shown = overlay_level(level_patch_labels, tp.get("overlay_level"))
+    shown = overlay_level(level_patch_labels, shown)
     fine = est.labels(levels[-1])
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}

@@ -56,9 +56,9 @@ DEFAULT_K_MAX = 10  # DeepCut's CC code uses K=10 as the maximum number of clust
 KLESS_STEPS = 100
 
 
-@register_task("kless")
-def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
-    """Segments with K found from the data; labels 0..K-1 (no background); see the module doc."""
+def kless_settings(cfg: SegmenterConfig) -> tuple[int, str, bool, str]:
+    """``(k_max, cc_shift, cc_round, k_rule)`` from ``cfg.task_params`` (module docstring),
+    each checked; ``k_rule`` unset is :func:`default_k_rule`'s."""
     k_max = cfg.task_params.get("k_max") or cfg.n_clusters or DEFAULT_K_MAX
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
         raise ConfigError(f"The 'k_max' task parameter must be an int >= 2. Got {k_max!r} instead.")
@@ -82,6 +82,14 @@ def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         raise ConfigError("The 'k_rule' task parameter 'eigengap' cuts the graph into K segments "
                           "with an NCut loss; the CC loss finds K itself: use k_rule 'cc' or "
                           "another loss.")
+    return k_max, shift, rounding, rule
+
+
+@register_task("kless", params=("k_max", "cc_shift", "cc_round", "k_rule"),
+               check=kless_settings)
+def kless_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
+    """Segments with K found from the data; labels 0..K-1 (no background); see the module doc."""
+    k_max, shift, rounding, rule = kless_settings(cfg)
     h, w = pf.grid
     F = pf.flat
     if rule == "cc":

@@ -44,7 +44,7 @@ from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
 from deepcut.tasks.base import TaskOutput, register_task, solve
-from deepcut.tasks.segment import segment_object
+from deepcut.tasks.segment import saliency_mix, segment_object
 
 __all__ = ["PartsReducedWarning", "part_label_names", "parts_task", "split_nodes"]
 
@@ -94,16 +94,27 @@ def _check_int(name: str, v: Any, lo: int) -> int:
     return int(v)
 
 
-@register_task("parts")
-def parts_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
-    """fg/bg (the ``segment`` task), then parts on a new foreground graph; see the module doc."""
+def parts_settings(cfg: SegmenterConfig) -> tuple[int, int | None, int | None, int | None]:
+    """``(parts, split_background, parts_steps, background_steps)`` from ``cfg.task_params``
+    (module docstring), each checked; the ``segment`` stage's ``saliency_mix`` too."""
     tp = cfg.task_params
     k = _check_int("parts", tp.get("parts", DEFAULT_PARTS), 1)
     b = tp.get("split_background")
     b = None if b is None else _check_int("split_background", b, 1)
     gnn = cfg.solver == "gnn"
-    parts_steps = tp.get("parts_steps", PARTS_STEPS if gnn else None)
-    bg_steps = tp.get("background_steps", BACKGROUND_STEPS if gnn else None)
+    steps = []
+    for name, default in (("parts_steps", PARTS_STEPS), ("background_steps", BACKGROUND_STEPS)):
+        v = tp.get(name, default if gnn else None)
+        steps.append(None if v is None else _check_int(name, v, 0))
+    saliency_mix(cfg)
+    return k, b, steps[0], steps[1]
+
+
+@register_task("parts", params=("parts", "split_background", "parts_steps", "background_steps",
+                                "saliency_mix"), check=parts_settings)
+def parts_task(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
+    """fg/bg (the ``segment`` task), then parts on a new foreground graph; see the module doc."""
+    k, b, parts_steps, bg_steps = parts_settings(cfg)
 
     # Stage 1: exactly the segment task (its K, steps, background rule and box).
     stage1 = segment_object(pf, cfg)

@@ -24,7 +24,19 @@ def cut_k(cfg: SegmenterConfig, backbone: str | None) -> int:
     return cfg.n_clusters or (SALIENCY_K if rule == "saliency" else 2)
 
 
-@register_task("segment")
+def saliency_mix(cfg: SegmenterConfig) -> float:
+    """The ``saliency_mix`` task parameter (the cluster mean's weight), a number in [0, 1]."""
+    from deepcut.errors import ConfigError
+
+    v = cfg.task_params.get("saliency_mix", SALIENCY_MIX)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not 0 <= v <= 1:
+        raise ConfigError(f"The 'saliency_mix' task parameter must be a number in [0, 1]. "
+                          f"Got {v!r} instead.")
+    return float(v)
+
+
+@register_task("segment", params=("saliency_mix",), check=saliency_mix)
 def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
     """Cut the patch graph into K clusters and sort them into object and background.
 
@@ -52,7 +64,7 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         from deepcut.tasks.saliency import saliency_map
 
         sal = saliency_map(pf.flat, (h, w))["saliency"]
-        mix = float(cfg.task_params.get("saliency_mix", SALIENCY_MIX))
+        mix = saliency_mix(cfg)
         fg, threshold, means = salient_mask(labels, sal, k, mix)
         present = np.bincount(labels.reshape(-1), minlength=k) > 0
         # background clusters: those with no object patch
