@@ -94,6 +94,7 @@ __all__ = [
     "MATCH_RULES",
     "METRIC_DEFINITIONS",
     "EvalResult",
+    "check_settings",
     "evaluate",
     "log_to_wandb",
     "parse_eval_size",
@@ -206,11 +207,24 @@ class EvalResult:
 
 # --------------------------------------------------------------------------------------------
 # the entry point
+def check_settings(annotators: str = "mean", match: str = "hungarian",
+                   limit: int | None = None) -> None:
+    """Raise :class:`ConfigError` on a bad ``annotators``, ``match`` or ``limit`` (the command
+    line checks them before it makes any folder)."""
+    if annotators not in ANNOTATOR_RULES:
+        raise ConfigError(f"annotators must be one of {ANNOTATOR_RULES}. Got {annotators!r}.")
+    if match not in MATCH_RULES:
+        raise ConfigError(f"match must be one of {MATCH_RULES}. Got {match!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                              or int(limit) != limit or limit < 1):
+        raise ConfigError(f"limit must be a positive int. Got {limit!r} instead.")
+
+
 def evaluate(
     dataset,
     segmenter,
     task: str | None = None,
-    out_dir: str | Path = "eval_out",
+    out_dir: str | Path = "out/eval",
     *,
     size: Any = None,
     annotators: str = "mean",
@@ -247,12 +261,7 @@ def evaluate(
             ``overwrite=True`` or another folder); the backbone cannot be built.
     """
     t_start = time.perf_counter()
-    if annotators not in ANNOTATOR_RULES:
-        raise ConfigError(f"annotators must be one of {ANNOTATOR_RULES}. Got {annotators!r}.")
-    if match not in MATCH_RULES:
-        raise ConfigError(f"match must be one of {MATCH_RULES}. Got {match!r}.")
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise ConfigError(f"limit must be a positive int. Got {limit!r} instead.")
+    check_settings(annotators, match, limit)
     eval_size = parse_eval_size(size)
     seg = _as_segmenter(segmenter, task)
     cfg = seg.config

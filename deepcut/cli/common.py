@@ -34,7 +34,11 @@ def quiet_warnings() -> None:
 
 
 class _OneLineFormatter(logging.Formatter):
+    """One line per record, the level in lower case (``warning: ...``) as the warnings and
+    errors the commands print themselves."""
+
     def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
         return one_line(super().format(record), escape=True)
 
 

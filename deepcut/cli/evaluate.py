@@ -70,7 +70,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output folder; rerun with the same one to resume "
-                                 "(default: eval_out/<dataset>_<task>_<solver>)")
+                                 "(default: out/eval/<dataset>_<task>_<solver>)")
     g.add_argument("--config", help="YAML of evaluation keys and SegmenterConfig values; "
                                     "flags override it")
     g.add_argument("--overwrite", action="store_true", default=None,
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     from deepcut.data import get_dataset
     from deepcut.errors import DeepCutError
-    from deepcut.evaluate import evaluate, log_to_wandb, summary_markdown
+    from deepcut.evaluate import check_settings, evaluate, log_to_wandb, summary_markdown
     from deepcut.io.folders import check_out_dir, clean_stale_parts, output_error
 
     if not args.quiet:
@@ -148,8 +148,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         except TypeError as e:  # an option this loader does not take
             return fail(f"dataset {settings['dataset']!r} does not accept these options "
                         f"{sorted(options)}: {e}")
+        check_settings(settings.get("annotators", "mean"), settings.get("match", "hungarian"),
+                       settings.get("limit"))  # before any folder is made
         out = Path(settings.get("out") or
-                   Path("eval_out") / f"{dataset.name}_{cfg.task}_{cfg.solver}")
+                   Path("out") / "eval" / f"{dataset.name}_{cfg.task}_{cfg.solver}")
         check_out_dir(out)  # before any work: exit 2 naming the folder
         check_out_dir(out / "predictions")
         clean_stale_parts(out / "predictions")
