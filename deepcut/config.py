@@ -1,7 +1,7 @@
 """The configuration of one segmentation run, validated once at the boundary."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -240,6 +240,12 @@ class SegmenterConfig:
     def graph_kind_for(self, backbone: str | None) -> str:
         """The graph kind for features of ``backbone`` (the resolved name when ``auto``)."""
         return self.graph or default_graph_kind(self.solver, self.loss, backbone, self.task)
+
+    def resolved(self, backbone: str | None) -> SegmenterConfig:
+        """This config with its graph resolved for features of ``backbone`` (what runs, and
+        what a prediction's JSON records)."""
+        return self if self.graph is not None else replace(self,
+                                                           graph=self.graph_kind_for(backbone))
 
     def background_rule_for(self, backbone: str | None) -> str:
         """The segment task's background rule for features of ``backbone``: the config's, else

@@ -284,7 +284,8 @@ def evaluate(
     identity = _jsonable({
         "dataset": getattr(dataset, "name", type(dataset).__name__),
         "root": str(getattr(dataset, "root", "")),
-        "config": cfg.to_dict(),
+        # as each prediction records it (the graph resolved for the backbone that ran)
+        "config": cfg.resolved(getattr(backbone, "name", cfg.backbone)).to_dict(),
         "backbone": getattr(backbone, "name", cfg.backbone),
         "weights_id": getattr(backbone, "weights_id", None),
     })

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +206,7 @@ class Segmenter:
         image they come from, needed by ``refine="pamr"``, ``"bilateral"`` and ``"dream"``;
         ``depth``: an ``(H, W)`` depth map for ``"dream"``)."""
         cfg = self.config
-        if cfg.graph is None:  # the resolved backbone's own graph, also what the JSON records
-            cfg = replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
+        cfg = cfg.resolved(pf.backbone)  # the backbone's own graph, also what the JSON records
         task = TASKS[cfg.task]
         t0 = time.perf_counter()
         with contour_edges(pf.extra.get("edges")):  # the local graph's contour cue, if any
@@ -311,8 +310,7 @@ class Segmenter:
             k = ks.pop()
             graphs, t_graph = [], []
             for pf in pfs:
-                c = cfg if cfg.graph is not None else \
-                    replace(cfg, graph=cfg.graph_kind_for(pf.backbone))
+                c = cfg.resolved(pf.backbone)
                 t0 = time.perf_counter()
                 with contour_edges(pf.extra.get("edges")):
                     graphs.append(make_graph(pf.flat, c, grid=pf.grid))

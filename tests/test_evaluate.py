@@ -223,7 +223,9 @@ def test_summary_states_dataset_split_count_resolution_config(sod_root, tmp_path
     assert s["split"] == "default (ids of list.txt)"
     assert (s["n_items"], s["n_dataset"], s["n_scored"], s["limit"]) == (3, 4, 3, 3)
     assert s["resolution"] == "original" and "original image size" in s["resolution_note"]
-    assert s["config"] == SegmenterConfig(**CFG).to_dict()
+    # the config that ran: the graph resolved for the backbone (classic's segment: ncut)
+    assert s["config"] == SegmenterConfig(**CFG).resolved("classic").to_dict()
+    assert s["config"]["graph"] == "ncut"
     assert s["method"]["backbone"] == "classic" and s["method"]["weights_id"] == "none"
     assert set(s["definitions"]) == set(s["metrics"])
     md = (tmp_path / "o" / "summary.md").read_text()
