@@ -32,6 +32,9 @@ def test_output_stems_unique_and_readable():
     assert names[7] == "z"  # no clash: the plain stem
     assert len({n.casefold() for n in names}) == len(names)
     assert output_stems(files) == names  # deterministic: a rerun resumes
+    # nor the hierarchy task's level maps or summary grid of x.jpg; a name that only looks so
+    assert output_stems(["c/x.jpg", "c/x_summary.png", "c/x_k10.png", "c/w_k10.png"]) == \
+        ["x", "x_summary_png", "x_k10_png", "w_k10"]
 
 
 def test_output_stems_cut_long_names():

@@ -75,3 +75,42 @@ def test_each_wandb_run_keeps_its_own_config(image_dir, tmp_path, capfd, monkeyp
         run_id = cfg.parent.name
         copy = next(save.glob(f"wandb/offline-run-*-{run_id}/files/cli_config.yaml"))
         assert not os.path.islink(copy) and copy.read_text() == cfg.read_text()
+
+
+def test_predict_rerun_computes_nothing_and_never_overwrites_another_image(
+        image_dir, tmp_path, capfd, monkeypatch):
+    """``train.py predict`` resumes as infer.py does: a rerun drops finished images before the
+    head runs, and an output name holding another image's result is reported (exit 1), not
+    overwritten."""
+    import shutil
+
+    from deepcut.checkpoint import CheckpointSegmenter
+
+    assert _fit(image_dir, tmp_path, "--logger", "csv", "--trainer.max_epochs", "1") == 0
+    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
+    calls = []
+    predict_features = CheckpointSegmenter.predict_features
+    monkeypatch.setattr(CheckpointSegmenter, "predict_features",
+                        lambda self, *a, **k: calls.append(1) or predict_features(self, *a, **k))
+    out = tmp_path / "pred"
+
+    def predict(root) -> int:
+        return main(["predict", "--config", CONFIG, "--data.root", str(root),
+                     "--data.backbone", "classic", "--data.size", "64",
+                     "--data.cache_dir", str(tmp_path / "cache"), "--ckpt_path", str(ckpt),
+                     "--trainer.default_root_dir", str(tmp_path / "run"),
+                     "--trainer.enable_progress_bar", "false", "--writer.output_dir", str(out)])
+
+    n = len(list(image_dir.glob("*.png")))
+    assert predict(image_dir) == 0 and len(calls) == n
+    assert predict(image_dir) == 0 and len(calls) == n  # all done: no head ran again
+    other = tmp_path / "other"
+    shutil.copytree(image_dir, other)  # other files, the same names
+    first = next(iter(sorted(out.glob("*.json"))))
+    before = first.read_text()
+    capfd.readouterr()
+    assert predict(other) == 1 and len(calls) == n
+    assert first.read_text() == before
+    err = capfd.readouterr().err
+    assert err.count("already holds the result of another image") == n
+    assert f"{n} image(s) skipped" in err and "Traceback" not in err

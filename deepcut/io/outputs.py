@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -45,8 +46,9 @@ OVERLAY_PNG_LEVEL = 1
 #: faster to encode, lossy (fine for a picture to look at, never for the label map).
 OVERLAY_FORMATS: dict[str, dict] = {"png": {"compress_level": OVERLAY_PNG_LEVEL},
                                     "jpg": {"quality": 90}, "webp": {"quality": 90, "method": 0}}
-#: Suffixes the writer appends to a stem; a stem that equals another plus one of them collides.
-_RESERVED_SUFFIXES = ("_overlay",)
+#: Suffixes the writers append to a stem (the overlay; the hierarchy task's ``_k<K>`` levels and
+#: ``_summary`` grid): a stem that equals another plus one of them collides.
+_RESERVED_SUFFIX = re.compile(r"(?:_overlay|_summary|_k\d+)$")
 
 
 def _hash8(path: Path) -> str:
@@ -81,13 +83,19 @@ def _candidate(path: Path, level: int) -> str:
     return _fit(f"{named}-{_hash8(path)}", path)
 
 
+def _extends_another(name: str, names: Counter) -> bool:
+    """Whether ``name`` is another name plus a reserved suffix (its files would be that one's)."""
+    m = _RESERVED_SUFFIX.search(name)
+    return m is not None and names[name[:m.start()]] > 0
+
+
 def output_stems(files: Sequence[str | Path]) -> list[str]:
     """One unique output name per input file (inputs are distinct files).
 
     The name is the file's stem; where stems clash (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG``
     and ``img.jpg``, ``img.png`` and ``img.jpg``; compared case-insensitively, since the output
-    folder may be on a case-insensitive disk; also ``x_overlay.jpg`` against the overlay of
-    ``x.jpg``) the clashing ones get, in turn, their extension (``img_jpg``), their parent folder
+    folder may be on a case-insensitive disk; also ``x_overlay.jpg``, ``x_summary.jpg`` or
+    ``x_k10.jpg`` against the overlay or the hierarchy outputs of ``x.jpg``) the clashing ones get, in turn, their extension (``img_jpg``), their parent folder
     names (``a__img_jpg``) and finally a hash of their absolute path, until every name is unique.
     Deterministic: the same inputs give the same names, so a rerun resumes.
     """
@@ -97,9 +105,8 @@ def output_stems(files: Sequence[str | Path]) -> list[str]:
     while True:
         names = [_candidate(p, lv) for p, lv in zip(paths, levels)]
         keys = Counter(n.casefold() for n in names)
-        taken = {(n + s).casefold() for n in names for s in _RESERVED_SUFFIXES}
         clash = [i for i, n in enumerate(names)
-                 if keys[n.casefold()] > 1 or n.casefold() in taken]
+                 if keys[n.casefold()] > 1 or _extends_another(n.casefold(), keys)]
         if not clash:
             return names
         bumped = False

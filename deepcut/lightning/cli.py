@@ -220,8 +220,12 @@ class DeepCutCLI(LightningCLI):
             clean_stale_parts(check_out_dir(folder))
 
     def _exit_after_skips(self) -> None:
-        """Exit status 1 when images were skipped (reported by ``prepare_data``), as infer.py."""
+        """Exit status 1 when images were skipped (reported by ``prepare_data``, or not
+        written by the prediction writer), as infer.py."""
         skipped = list(getattr(self.datamodule, "skipped", None) or [])
+        for cb in getattr(self.trainer, "callbacks", None) or []:
+            if isinstance(cb, SegmentationWriter):
+                skipped += cb.failed
         if skipped:
             print(f"{len(skipped)} image(s) skipped (see the lines above); exit status 1",
                   file=sys.stderr, flush=True)
