@@ -57,8 +57,11 @@ class CheckpointError(DeepCutError):
 
 def inference_spec(*, in_dim: int, n_clusters: int, hidden: int, mlp_hidden: int, dropout: float,
                    config: dict[str, Any], backbone: dict[str, Any],
-                   trained: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``"deepcut"`` block a checkpoint carries (see the module docstring)."""
+                   trained: dict[str, Any] | None = None,
+                   finetune: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``"deepcut"`` block a checkpoint carries (see the module docstring); ``finetune``:
+    the training loss's and optimiser's settings (``ortho_weight``, ``weight_decay``) that
+    per-image fine-tuning from the head reuses."""
     import deepcut
 
     cfg = dict(config)
@@ -71,6 +74,7 @@ def inference_spec(*, in_dim: int, n_clusters: int, hidden: int, mlp_hidden: int
         "config": cfg,
         "backbone": dict(backbone),
         "trained": dict(trained or {}),
+        "finetune": dict(finetune or {}),
     }
 
 
@@ -142,9 +146,13 @@ def load_checkpoint(path: str | Path) -> HeadCheckpoint:
         raise CheckpointError(f"{p}: not a deepcut checkpoint (no 'deepcut' block); train one "
                               "with `python train.py fit --config configs/<name>.yaml`")
     spec = ckpt["deepcut"]
+    if not isinstance(spec, dict) or not isinstance(ckpt["state_dict"], dict):
+        raise CheckpointError(f"{p}: malformed checkpoint: its 'deepcut' block and state_dict "
+                              "must be mappings")
     if spec.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: checkpoint format {spec.get('format')!r}, this deepcut "
                               f"reads format {CHECKPOINT_FORMAT}")
+    _check_spec(p, spec)
     state = {k[len("head."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("head.")}
     h = spec["head"]
     head = GNNHead(h["in_dim"], h["n_clusters"], h["hidden"], h["mlp_hidden"], h["dropout"])
@@ -155,6 +163,18 @@ def load_checkpoint(path: str | Path) -> HeadCheckpoint:
                               f"{str(e).splitlines()[0]}") from None
     return HeadCheckpoint(spec=spec, head_state=state, path=str(p), sha256=_sha256(p),
                           extra={"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")})
+
+
+def _check_spec(path: Path, spec: dict[str, Any]) -> None:
+    """One :class:`CheckpointError` for a ``"deepcut"`` block that lacks what loading reads."""
+    head_keys = ("in_dim", "n_clusters", "hidden", "mlp_hidden", "dropout")
+    for key in ("head", "config", "backbone"):
+        if not isinstance(spec.get(key), dict):
+            raise CheckpointError(f"{path}: malformed checkpoint: its 'deepcut' block has no "
+                                  f"{key!r} mapping")
+    missing = [k for k in head_keys if not isinstance(spec["head"].get(k), (int, float))]
+    if missing:
+        raise CheckpointError(f"{path}: malformed checkpoint: its head record lacks {missing}")
 
 
 def _weights_match(recorded: str, built: str) -> bool:
@@ -241,6 +261,17 @@ class CheckpointSegmenter(Segmenter):
         return d
 
 
+def _trained_value(spec: dict[str, Any], key: str) -> Any:
+    """The value a setting left unset (None) at training resolved to on the backbone: its
+    stride, or its own preprocessing (``--stride 8`` is no contradiction of a stride-8 head)."""
+    if spec["config"].get(key) is not None:
+        return spec["config"][key]
+    bb = spec["backbone"]
+    if key == "stride":
+        return bb.get("stride")
+    return (bb.get("preprocessing") or {}).get(key)
+
+
 def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
                       overrides: dict[str, Any] | None = None) -> SegmenterConfig:
     """The :class:`SegmenterConfig` of inference with ``checkpoint`` (see CheckpointSegmenter)."""
@@ -256,7 +287,7 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
         if value is None:
             continue
         if key in MODEL_KEYS:
-            if value != base.get(key):
+            if value != base.get(key) and value != _trained_value(spec, key):
                 raise ConfigError(
                     f"{key}={value!r} contradicts the checkpoint, which was trained with "
                     f"{key}={base.get(key)!r}; drop the option or train another head.")
@@ -293,6 +324,9 @@ def checkpoint_config(checkpoint: HeadCheckpoint, finetune_steps: int = 0,
         "init_state": checkpoint.head_state, "steps": finetune_steps, "hidden": h["hidden"],
         "mlp_hidden": h["mlp_hidden"], "dropout": h["dropout"],
         "drop_empty": False,  # keep the head's cluster ids: they mean the same on every image
+        # fine-tuning optimises the loss the head was trained with (older checkpoints: defaults)
+        **{k: v for k, v in (spec.get("finetune") or {}).items()
+           if k in ("ortho_weight", "weight_decay")},
     }
     return SegmenterConfig.from_dict(base)
 

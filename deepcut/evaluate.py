@@ -208,9 +208,10 @@ class EvalResult:
 # --------------------------------------------------------------------------------------------
 # the entry point
 def check_settings(annotators: str = "mean", match: str = "hungarian",
-                   limit: int | None = None) -> None:
-    """Raise :class:`ConfigError` on a bad ``annotators``, ``match`` or ``limit`` (the command
-    line checks them before it makes any folder)."""
+                   limit: int | None = None, size: Any = None) -> None:
+    """Raise :class:`ConfigError` on a bad ``annotators``, ``match``, ``limit`` or eval
+    ``size`` (the command line checks them before it makes any folder)."""
+    parse_eval_size(size)
     if annotators not in ANNOTATOR_RULES:
         raise ConfigError(f"annotators must be one of {ANNOTATOR_RULES}. Got {annotators!r}.")
     if match not in MATCH_RULES:

@@ -274,8 +274,11 @@ def test_cli_flags_and_yaml_config_give_the_same_table(sod_root, tmp_path, capsy
     assert "does not exist" in capsys.readouterr().err
     assert main(["--dataset", "sod", "--root", str(sod_root), "--split", "test", *FAST]) == 2
     assert "does not accept" in capsys.readouterr().err
-    assert main(["--dataset", "sod", "--root", str(sod_root), "--eval-size", "x", *FAST]) == 2
+    out = tmp_path / "bad_size"
+    assert main(["--dataset", "sod", "--root", str(sod_root), "--eval-size", "x", "--out",
+                 str(out), *FAST]) == 2
     assert "eval size must be" in capsys.readouterr().err
+    assert not out.exists()  # refused before any folder was made
 
 
 @pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine

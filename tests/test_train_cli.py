@@ -94,12 +94,13 @@ def test_predict_rerun_computes_nothing_and_never_overwrites_another_image(
                         lambda self, *a, **k: calls.append(1) or predict_features(self, *a, **k))
     out = tmp_path / "pred"
 
-    def predict(root) -> int:
+    def predict(root, *extra) -> int:
         return main(["predict", "--config", CONFIG, "--data.root", str(root),
                      "--data.backbone", "classic", "--data.size", "64",
                      "--data.cache_dir", str(tmp_path / "cache"), "--ckpt_path", str(ckpt),
                      "--trainer.default_root_dir", str(tmp_path / "run"),
-                     "--trainer.enable_progress_bar", "false", "--writer.output_dir", str(out)])
+                     "--trainer.enable_progress_bar", "false", "--writer.output_dir", str(out),
+                     *extra])
 
     n = len(list(image_dir.glob("*.png")))
     assert predict(image_dir) == 0 and len(calls) == n
@@ -114,3 +115,10 @@ def test_predict_rerun_computes_nothing_and_never_overwrites_another_image(
     err = capfd.readouterr().err
     assert err.count("already holds the result of another image") == n
     assert f"{n} image(s) skipped" in err and "Traceback" not in err
+    # Lightning restores the model's settings from --ckpt_path: a given one it replaces is said
+    assert predict(image_dir, "--model.task", "clusters") == 0
+    assert ("warning: --ckpt_path restores the model settings it was trained with: "
+            "task='clusters' -> 'segment'") in capfd.readouterr().err
+    # and features other than the head's are refused (the datamodule's stride)
+    assert predict(image_dir, "--data.stride", "4") == 2
+    assert "stride=4 contradicts the checkpoint" in capfd.readouterr().err

@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return fail(f"dataset {settings['dataset']!r} does not accept these options "
                         f"{sorted(options)}: {e}")
         check_settings(settings.get("annotators", "mean"), settings.get("match", "hungarian"),
-                       settings.get("limit"))  # before any folder is made
+                       settings.get("limit"), settings.get("eval_size"))  # before folders
         out = Path(settings.get("out") or
                    Path("out") / "eval" / f"{dataset.name}_{cfg.task}_{cfg.solver}")
         check_out_dir(out)  # before any work: exit 2 naming the folder

@@ -34,7 +34,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
@@ -171,6 +171,27 @@ class DeepCutCLI(LightningCLI):
         parser.add_argument("--wandb", type=WandbOptions, default=WandbOptions(),
                             help="Weights & Biases settings (used with --logger wandb)")
         parser.add_lightning_class_args(SegmentationWriter, "writer")
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's: with ``--ckpt_path`` the model's settings are the checkpoint's, over the
+        ones given. Each given one that this replaces is said on one warning line."""
+        sub = self.config.get("subcommand")
+        given = self._model_settings(sub)
+        super()._parse_ckpt_path()
+        now = self._model_settings(sub)
+        changed = sorted(k for k in given if k in now and given[k] != now[k])
+        if changed:
+            said = ", ".join(f"{k}={given[k]!r} -> {now[k]!r}" for k in changed)
+            print(f"warning: --ckpt_path restores the model settings it was trained with: "
+                  f"{said} (for another task or inference option use `infer.py IMAGES "
+                  f"--checkpoint CKPT`)", file=sys.stderr, flush=True)
+
+    def _model_settings(self, sub: str | None) -> dict[str, Any]:
+        try:
+            model = (self.config[sub] if sub else self.config).get("model")
+            return dict(model.as_dict() if hasattr(model, "as_dict") else model or {})
+        except Exception:  # noqa: BLE001 - only for the warning
+            return {}
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

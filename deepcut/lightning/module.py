@@ -155,9 +155,14 @@ class DeepCutModule(L.LightningModule):
     def segmenter_config(self, device: str | None = None) -> SegmenterConfig:
         """The graph/loss settings as a :class:`SegmenterConfig` (the inference config)."""
         hp = self.hparams
+        info = self.backbone_info()
+        # the size and stride of the features the head saw (the datamodule's, when attached)
+        stride = info.get("stride", hp.stride)
+        stride = None if stride in (None, info.get("patch_size")) else int(stride)
         return SegmenterConfig(
-            task=hp.task, backbone=self.backbone_info()["name"], weights=hp.weights,
-            size=hp.size, stride=hp.stride, device=device or str(self.device), solver="gnn",
+            task=hp.task, backbone=info["name"], weights=hp.weights,
+            size=int(info.get("size") or hp.size), stride=stride,
+            device=device or str(self.device), solver="gnn",
             n_clusters=hp.n_clusters, loss=hp.loss, lr=hp.lr, seed=hp.seed,
             graph=hp.graph or default_graph_kind("gnn", hp.loss), metric=hp.metric,
             alpha=hp.alpha, beta=hp.beta, lam=hp.lam, knn=hp.knn,
@@ -199,7 +204,9 @@ class DeepCutModule(L.LightningModule):
                    "global_step": int(self.global_step) if self._trainer else None}
         return inference_spec(in_dim=hp.in_dim, n_clusters=hp.n_clusters, hidden=hp.hidden,
                               mlp_hidden=hp.mlp_hidden, dropout=hp.dropout, config=cfg,
-                              backbone=self.backbone_info(), trained=trained)
+                              backbone=self.backbone_info(), trained=trained,
+                              finetune={"ortho_weight": hp.ortho_weight,
+                                        "weight_decay": hp.weight_decay})
 
     def setup(self, stage: str) -> None:
         info = self.backbone_info()
@@ -306,9 +313,22 @@ class DeepCutModule(L.LightningModule):
             from deepcut.checkpoint import CheckpointSegmenter, load_checkpoint
 
             self._inference = CheckpointSegmenter(load_checkpoint(ckpt_path),
-                                                  device=str(self.device))
+                                                  device=str(self.device), **self._asked())
         else:
             self._inference = self.inference_segmenter()
+
+    def _asked(self) -> dict[str, Any]:
+        """The settings of this predict run, for a checkpoint loaded from a file: the task and
+        inference options asked for (``--model.*``) and the datamodule's features (backbone,
+        size, stride). The checkpoint refuses those that contradict its training."""
+        hp = self.hparams
+        dm = getattr(self.trainer, "datamodule", None)
+        data = dm.backbone_info() if dm is not None and hasattr(dm, "backbone_info") else {}
+        return {"task": hp.task, "background_rule": hp.background_rule, "knn": hp.knn,
+                "dense_max_nodes": hp.dense_max_nodes, "n_clusters": hp.n_clusters,
+                "loss": hp.loss, "graph": hp.graph, "metric": hp.metric, "alpha": hp.alpha,
+                "beta": hp.beta, "lam": hp.lam, "backbone": data.get("name"),
+                "size": data.get("size"), "stride": data.get("stride")}
 
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int) -> list[dict[str, Any]]:
         """Per image: ``{"stem", "path", "prediction"}`` with a :class:`~deepcut.Prediction`."""
