@@ -431,8 +431,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return fail(f"--max-pixels must be >= 1. Got {args.max_pixels}.")
         if args.html and cfg.task != "hierarchy":
             raise DeepCutError("--html needs --task hierarchy")
+        files = _collect(args.inputs)  # no input: refused before an output folder is made
         out = check_out_dir(args.out)  # before any work: exit 2 naming the folder
-        files = _collect(args.inputs)
         logger = _wandb_logger(args, cfg, seg)
     except DeepCutError as e:
         return fail(one_line(str(e)))
