@@ -127,9 +127,11 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "purity": "regions: purity per image (share of pixels in their cluster's majority "
               "segment), annotator rule, mean over images",
     "miou": "regions: mIoU after matching clusters to segments/classes per image "
-            "(match rule), mean over images",
+            "(match rule; on class maps hungarian merges background clusters many-to-one, "
+            "DiffCut's rule), mean over images",
     "miou_pooled": "regions, class maps: per-image matching, TP/FP/FN summed over the "
-                   "dataset, mean over classes (DiffCut's protocol)",
+                   "dataset, mean over classes (DiffCut's pooling; its matching maximises "
+                   "pixel counts, this one IoU)",
     "miou_dataset": "regions, class maps: one matching on the dataset's summed confusion "
                     "(needs cluster ids consistent across images)",
     "nmi_pooled": "regions, class maps: NMI of all pixels of the dataset as one labelling "
@@ -333,10 +335,13 @@ def _check_scorable(sample, kind: str, task: str, name: str) -> None:
         need = "a mask, a class map or boxes"
         hint = "use a multi-region task (e.g. parts, kless)"
     else:
-        ok = any(x is not None for x in (sample.annotations, sample.labels, sample.parts,
-                                         sample.mask))
-        need = "annotator segmentations, a class map, part keypoints or a mask"
-        hint = "use --task segment for fg/bg ground truth"
+        # a fg/bg mask scores the parts task's object (the union of its parts) only: the
+        # other region tasks have no object to compare with it
+        ok = any(x is not None for x in (sample.annotations, sample.labels, sample.parts)) or \
+            (task == "parts" and sample.mask is not None)
+        need = ("annotator segmentations, a class map, part keypoints or a mask"
+                if task == "parts" else "annotator segmentations, a class map or part keypoints")
+        hint = "use --task segment (or parts) for fg/bg ground truth"
     if not ok:
         raise ConfigError(f"task {task!r} cannot be scored on {name}: its items have no {need}; "
                           f"{hint}.")
@@ -575,7 +580,10 @@ class _Scorer:
                 row[key] = _combine([s[key] for s in per_ann], self.annotators)
         elif sample.labels is not None:
             gt = self._resize(sample.labels)
-            row.update(self._region_scores(pred, gt, IGNORE))
+            # class maps: the per-image mIoU takes the meters' rule (DiffCut's background merge
+            # under hungarian), so miou, miou_pooled and miou_dataset share one convention
+            row.update(self._region_scores(pred, gt, IGNORE,
+                                           0 if self.match == "hungarian" else None))
             self.per_image_match.update(pred, gt)
             self.dataset_match.update(pred, gt)
             self.pooled.update(pred, gt)
@@ -587,11 +595,14 @@ class _Scorer:
                 row["n_keypoints"] = int(values.size)
         return row
 
-    def _region_scores(self, pred: np.ndarray, gt: np.ndarray, ignore: int | None) -> dict:
-        # One contingency table gives NMI/ARI/purity (scikit-learn's formulas) and the match.
+    def _region_scores(self, pred: np.ndarray, gt: np.ndarray, ignore: int | None,
+                       background: int | None = None) -> dict:
+        # One contingency table gives NMI/ARI/purity (scikit-learn's formulas) and the match
+        # (``background``: the class merged many-to-one, class maps only; None for BSDS's
+        # segments, where no label means background).
         table, classes, clusters = contingency_table(pred, gt, ignore)
         s = scores_from_contingency(table)
-        m = match_confusion(table, self.match, "iou", None, classes, clusters)
+        m = match_confusion(table, self.match, "iou", background, classes, clusters)
         return {"nmi": s["nmi"], "ari": s["ari"], "purity": s["purity"], "miou": m.miou}
 
     def results(self, kind: str) -> tuple[dict[str, float], dict[str, int]]:

@@ -186,9 +186,12 @@ def test_coco20k_list_and_xywh_boxes(tmp_path):
     s = ds[1]
     assert s.image_path == tmp_path / "train2014" / names[9]
     # (x, y, x + w, y + h) rounded: (1.2, 2, 6.8, 5) -> (1, 2, 7, 5)
-    assert s.boxes.tolist() == [[1, 2, 7, 5], [0, 0, 20, 10]]
-    assert s.box_classes == ["dog", "person"] and s.extra["image_id"] == 9
-    assert COCO20k(tmp_path, include_crowd=False)[1].boxes.tolist() == [[1, 2, 7, 5]]
+    # the crowd box is dropped, as LOST scores CorLoc (remove_iscrowd=True)
+    assert s.boxes.tolist() == [[1, 2, 7, 5]]
+    assert s.box_classes == ["dog"] and s.extra["image_id"] == 9
+    kept = COCO20k(tmp_path, include_crowd=True)[1]
+    assert kept.boxes.tolist() == [[1, 2, 7, 5], [0, 0, 20, 10]]
+    assert kept.box_classes == ["dog", "person"] and kept.extra["iscrowd"].tolist() == [0, 1]
     assert len(COCO20k(tmp_path, image_list=None)) == 2  # image 30 has no annotation
     (tmp_path / "bad.txt").write_text("train2014/COCO_train2014_000000099999.jpg\n")
     with pytest.raises(DatasetLayoutError, match="not in the JSON"):

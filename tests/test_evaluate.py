@@ -363,6 +363,19 @@ def test_task_without_matching_ground_truth_is_refused(bsds_root, tmp_path):
         evaluate(get_dataset("bsds500", bsds_root), SegmenterConfig(**CFG), None, tmp_path / "o")
 
 
+def test_region_tasks_other_than_parts_are_refused_on_masks(sod_root, tmp_path):
+    """A fg/bg mask scores the parts task's object; kless (or clusters, hierarchy) would run
+    and score nothing at all."""
+    from deepcut.evaluate import _check_scorable
+
+    ds = get_dataset("sod", sod_root)
+    with pytest.raises(ConfigError, match="'kless' cannot be scored on sod: its items have no "
+                                          "annotator segmentations, a class map or part keypoints"):
+        evaluate(ds, SegmenterConfig(**{**CFG, "task": "kless"}), None, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    _check_scorable(ds[0], "regions", "parts", "sod")  # accepted
+
+
 def test_parse_eval_size():
     assert parse_eval_size(None) is None and parse_eval_size("original") is None
     assert parse_eval_size(128) == (128, 128) and parse_eval_size("32x48") == (32, 48)
@@ -411,3 +424,22 @@ def test_a_method_that_always_crashes_stops_instead_of_skipping_everything(sod_r
     res = evaluate(ds, _Broken(ImageReadError("x.png: not a readable image")), None,
                    tmp_path / "b", progress=False)
     assert (res.summary["n_failed"], res.summary["n_scored"], res.metrics) == (4, 0, {})
+
+
+def test_per_image_miou_on_class_maps_merges_background_as_the_pooled_ones():
+    """VOC-style class map, the object found exactly and the background cut into 3 bands: under
+    hungarian every mIoU (per image, pooled, dataset) merges background clusters many-to-one
+    (DiffCut's rule), so all three are 1; plain one-to-one matching would give (3/8 + 1) / 2."""
+    from deepcut.data.base import Sample
+    from deepcut.evaluate import _Scorer
+
+    gt = np.zeros((12, 12), np.int64)
+    gt[4:8, 4:8] = 5
+    pred = np.repeat(np.array([1, 2, 3]), 4)[:, None].repeat(12, 1)
+    pred[4:8, 4:8] = 0
+    scorer = _Scorer("regions", None, "mean", "hungarian")
+    row = scorer.add(Sample(id="a", image_path=Path("a.png"), labels=gt), pred, {})
+    metrics, _ = scorer.results("regions")
+    assert row["miou"] == metrics["miou_pooled"] == metrics["miou_dataset"] == 1.0
+    plain = _Scorer("regions", None, "mean", "hungarian")._region_scores(pred, gt, 255)
+    assert plain["miou"] == pytest.approx((48 / 128 + 1) / 2)  # bg matched to one 48 px band

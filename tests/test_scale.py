@@ -124,6 +124,24 @@ def test_extension_rules_and_landmarks_keep_their_label():
     torch.testing.assert_close(g.extend(z, 2), want)
 
 
+def test_an_unused_label_id_gets_no_node_and_no_nan():
+    """Landmark ids with a gap (0, 2, 3: a solver left cluster 1 empty) extend as the same
+    partition renamed, every row finite, and the empty id's column is 0 (it was 0/0 = NaN in
+    float32, which made every non-landmark node's label arbitrary)."""
+    F = torch.cat([torch.eye(16)[c] + 0.05 * torch.randn(200, 16,
+                                                        generator=torch.Generator().manual_seed(c))
+                   for c in range(3)])
+    truth = torch.arange(3).repeat_interleave(200)
+    for rule in ("ncut", "vote"):
+        g = landmark_graph(F, "ncut", n_landmarks=300, metric="cosine", seed=0, rule=rule)
+        P = g.extend(torch.tensor([0, 2, 3])[truth[g.landmarks]])
+        assert P.shape == (600, 4) and torch.isfinite(P).all()
+        assert float(P[:, 1].abs().max()) == 0.0
+        assert torch.equal(P.argmax(1), torch.tensor([0, 2, 3])[truth])
+        torch.testing.assert_close(P, g.extend(truth[g.landmarks])[:, [0, 0, 1, 2]] *
+                                   torch.tensor([1.0, 0.0, 1.0, 1.0]))
+
+
 def test_seeded_and_memory_linear_in_n():
     F = torch.randn(4000, 8, generator=torch.Generator().manual_seed(0))
     a, b = landmark_graph(F, n_landmarks=64, seed=3), landmark_graph(F, n_landmarks=64, seed=3)

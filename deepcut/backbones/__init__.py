@@ -6,7 +6,7 @@ Example:
     ['dino_vitb16', 'dino_vitb8']
     >>> bb = create_backbone("classic")
     >>> bb.feature_dim
-    22
+    38
 """
 
 from ._registry import (

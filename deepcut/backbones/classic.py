@@ -228,7 +228,7 @@ class ClassicBackbone(Backbone):
         >>> from PIL import Image
         >>> bb = ClassicBackbone()
         >>> bb(Image.new("RGB", (300, 200))).features.shape
-        torch.Size([35, 53, 35])
+        torch.Size([35, 53, 38])
     """
 
     name = "classic"
@@ -324,7 +324,7 @@ class ClassicBackbone(Backbone):
             x: ``(B, 3, H_in, W_in)`` RGB in [0, 1].
 
         Returns:
-            ``features: (B, h, w, D)`` and ``None`` (no CLS token); D = 35 by default.
+            ``features: (B, h, w, D)`` and ``None`` (no CLS token); D = 38 by default.
         """
         return self._extract(x, rgb_to_lab(x))
 

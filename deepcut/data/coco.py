@@ -35,8 +35,10 @@ class COCO20k(SegmentationDataset):
             of the JSON that has at least one annotation.
         image_dir: image folder, or None for the first existing of ``train2014``,
             ``images/train2014``, ``images``.
-        include_crowd: keep ``iscrowd`` boxes; True as in LOST's 20k selection (which copies
-            every annotation of the selected images).
+        include_crowd: keep ``iscrowd`` boxes. False by default, as LOST scores CorLoc
+            (``extract_gt_COCO(targets, remove_iscrowd=True)``; its 20k JSON keeps them, and a
+            crowd box can only add hits); an image whose boxes are all crowd then has none
+            and counts as a miss.
     """
 
     name = "coco20k"
@@ -51,7 +53,7 @@ class COCO20k(SegmentationDataset):
         annotation_file: str = "annotations/instances_train2014.json",
         image_list: str | None = "coco_20k_filenames.txt",
         image_dir: str | None = None,
-        include_crowd: bool = True,
+        include_crowd: bool = False,
     ) -> None:
         super().__init__(root)
         self.include_crowd = include_crowd

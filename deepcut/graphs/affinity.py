@@ -155,7 +155,9 @@ def knn_graph(
     grid=None,
     cc_shift: str = "mean",
 ) -> Graph:
-    """Sparse symmetric kNN graph: each node keeps its ``k`` most similar nodes (itself included).
+    """Sparse symmetric kNN graph: each node keeps its ``k`` most similar nodes (itself among
+    them with ``metric="cosine"``; with the raw ``dot`` product a neighbour of larger norm can
+    outrank a node's own similarity, so the self-loop is not guaranteed).
 
     The edge weights follow ``kind`` (``ncut``: clip and divide by the global max; ``falcon``:
     cosine min-max normalised then ``** beta``; ``cc``: ``s - t``, :func:`cc_threshold`

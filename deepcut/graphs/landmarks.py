@@ -101,11 +101,15 @@ class LandmarkGraph(Graph):
         else:
             Z = Fn.one_hot(z, K).to(A.dtype)
             W = self.W.clamp(min=0).to(A.dtype)
-            vol = (self.degree.to(A.dtype) @ Z).clamp(min=1e-30)  # (K,)
+            # An id no landmark holds (a solver's gap, e.g. 0, 2, 3) has no volume: it gets no
+            # node (gain -inf), instead of 0/0 = NaN spreading through the softmax to every row.
+            used = Z.sum(0) > 0  # (K,)
+            vol = (self.degree.to(A.dtype) @ Z).masked_fill(~used, 1.0).clamp(min=1e-30)
             assoc = ((W @ Z) * Z).sum(0)
             d = A.sum(1, keepdim=True)
-            gain = 2 * A / vol - d * (assoc / vol**2)  # (N, K)
-            spread = gain.std().clamp(min=1e-30)
+            gain = 2 * A / vol - d * (assoc / vol / vol)  # (N, K)
+            spread = gain[:, used].std().nan_to_num(0.0).clamp(min=1e-30)
+            gain = gain.masked_fill(~used, float("-inf"))
             P = torch.softmax(gain / spread, dim=1)
         P[self.landmarks] = Fn.one_hot(z, K).to(P.dtype)  # a landmark keeps its own label
         return P
@@ -190,7 +194,7 @@ def fit_on_landmarks(solver, graph: LandmarkGraph, features: torch.Tensor | None
 
     The solver sees the ``m``-node landmark graph and the landmarks' rows of ``features``
     (``(N, D)``). Afterwards ``labels_: (N,)`` and ``assignment_: (N, K)`` cover every node
-    (the vote of :meth:`LandmarkGraph.extend`); ``landmark_labels_`` keeps the solver's own
+    (:meth:`LandmarkGraph.extend`, by the graph's ``rule``); ``landmark_labels_`` keeps the solver's own
     labels; ``ncut_`` stays the NCut on the landmark graph; ``timings_["extend"]`` is the
     extension's time. Returns the solver.
     """
@@ -211,9 +215,13 @@ def fit_on_landmarks(solver, graph: LandmarkGraph, features: torch.Tensor | None
     solver.assignment_ = A.cpu()
     k_landmarks = int(torch.unique(z).numel())
     solver.n_clusters_ = int(torch.unique(solver.labels_).numel())
-    if solver.n_clusters_ < k_landmarks:  # a cluster of landmarks won no node: say so
-        msg = (f"{getattr(solver, 'solver_name', type(solver).__name__)}: {solver.n_clusters_} "
-               f"of the {k_landmarks} landmark clusters kept nodes after the extension")
+    others = torch.ones(graph.num_total, dtype=torch.bool)
+    others[graph.landmarks.cpu()] = False
+    k_won = int(torch.unique(solver.labels_[others]).numel()) if others.any() else k_landmarks
+    if k_won < k_landmarks:  # a cluster won no node beyond its own landmarks: say so
+        msg = (f"{getattr(solver, 'solver_name', type(solver).__name__)}: {k_won} of the "
+               f"{k_landmarks} landmark clusters won nodes beyond their landmarks in the "
+               "extension")
         solver.warnings_ = [*getattr(solver, "warnings_", []), msg]
         warnings.warn(msg, DegenerateResultWarning, stacklevel=2)
     solver.timings_ = {**getattr(solver, "timings_", {}), "extend": time.perf_counter() - t0}
