@@ -340,3 +340,24 @@ def test_sample_image_applies_exif_orientation(tmp_path):
     Image.new("RGB", (6, 4), (10, 20, 30)).save(tmp_path / "images" / "a.jpg", exif=exif)
     img = SOD(tmp_path)[0].image()
     assert img.size == (4, 6) and img.mode == "RGB"
+
+
+def test_binary_masks_by_gray_value_or_palette_index(tmp_path):
+    """A grayscale (or gray-palette) mask is thresholded at 128; a colour-palette mask (VOC's
+    palette on 0/1 indices, whose index 1 is dark red, luminance 38) is read by index."""
+    from deepcut.data.masks import load_binary_mask
+
+    idx = np.zeros((4, 6), np.uint8)
+    idx[1:3, 2:5] = 1
+    voc = Image.fromarray(idx, "P")
+    voc.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+    voc.save(tmp_path / "voc.png")
+    assert np.array_equal(load_binary_mask(tmp_path / "voc.png"), idx)
+    gray = Image.fromarray(idx * 255, "L")
+    gray.save(tmp_path / "gray.png")
+    gray.convert("P").save(tmp_path / "gray_p.png")  # a gray palette: by value
+    assert Image.open(tmp_path / "gray_p.png").mode == "P"
+    for name in ("gray.png", "gray_p.png"):
+        assert np.array_equal(load_binary_mask(tmp_path / name), idx), name
+    Image.fromarray(idx * 100, "L").save(tmp_path / "soft.png")  # 100 < 128: background
+    assert not load_binary_mask(tmp_path / "soft.png").any()

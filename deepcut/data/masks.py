@@ -47,7 +47,9 @@ def load_binary_mask(path: Path, threshold: int = 128) -> np.ndarray:
     """Read a 0/255 (or soft 0..255) mask as uint8 {0, 1}.
 
     Args:
-        path: grayscale, palette or 1-bit image.
+        path: grayscale, palette or 1-bit image. A palette image whose colours are not grays
+            (e.g. VOC's palette on a 0/1 mask) is read by index: index 0 is background, any
+            other foreground; a gray palette is read by its gray values, as a grayscale mask.
         threshold: pixels ``>= threshold`` are foreground; 128 = half of 255 (the usual rule for
             anti-aliased DUTS/ECSSD masks and CUB's annotator-averaged masks).
 
@@ -57,6 +59,10 @@ def load_binary_mask(path: Path, threshold: int = 128) -> np.ndarray:
     with Image.open(path) as im:
         if im.mode == "1":
             return np.array(im, dtype=np.uint8)
+        if im.mode == "P":
+            pal = np.asarray(im.getpalette() or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
+            if not ((pal == pal[:, :1]).all()):  # colours: the index is the label
+                return (np.array(im) > 0).astype(np.uint8)
         arr = np.array(im.convert("L"))
     return (arr >= threshold).astype(np.uint8)
 
