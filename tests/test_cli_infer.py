@@ -88,6 +88,9 @@ def test_bad_inputs_one_line_errors(tmp_path, capsys):
     assert main([str(empty), *FAST, "--out", str(tmp_path / "none")]) == 2
     assert "holds no image files" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()  # no output folder for a run with no input
+    (empty / "sub").mkdir()
+    assert main([str(empty), *FAST, "--out", str(tmp_path / "none")]) == 2
+    assert "its subfolders are not searched" in capsys.readouterr().err
 
     img = make_image(tmp_path / "ok.png")
     assert main([str(img), "--out", str(tmp_path / "o"), *FAST, "--k", "5000"]) == 1

@@ -394,7 +394,10 @@ def _collect(inputs: Sequence[str]) -> list[Path]:
             except OSError as e:
                 raise DeepCutError(f"{p}: cannot list folder ({e.strerror or e})") from None
             if not found:
-                raise DeepCutError(f"{p}: folder holds no image files")
+                subs = any(c.is_dir() for c in p.iterdir())
+                raise DeepCutError(f"{p}: folder holds no image files" +
+                                   (" (its subfolders are not searched: pass them as inputs)"
+                                    if subs else ""))
         else:
             found = [p]  # a missing or bad file is reported per image, not fatal
         for f in found:
