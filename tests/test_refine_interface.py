@@ -147,6 +147,14 @@ def test_infer_cli_dream_with_depth_goes_on_past_a_bad_map(tmp_path, capsys):
     rc = main([str(imgs), "--out", str(tmp_path / "o2"), "--backbone", "classic",
                "--refine", "pamr", "--depth", str(dep), "--quiet"])
     assert rc == 2 and "used by refine='dream' only" in capsys.readouterr().err
+    # depth maps are found by stem: two inputs sharing one are refused before any work
+    (tmp_path / "more").mkdir()
+    make_image(tmp_path / "more" / "a.jpg", size=(96, 64))
+    rc = main([str(imgs), str(tmp_path / "more"), "--out", str(tmp_path / "o3"), "--backbone",
+               "classic", "--refine", "dream", "--depth", str(dep), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "share the stem 'a'" in err[0]
+    assert not (tmp_path / "o3").exists()
 
 
 def test_hierarchy_predictor_refines_segments_summary_and_preview():

@@ -411,6 +411,23 @@ def _collect(inputs: Sequence[str]) -> list[Path]:
     return files
 
 
+def _check_depth_stems(files: list[Path]) -> None:
+    """Depth maps are found by the image's file stem: two inputs sharing one would share a map."""
+    from collections import defaultdict
+
+    from deepcut.errors import DeepCutError
+
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_stem[f.stem].append(f)
+    shared = [paths for paths in by_stem.values() if len(paths) > 1]
+    if shared:
+        a, b = shared[0][:2]
+        raise DeepCutError(f"--depth finds each image's depth map by file stem, and {a} and {b} "
+                           f"share the stem {a.stem!r} ({len(shared)} such stem(s)); run them "
+                           "separately or rename one")
+
+
 def _stems(files: list[Path]) -> list[str]:
     """Unique output names (see :func:`deepcut.io.outputs.output_stems`)."""
     from deepcut.io.outputs import output_stems
@@ -435,6 +452,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.html and cfg.task != "hierarchy":
             raise DeepCutError("--html needs --task hierarchy")
         files = _collect(args.inputs)  # no input: refused before an output folder is made
+        if cfg.depth is not None:
+            _check_depth_stems(files)
         out = check_out_dir(args.out)  # before any work: exit 2 naming the folder
         logger = _wandb_logger(args, cfg, seg)
     except DeepCutError as e:
@@ -514,6 +533,8 @@ def run(cfg, files: list[Path], out: Path, overwrite: bool = False, quiet: bool 
             raise DeepCutError(f"--workers must be >= 0 (0 = one image at a time). Got {workers}.")
         if batch_size < 1:
             raise DeepCutError(f"--batch-size must be >= 1. Got {batch_size}.")
+        if cfg.depth is not None:
+            _check_depth_stems(files)
         out = check_out_dir(out)
         seg = segmenter if segmenter is not None else Segmenter(cfg)
         _ = seg.backbone  # resolve once, up front: missing weights is fatal, not per image
