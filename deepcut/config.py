@@ -38,10 +38,13 @@ FOREGROUND_TASKS = ("segment", "parts")
 
 def default_graph_kind(solver: str, loss: str, backbone: str | None = None,
                        task: str | None = None) -> str:
-    """The graph each solver is defined on: CC loss -> Eq. 7; the ``classic`` backbone on a
-    multi-region task -> Shi and Malik's ``local`` graph (its features compare well between
+    """The graph each solver is defined on: CC loss -> Eq. 7; the ``classic`` backbone on the
+    ``clusters`` and ``kless`` tasks -> Shi and Malik's ``local`` graph (its features compare well between
     neighbours; BSDS500 NMI/ARI 54.9/45.4 vs 42.3/32.7); Falcon -> its own affinity; else
-    DeepCut's NCut graph (Eq. 6)."""
+    DeepCut's NCut graph (Eq. 6); the ``hierarchy`` task always cuts the NCut graph (its
+    spectral embedding, dense or Nystrom)."""
+    if task == "hierarchy":
+        return "ncut"
     if solver == "gnn" and loss == "cc":
         return "cc"
     if backbone == "classic" and task not in FOREGROUND_TASKS:
@@ -88,8 +91,9 @@ class SegmenterConfig:
         lr: GNN AdamW learning rate (None = the solver's: 0.03; ``--preset paper``: 1e-3).
         seed: seeds every random choice.
         graph: graph kind (None = the solver's own: ncut, cc or falcon; ``local`` for the
-            ``classic`` backbone on multi-region tasks unless the loss is ``cc``). ``local``: Shi-Malik's sparse graph
-            of patches within ``radius`` (:mod:`deepcut.graphs.local`).
+            ``classic`` backbone on ``clusters`` and ``kless`` unless the loss is ``cc``;
+            ``hierarchy`` always cuts ``ncut``). ``local``: Shi-Malik's sparse graph of patches
+            within ``radius`` (:mod:`deepcut.graphs.local`).
         metric: similarity for ncut/cc graphs: ``dot`` (DeepCut) or ``cosine``.
         alpha: CC k-sensitivity (Eq. 7), >= 1; lower = more clusters.
         beta: Falcon affinity power.

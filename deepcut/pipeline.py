@@ -113,6 +113,16 @@ def _nonnegative(x: float) -> float:
     return x if x > 0.0 or math.isnan(x) else 0.0  # NaN (no value) stays NaN
 
 
+def nested_level(fine_pixels: np.ndarray, fine_patches: np.ndarray,
+                 coarse_patches: np.ndarray) -> np.ndarray:
+    """A coarse level's pixel labels from the finest level's: each fine segment takes the
+    coarse id its patches have (one, since the levels are nested). ``fine_pixels: (H, W)``,
+    ``fine_patches``/``coarse_patches: (h, w)``."""
+    to_coarse = np.zeros(int(fine_patches.max()) + 1, dtype=np.int64)
+    to_coarse[np.asarray(fine_patches).ravel()] = np.asarray(coarse_patches).ravel()
+    return to_coarse[np.asarray(fine_pixels)]
+
+
 class Segmenter:
     """Configured once, called on many images (like SAM's predictor).
 
@@ -222,9 +232,15 @@ class Segmenter:
             levels = getattr(out, "level_patch_labels", None)
             if levels and cfg.refine != "nearest":  # hierarchy: every level refined alike
                 finest = max(levels)
-                out.level_labels = {k: labels if k == finest else
-                                    self.refine(lab, pf, image, depth)
-                                    for k, lab in levels.items()}
+                if out.extra.get("nested"):
+                    # Refining each level on its own would move coarse boundaries off the fine
+                    # ones: map the refined finest level through the (nested) tree instead.
+                    out.level_labels = {k: nested_level(labels, levels[finest], lab)
+                                        for k, lab in levels.items()}
+                else:
+                    out.level_labels = {k: labels if k == finest else
+                                        self.refine(lab, pf, image, depth)
+                                        for k, lab in levels.items()}
         labels = np.asarray(labels)
         labels = labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
         t_up = time.perf_counter() - t0
@@ -290,8 +306,10 @@ class Segmenter:
         built per image, the heads are trained at once by
         :meth:`~deepcut.solvers.GNNSolver.fit_many` (:mod:`deepcut.solvers.batched`: the same
         labels as one image at a time), then each image's task and refinement run as usual on
-        its fitted solver. Other solvers and tasks run image by image.
+        its fitted solver. A large image (above ``dense_max_nodes``) is solved on its landmarks
+        alone, as one image at a time solves it. Other solvers and tasks run image by image.
         """
+        from deepcut.graphs import LandmarkGraph, fit_on_landmarks
         from deepcut.tasks.base import make_graph, make_solver, prefit_key, prefitted
 
         n = len(pfs)
@@ -308,19 +326,30 @@ class Segmenter:
         if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and len(ks) == 1 \
                 and len({pf.features.shape[-1] for pf in pfs}) == 1:
             k = ks.pop()
-            graphs, t_graph = [], []
-            for pf in pfs:
+            graphs, t_graph, small = [], [], []
+            for i, pf in enumerate(pfs):
                 c = cfg.resolved(pf.backbone)
                 t0 = time.perf_counter()
-                with contour_edges(pf.extra.get("edges")):
-                    graphs.append(make_graph(pf.flat, c, grid=pf.grid))
-                t_graph.append(time.perf_counter() - t0)
-            solvers = make_solver(cfg, k).fit_many(
-                graphs, [pf.flat.to(cfg.device) for pf in pfs])
-            for i, (pf, s, g, tg) in enumerate(zip(pfs, solvers, graphs, t_graph)):
-                solved[i] = sum(s.timings_.values())
-                s.timings_ = {"graph": tg, **s.timings_}
-                fits[prefit_key(pf.flat, k)] = (s, g)
+                with contour_edges(pf.extra.get("edges")):  # as the one-image solve builds it
+                    g = make_graph(pf.flat, c, grid=pf.grid, landmarks=True)
+                tg = time.perf_counter() - t0
+                if isinstance(g, LandmarkGraph):  # a large image: its landmarks, on its own
+                    s = make_solver(c, k)
+                    fit_on_landmarks(s, g, pf.flat.to(cfg.device))
+                    solved[i] = sum(s.timings_.values())
+                    s.timings_ = {"graph": tg, **s.timings_}
+                    fits[prefit_key(pf.flat, k)] = (s, g)
+                else:
+                    graphs.append(g)
+                    t_graph.append(tg)
+                    small.append(i)
+            if small:
+                solvers = make_solver(cfg, k).fit_many(
+                    graphs, [pfs[i].flat.to(cfg.device) for i in small])
+                for i, s, g, tg in zip(small, solvers, graphs, t_graph):
+                    solved[i] = sum(s.timings_.values())
+                    s.timings_ = {"graph": tg, **s.timings_}
+                    fits[prefit_key(pfs[i].flat, k)] = (s, g)
         with prefitted(fits):
             preds = [self.predict_features(pf, image=im) if d is None else
                      self.predict_features(pf, image=im, depth=d)

@@ -149,6 +149,22 @@ def test_segmenter_predict_batch_equals_one_image_at_a_time(task):
         assert all(p.patch_labels.mean() > 0.1 for p in many)
 
 
+def test_predict_batch_solves_large_images_on_their_landmarks_as_alone():
+    """Above dense_max_nodes an image is solved on its landmark graph, batched or not: two of
+    the three images (1855 and 1540 nodes) take that path, the third (1225) the batched heads."""
+    from deepcut import Segmenter
+
+    seg = Segmenter(backbone="classic", task="clusters", n_clusters=3, seed=0, graph="ncut",
+                    dense_max_nodes=1500, landmarks=256)
+    images = _tiny_images()
+    alone = [seg(im) for im in images]
+    many = seg.predict_batch(images)
+    assert [int(np.prod(p.meta["grid"])) for p in alone] == [1855, 1540, 1225]
+    for a, b in zip(alone, many):
+        assert np.array_equal(a.patch_labels, b.patch_labels)
+        assert b.ncut == pytest.approx(a.ncut, abs=1e-6)
+
+
 def test_predict_batch_uses_the_batched_heads_for_the_classic_5_way_segment(monkeypatch):
     """The classic segment task cuts K = 5 (saliency rule): the batched heads must be fitted
     at that K, or every image is solved a second time alone."""

@@ -434,3 +434,17 @@ def test_the_segment_config_file_is_the_defaults_written_out():
     assert set(d) == fields
     default = SegmenterConfig()
     assert {k: getattr(default, k) for k in fields} == d
+
+
+def test_a_k_less_fit_that_finds_one_cluster_says_so():
+    """The CC loss's K is an upper bound, so "fewer than asked" is no warning there; one
+    cluster still is (it was silent), on one line and in the JSON's warnings."""
+    from deepcut.graphs import Graph
+
+    W = torch.ones(30, 30) - torch.eye(30)  # every pair attracts: one cluster is optimal
+    g = Graph(W=W, degree=W.sum(1), kind="cc")
+    F = torch.randn(30, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DegenerateResultWarning, match="one cluster"):
+        est = GNNSolver(5, loss="cc", steps=30).fit(g, F)
+    s = est.summary()
+    assert s["n_clusters"] == 1 and s["warnings"] == ["gnn: one cluster (a trivial cut)"]

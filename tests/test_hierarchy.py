@@ -277,3 +277,67 @@ def test_hierarchy_overlay_shows_the_coarsest_level_not_the_finest(regions, tmp_
                           task_params={"levels": "3,6,24", "overlay_level": 6})
     pred = Segmenter(cfg).predict_features(pf, image=image)
     assert np.array_equal(pred.overlay_labels, pred.task_output.level_labels[6])
+
+
+def test_a_level_with_fewer_segments_than_asked_is_said():
+    """Features with 3 distinct values cannot make 6 or 10 segments: one warning line names the
+    short levels, and the JSON's solver block records the K asked for and the warning."""
+    import warnings
+
+    from deepcut import Segmenter
+    from deepcut.backbones.base import PatchFeatures
+    from deepcut.solvers.base import DegenerateResultWarning
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=g) * 5
+    F = (centres[torch.arange(256) % 3] + 10).reshape(16, 16, 16)
+    pf = PatchFeatures(F, None, (128, 128), (128, 128), 8, 8, backbone="vit_test")
+    seg = Segmenter(backbone="classic", task="hierarchy", solver="spectral",
+                    task_params={"levels": [2, 6, 10], "n_sample": 32})
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        r = seg.predict_features(pf).record()
+    said = [str(w.message) for w in rec if issubclass(w.category, DegenerateResultWarning)]
+    assert r["extra"]["n_segments_found"] == {"2": 2, "6": 3, "10": 3}
+    assert said == ["spectral-hierarchy: fewer segments than asked at 2 level(s) (K=6: 3, "
+                    + "K=10: 3)"]
+    assert r["solver"]["n_clusters_requested"] == 10 and r["solver"]["warnings"] == said
+
+
+def test_the_hierarchy_records_the_ncut_graph_it_cuts(regions):
+    """The hierarchy always cuts the NCut graph: the JSON says so (it said ``local`` for the
+    classic backbone), and another explicit graph is refused rather than ignored."""
+    from deepcut import Segmenter
+
+    seg = Segmenter(backbone="classic", task="hierarchy", task_params={"levels": "2,3"})
+    pf = _pf(orthogonal_grid(regions))
+    pf.backbone = "classic"  # whose other tasks default to the local graph
+    rec = seg.predict_features(pf).record()
+    assert rec["config"]["graph"] == "ncut"
+    with pytest.raises(ConfigError, match="graph='local' would not be used"):
+        SegmenterConfig(task="hierarchy", graph="local").validate()
+
+
+@pytest.mark.parametrize("refine", ["centres", "pamr"])
+def test_nested_levels_still_nest_after_an_image_guided_refinement(tmp_path, refine):
+    """With nested=True the written pixel maps nest too: the refined finest level is mapped
+    through the tree (each level refined on its own moved coarse boundaries off fine ones)."""
+    from conftest import make_image
+
+    from deepcut import Segmenter
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (96, 128, 3)).astype(np.uint8)  # texture: boundaries can move
+    a[20:70, 30:90] //= 3
+    Image.fromarray(a).save(tmp_path / "t.png")
+    make_image(tmp_path / "u.png", size=(128, 96))
+    for name in ("t.png", "u.png"):
+        seg = Segmenter(backbone="classic", seed=0, size=96, task="hierarchy", refine=refine,
+                        task_params={"levels": [3, 6, 12], "nested": True})
+        out = seg(tmp_path / name).task_output
+        maps = [out.level_labels[k] for k in (3, 6, 12)]
+        assert all(_nested(fine, coarse) for coarse, fine in itertools.pairwise(maps))
+    p = _predictor(np.zeros((14, 18), np.int64) + np.arange(18)[None] // 6, nested=True)
+    p.refine = refine
+    segs = [p.segments(k)[0] for k in LEVELS]
+    assert all(_nested(fine, coarse) for coarse, fine in itertools.pairwise(segs))

@@ -141,9 +141,11 @@ def test_memory_at_16k_nodes_is_n_r2():
 
 
 def test_classic_backbone_defaults_to_the_local_graph_on_region_tasks():
-    for task in ("clusters", "kless", "hierarchy"):
+    for task in ("clusters", "kless"):
         assert SegmenterConfig(backbone="classic", task=task).graph_kind == "local"
         assert default_graph_kind("falcon", "ncut", "classic", task) == "local"
+    # the hierarchy always cuts the NCut graph (its spectral embedding)
+    assert SegmenterConfig(backbone="classic", task="hierarchy").graph_kind == "ncut"
     assert SegmenterConfig(backbone="classic", task="kless", loss="cc").graph_kind == "cc"
     assert SegmenterConfig(backbone="classic", graph="ncut").graph_kind == "ncut"
     # object vs background: the dense graph measured better on classic features

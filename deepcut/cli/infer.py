@@ -183,7 +183,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--graph", choices=["ncut", "cc", "falcon", "local"],
                    help="graph kind; local = Shi-Malik graph of patches within --radius "
                         "(default: the solver's own; local for the classic backbone on the "
-                        "clusters, kless and hierarchy tasks)")
+                        "clusters and kless tasks; hierarchy always cuts ncut)")
     g.add_argument("--radius", type=float, help="local graph radius in patches (default: 9)")
     g.add_argument("--contour", type=_contour_value, metavar="SIGMA|off",
                    help="local graph: strength sigma_IC of the intervening-contour cue (edges "

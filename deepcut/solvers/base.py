@@ -142,7 +142,7 @@ class BaseSolver(ParamsMixin):
                 self.n_clusters_ < self.n_clusters_requested_:
             fewer = self._fewer_message(self.n_clusters_, self.n_clusters_requested_)
             self.warnings_.append(fewer)
-        elif self.n_clusters_ < 2:
+        if self.n_clusters_ < 2 and fewer is None:  # a k-less fit that found one cluster too
             self.warnings_.append(f"{self.solver_name}: one cluster (a trivial cut)")
         with self._timer("ncut"):
             if ratios is None:

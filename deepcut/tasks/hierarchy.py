@@ -26,6 +26,7 @@ runs the same core on one image's features and writes one label map per level pl
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -41,6 +42,7 @@ from deepcut.backbones.base import PatchFeatures
 from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError
 from deepcut.refine.upsample import patch_index, upsample_labels
+from deepcut.solvers.base import DegenerateResultWarning
 from deepcut.tasks.base import TaskOutput, register_task
 from deepcut.tasks.nystrom import EXACT_MAX_NODES, NCutKernel
 from deepcut.viz.summary import summary_grid
@@ -387,6 +389,15 @@ class HierarchyPredictor:
         if self.refine == "nearest":
             return [upsample_labels(lab, pf.image_size, pf.input_size, pf.patch_size, pf.stride)
                     for lab, pf in zip(self.patch_segments(k), self.features_)]
+        finest = max(parse_levels(self.n_segments))
+        if self.nested and k != finest:
+            # the refined finest level mapped through the tree: refining each level on its own
+            # would move coarse boundaries off the fine ones, and the levels would not nest
+            from deepcut.pipeline import nested_level
+
+            return [nested_level(px, fine, coarse) for px, fine, coarse in
+                    zip(self.segments(finest), self.patch_segments(finest),
+                        self.patch_segments(k))]
         if k not in self._pixel_cache:  # refinements cost more: once per level
             from deepcut.refine import refine_labels
 
@@ -507,6 +518,9 @@ def check_hierarchy_solver(settings: dict[str, Any]) -> None:
 
 def hierarchy_settings(cfg: SegmenterConfig) -> tuple[list[int], bool, int | None, int | None]:
     """``(levels, nested, n_sample, overlay_level)`` from ``cfg.task_params``, each checked."""
+    if cfg.graph not in (None, "ncut"):
+        raise ConfigError(f"the hierarchy task cuts the NCut graph (its spectral embedding, "
+                          f"dense or Nystrom); graph={cfg.graph!r} would not be used.")
     tp = cfg.task_params
     levels = parse_levels(tp.get("levels"))
     nested = tp.get("nested") or False
@@ -551,13 +565,21 @@ def hierarchy_task(pf: PatchFeatures, cfg: SegmenterConfig) -> HierarchyOutput:
     n_fine = int(fine.max()) + 1
     ncuts = {k: est.ncut(k) for k in levels}
     timings = {k: round(v, 6) for k, v in est.timings_.items()}
+    found = {k: int(est.labels(k).max()) + 1 for k in levels}
+    short = [f"K={k}: {found[k]}" for k in levels if found[k] < k]
+    said = []
+    if short:  # e.g. an image with fewer distinct regions than a level asks for
+        said = [f"spectral-hierarchy: fewer segments than asked at {len(short)} level(s) "
+                + f"({', '.join(short)})"]
+        warnings.warn(said[0], DegenerateResultWarning, stacklevel=2)
     return HierarchyOutput(
         patch_labels=fine.reshape(h, w),
         label_names={i: f"segment {i}" for i in range(n_fine)},
-        solver={"solver": "spectral-hierarchy", "n_clusters": n_fine, "ncut": ncuts[levels[-1]],
-                "n_iter": 0, "timings": timings},
+        solver={"solver": "spectral-hierarchy", "n_clusters": n_fine,
+                "n_clusters_requested": levels[-1], "ncut": ncuts[levels[-1]],
+                "n_iter": 0, "timings": timings, "warnings": said},
         extra={"levels": levels, "nested": est.nested, "method": est.method_,
-               "n_segments_found": {str(k): int(est.labels(k).max()) + 1 for k in levels},
+               "n_segments_found": {str(k): found[k] for k in levels},
                "ncut_per_level": {str(k): round(v, 6) for k, v in ncuts.items()},
                "label_maps": {str(k): f"_k{k}.png" for k in levels},
                "overlay_level": shown},
