@@ -341,3 +341,13 @@ def test_nested_levels_still_nest_after_an_image_guided_refinement(tmp_path, ref
     p.refine = refine
     segs = [p.segments(k)[0] for k in LEVELS]
     assert all(_nested(fine, coarse) for coarse, fine in itertools.pairwise(segs))
+
+
+def test_summary_tiles_give_every_segment_id_its_own_colour():
+    """Ids 0 and 255, 1 and 256 are different segments of a fine level: different colours (the
+    palette repeated every 255 ids)."""
+    from deepcut.viz.summary import render_levels
+
+    labels = np.array([[0, 255, 1, 256, 600]])
+    img = render_levels(labels, draw_border=False)
+    assert len({tuple(c) for c in img[0]}) == 5

@@ -102,7 +102,9 @@ def explorer_html(image: Image.Image, levels: Mapping[int, np.ndarray], *, title
         "height": shown.height,
         "original_size": [W, H],
         "dimAlpha": DIM_ALPHA,
-        "palette": label_palette(256)[1:].tolist() + [[0, 0, 0]],  # ids shift by one, as summary
+        # ids shift by one, as in the summary grid; one colour per id of any level
+        "palette": label_palette(max(max(int(np.max(maps[k])) for k in order) + 2, 256))[1:]
+        .tolist(),
         "levels": [{"k": int(k), "n": len(np.unique(maps[k])), **encode_labels(maps[k])}
                    for k in order],
         "info": {str(k): v for k, v in (info or {}).items()},
@@ -227,7 +229,7 @@ function drawBase(k) {
   for (let i = 0; i < N; i++) {
     const x = i % W, l = lab[i];
     const edge = (x + 1 < W && lab[i + 1] !== l) || (i + W < N && lab[i + W] !== l);
-    const col = D.palette[l % 255];
+    const col = D.palette[l];
     for (let ch = 0; ch < 3; ch++) {
       const v = (1 - tint) * p[4 * i + ch] + tint * col[ch];
       p[4 * i + ch] = edge ? (v + 255) / 2 : v;  // half-white borders: visible, not glaring

@@ -25,8 +25,8 @@ def render_levels(labels: np.ndarray, draw_border: bool = True) -> np.ndarray:
     label. Segment ids are shifted by one so no segment gets the palette's black.
     """
     labels = np.asarray(labels).astype(np.int64)
-    pal = label_palette(256)
-    img = pal[labels % 255 + 1]
+    pal = label_palette(max(int(labels.max(initial=0)) + 2, 256))  # one colour per id
+    img = pal[labels + 1]
     if draw_border:
         img[boundaries(labels)] = BORDER_COLOR
     return img
