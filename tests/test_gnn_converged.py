@@ -448,3 +448,20 @@ def test_a_k_less_fit_that_finds_one_cluster_says_so():
         est = GNNSolver(5, loss="cc", steps=30).fit(g, F)
     s = est.summary()
     assert s["n_clusters"] == 1 and s["warnings"] == ["gnn: one cluster (a trivial cut)"]
+
+
+@pytest.mark.parametrize("solver", ["falcon", "gnn"])
+def test_features_without_structure_give_one_cluster_said_not_a_crash(solver):
+    """Constant features (a graph with one coarse node, or no edge at all for Falcon's graph):
+    one segment, one warning line, and no "object" among the label names."""
+    from deepcut import Segmenter
+    from deepcut.backbones.base import PatchFeatures
+
+    pf = PatchFeatures(torch.ones(12, 12, 8), None, (96, 96), (96, 96), 8, 8, backbone="vit_test")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        pred = Segmenter(backbone="classic", solver=solver, seed=0).predict_features(pf)
+    said = [str(w.message) for w in rec if issubclass(w.category, DegenerateResultWarning)]
+    assert np.unique(pred.labels).tolist() == [0] and pred.label_names == {0: "background"}
+    assert pred.box is None and len(said) == 1 and "1 of the 2 clusters" in said[0]
+    assert pred.meta["solver"]["warnings"] == said

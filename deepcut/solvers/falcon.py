@@ -309,6 +309,8 @@ def _sweep_cut(W: torch.Tensor, d: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     """Labels ``(m,)`` of the lowest 2-way NCut among the ``m - 1`` splits of the nodes sorted
     by ``v`` (the sweep cut of spectral partitioning; all evaluated in one ``W @ X``)."""
     m = v.numel()
+    if m < 2:  # one coarse node (e.g. constant features): no split to sweep
+        return torch.zeros(m, dtype=torch.long, device=v.device)
     rank = torch.empty(m, dtype=torch.long, device=v.device)
     rank[v.argsort()] = torch.arange(m, device=v.device)
     X = (rank[:, None] <= torch.arange(m - 1, device=v.device)[None, :]).to(W.dtype)  # (m, m-1)

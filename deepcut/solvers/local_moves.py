@@ -198,6 +198,8 @@ def _candidates(P: torch.Tensor, z: torch.Tensor, d: torch.Tensor, vol: torch.Te
     out can only have gains of the order of that error, below the batch's gain threshold).
     """
     keep = vol > 0
+    if not bool(keep.any()):  # no edge at all (e.g. constant features): no move can gain
+        return z.new_empty(0)
     r_min = float((assoc[keep] / vol[keep]).min())
     own = P.gather(1, z[:, None]).squeeze(1)
     rows = ((d - own).mul_(2.0).add_(diag) > 0.5 * r_min * d).nonzero().squeeze(1)

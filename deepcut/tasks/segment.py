@@ -79,9 +79,11 @@ def segment_object(pf: PatchFeatures, cfg: SegmenterConfig) -> TaskOutput:
         fg = labels != bg
         extra["background_cluster"] = bg
     box = object_box(fg, pf.input_size, pf.image_size, pf.patch_size, pf.stride)
+    names = {0: "background", 1: "object"}
     return TaskOutput(
         patch_labels=fg.astype(np.uint8),
-        label_names={0: "background", 1: "object"},
+        # only the labels present: a one-cluster cut has no object (it is said as degenerate)
+        label_names={int(i): names[int(i)] for i in np.unique(fg.astype(np.uint8))},
         solver=solver.summary(),
         box=box,
         assignment=solver.assignment_,
