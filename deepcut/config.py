@@ -39,10 +39,10 @@ FOREGROUND_TASKS = ("segment", "parts")
 def default_graph_kind(solver: str, loss: str, backbone: str | None = None,
                        task: str | None = None) -> str:
     """The graph each solver is defined on: CC loss -> Eq. 7; the ``classic`` backbone on the
-    ``clusters`` and ``kless`` tasks -> Shi and Malik's ``local`` graph (its features compare well between
-    neighbours; BSDS500 NMI/ARI 54.9/45.4 vs 42.3/32.7); Falcon -> its own affinity; else
-    DeepCut's NCut graph (Eq. 6); the ``hierarchy`` task always cuts the NCut graph (its
-    spectral embedding, dense or Nystrom)."""
+    ``clusters`` and ``kless`` tasks -> Shi and Malik's ``local`` graph (its features compare
+    well between neighbours; BSDS500 NMI/ARI 54.9/45.4 vs 42.3/32.7); Falcon -> its own
+    affinity; else DeepCut's NCut graph (Eq. 6); the ``hierarchy`` task always cuts the NCut
+    graph (its spectral embedding, dense or Nystrom)."""
     if task == "hierarchy":
         return "ncut"
     if solver == "gnn" and loss == "cc":

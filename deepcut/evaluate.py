@@ -504,10 +504,11 @@ class _Scorer:
         self.kind, self.size, self.annotators, self.match = kind, size, annotators, match
         # Maps are resized here before scoring, so the meters work at the given grid (size=None).
         self.fg = ForegroundMeter(ignore_index=IGNORE)
-        background = 0 if match == "hungarian" else None  # DiffCut's many-to-one background
-        self.per_image_match = PerImageHungarianMeter(method=match, background=background,
+        # DiffCut's many-to-one background on class maps (every mIoU of a run: one rule)
+        self.background = 0 if match == "hungarian" else None
+        self.per_image_match = PerImageHungarianMeter(method=match, background=self.background,
                                                       ignore_index=IGNORE)
-        self.dataset_match = DatasetHungarianMeter(method=match, background=background,
+        self.dataset_match = DatasetHungarianMeter(method=match, background=self.background,
                                                    ignore_index=IGNORE)
         self.keypoints = ClusteringMeter(ignore_index=None)
         self.pooled = ClusteringMeter(ignore_index=IGNORE)
@@ -580,10 +581,9 @@ class _Scorer:
                 row[key] = _combine([s[key] for s in per_ann], self.annotators)
         elif sample.labels is not None:
             gt = self._resize(sample.labels)
-            # class maps: the per-image mIoU takes the meters' rule (DiffCut's background merge
-            # under hungarian), so miou, miou_pooled and miou_dataset share one convention
-            row.update(self._region_scores(pred, gt, IGNORE,
-                                           0 if self.match == "hungarian" else None))
+            # class maps: the per-image mIoU takes the meters' background rule, so miou,
+            # miou_pooled and miou_dataset share one convention
+            row.update(self._region_scores(pred, gt, IGNORE, self.background))
             self.per_image_match.update(pred, gt)
             self.dataset_match.update(pred, gt)
             self.pooled.update(pred, gt)

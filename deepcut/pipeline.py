@@ -23,6 +23,7 @@ from deepcut.config import SegmenterConfig
 from deepcut.errors import ConfigError, ImageReadError
 from deepcut.graphs.local import contour_edges
 from deepcut.tasks.base import TASKS, TaskOutput
+from deepcut.tasks.hierarchy import nested_level
 
 __all__ = ["Prediction", "Segmenter"]
 
@@ -111,16 +112,6 @@ def _precision(cfg: SegmenterConfig) -> str | None:
 def _nonnegative(x: float) -> float:
     """NCut is >= 0; float error leaves ``-0.0`` or ``-1e-9`` on one-cluster cuts."""
     return x if x > 0.0 or math.isnan(x) else 0.0  # NaN (no value) stays NaN
-
-
-def nested_level(fine_pixels: np.ndarray, fine_patches: np.ndarray,
-                 coarse_patches: np.ndarray) -> np.ndarray:
-    """A coarse level's pixel labels from the finest level's: each fine segment takes the
-    coarse id its patches have (one, since the levels are nested). ``fine_pixels: (H, W)``,
-    ``fine_patches``/``coarse_patches: (h, w)``."""
-    to_coarse = np.zeros(int(fine_patches.max()) + 1, dtype=np.int64)
-    to_coarse[np.asarray(fine_patches).ravel()] = np.asarray(coarse_patches).ravel()
-    return to_coarse[np.asarray(fine_pixels)]
 
 
 class Segmenter:
@@ -326,30 +317,26 @@ class Segmenter:
         if cfg.solver == "gnn" and cfg.task in _HEAD_BATCH_TASKS and n > 1 and len(ks) == 1 \
                 and len({pf.features.shape[-1] for pf in pfs}) == 1:
             k = ks.pop()
-            graphs, t_graph, small = [], [], []
+            fitted, batch = [], []  # (image, solver, graph, graph seconds); (image, graph, s)
             for i, pf in enumerate(pfs):
-                c = cfg.resolved(pf.backbone)
                 t0 = time.perf_counter()
                 with contour_edges(pf.extra.get("edges")):  # as the one-image solve builds it
-                    g = make_graph(pf.flat, c, grid=pf.grid, landmarks=True)
+                    g = make_graph(pf.flat, cfg.resolved(pf.backbone), grid=pf.grid,
+                                   landmarks=True)
                 tg = time.perf_counter() - t0
                 if isinstance(g, LandmarkGraph):  # a large image: its landmarks, on its own
-                    s = make_solver(c, k)
-                    fit_on_landmarks(s, g, pf.flat.to(cfg.device))
-                    solved[i] = sum(s.timings_.values())
-                    s.timings_ = {"graph": tg, **s.timings_}
-                    fits[prefit_key(pf.flat, k)] = (s, g)
+                    fitted.append((i, fit_on_landmarks(make_solver(cfg, k), g,
+                                                       pf.flat.to(cfg.device)), g, tg))
                 else:
-                    graphs.append(g)
-                    t_graph.append(tg)
-                    small.append(i)
-            if small:
+                    batch.append((i, g, tg))
+            if batch:
                 solvers = make_solver(cfg, k).fit_many(
-                    graphs, [pfs[i].flat.to(cfg.device) for i in small])
-                for i, s, g, tg in zip(small, solvers, graphs, t_graph):
-                    solved[i] = sum(s.timings_.values())
-                    s.timings_ = {"graph": tg, **s.timings_}
-                    fits[prefit_key(pfs[i].flat, k)] = (s, g)
+                    [g for _, g, _ in batch], [pfs[i].flat.to(cfg.device) for i, _, _ in batch])
+                fitted += [(i, s, g, tg) for (i, g, tg), s in zip(batch, solvers)]
+            for i, s, g, tg in fitted:
+                solved[i] = sum(s.timings_.values())
+                s.timings_ = {"graph": tg, **s.timings_}
+                fits[prefit_key(pfs[i].flat, k)] = (s, g)
         with prefitted(fits):
             preds = [self.predict_features(pf, image=im) if d is None else
                      self.predict_features(pf, image=im, depth=d)

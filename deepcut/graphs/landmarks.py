@@ -194,9 +194,9 @@ def fit_on_landmarks(solver, graph: LandmarkGraph, features: torch.Tensor | None
 
     The solver sees the ``m``-node landmark graph and the landmarks' rows of ``features``
     (``(N, D)``). Afterwards ``labels_: (N,)`` and ``assignment_: (N, K)`` cover every node
-    (:meth:`LandmarkGraph.extend`, by the graph's ``rule``); ``landmark_labels_`` keeps the solver's own
-    labels; ``ncut_`` stays the NCut on the landmark graph; ``timings_["extend"]`` is the
-    extension's time. Returns the solver.
+    (:meth:`LandmarkGraph.extend`, by the graph's ``rule``); ``landmark_labels_`` keeps the
+    solver's own labels; ``ncut_`` stays the NCut on the landmark graph; ``timings_["extend"]``
+    is the extension's time. Returns the solver.
     """
     import time
 

@@ -95,7 +95,8 @@ def output_stems(files: Sequence[str | Path]) -> list[str]:
     The name is the file's stem; where stems clash (``a/img.jpg`` and ``b/img.jpg``, ``img.JPG``
     and ``img.jpg``, ``img.png`` and ``img.jpg``; compared case-insensitively, since the output
     folder may be on a case-insensitive disk; also ``x_overlay.jpg``, ``x_summary.jpg`` or
-    ``x_k10.jpg`` against the overlay or the hierarchy outputs of ``x.jpg``) the clashing ones get, in turn, their extension (``img_jpg``), their parent folder
+    ``x_k10.jpg`` against the overlay or the hierarchy outputs of ``x.jpg``) the clashing ones
+    get, in turn, their extension (``img_jpg``), their parent folder
     names (``a__img_jpg``) and finally a hash of their absolute path, until every name is unique.
     Deterministic: the same inputs give the same names, so a rerun resumes.
     """

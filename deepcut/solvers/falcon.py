@@ -437,11 +437,11 @@ class FalconCut(BaseSolver):
         if features is None:
             raise ValueError("FalconCut with beta set builds its graph from node features; "
                              "pass features (N, D) to fit, or leave beta=None.")
-        F = features
         if graph.is_sparse:
             k = int(graph.params.get("knn", 32))
-            return knn_graph(F, k=k, kind="falcon", beta=self.beta, lam=self.lam, grid=graph.grid)
-        return falcon_graph(F, beta=self.beta, lam=self.lam, grid=graph.grid)
+            return knn_graph(features, k=k, kind="falcon", beta=self.beta, lam=self.lam,
+                             grid=graph.grid)
+        return falcon_graph(features, beta=self.beta, lam=self.lam, grid=graph.grid)
 
     def _initial_labels(self, graph: Graph, W: torch.Tensor, d: torch.Tensor, sparse: bool,
                         features: torch.Tensor | None) -> torch.Tensor:

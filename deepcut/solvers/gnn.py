@@ -166,8 +166,8 @@ class GNNSolver(BaseSolver):
         hidden, mlp_hidden, dropout: head sizes (64, 32, 0.25 in DeepCut).
         seed: seed of the shared initialisation and of dropout.
         drop_empty: renumber labels to drop empty clusters, and drop their columns from
-            ``assignment_`` (default: only for ``cc``). Leave it off
-            to keep cluster ids comparable across images.
+            ``assignment_`` (default: only for ``cc``). Leave it off to keep cluster ids
+            comparable across images.
         init_state: a ``state_dict`` of a :class:`GNNHead` to start from instead of the seeded
             init (e.g. a dataset-level checkpoint for fine-tuning); ``steps=0`` then runs inference.
         device: torch device.
@@ -310,8 +310,9 @@ class GNNSolver(BaseSolver):
     def _warm_labels(self, graph: Graph, logits0: torch.Tensor,
                      features: torch.Tensor | None = None) -> torch.Tensor:
         """The warm start's partition ``(N,)`` (:meth:`warm_kind`: Falcon's or spectral's seeded
-        labels, or the given ones), each cluster given the id the seeded head prefers for it (``logits0: (N, K)``, eval mode; with
-        ``init_state``, the trained head's final logits: :meth:`_checkpoint_start`).
+        labels, or the given ones), each cluster given the id the seeded head prefers for it
+        (``logits0: (N, K)``, eval mode; with ``init_state``, the trained head's final logits:
+        :meth:`_checkpoint_start`).
 
         The matching scores are the mean log-probabilities of the seeded head over each
         cluster, not argmax counts: the untrained head's argmax often puts every node in one
@@ -508,8 +509,8 @@ class GNNSolver(BaseSolver):
         if self.polish and self.loss != "cc":
             with self._timer("polish"):
                 rounded = round_to_local_optimum(graph.positive(), labels, self.n_clusters,
-                                                  E.cpu(), self._kmeans_starts(), self.seed,
-                                                  [] if warm is None else [warm.cpu()])
+                                                 E.cpu(), self._kmeans_starts(), self.seed,
+                                                 [] if warm is None else [warm.cpu()])
                 labels = rounded.labels
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
         S = S.detach()

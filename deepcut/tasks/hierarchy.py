@@ -55,6 +55,7 @@ __all__ = [
     "hierarchy_task",
     "kway_labels",
     "ncut_merge",
+    "nested_level",
     "overlay_level",
     "parse_levels",
 ]
@@ -393,8 +394,6 @@ class HierarchyPredictor:
         if self.nested and k != finest:
             # the refined finest level mapped through the tree: refining each level on its own
             # would move coarse boundaries off the fine ones, and the levels would not nest
-            from deepcut.pipeline import nested_level
-
             return [nested_level(px, fine, coarse) for px, fine, coarse in
                     zip(self.segments(finest), self.patch_segments(finest),
                         self.patch_segments(k))]
@@ -502,6 +501,16 @@ class HierarchyOutput(TaskOutput):
         out["_summary"] = summary_grid([image], [list(self.level_labels.values())],
                                        captions=_level_captions(self.level_labels))
         return out
+
+
+def nested_level(fine_pixels: np.ndarray, fine_patches: np.ndarray,
+                 coarse_patches: np.ndarray) -> np.ndarray:
+    """A coarse level's pixel labels from the finest level's: each fine segment takes the
+    coarse id its patches have (one, since the levels are nested). ``fine_pixels: (H, W)``,
+    ``fine_patches``/``coarse_patches: (h, w)``."""
+    to_coarse = np.zeros(int(fine_patches.max()) + 1, dtype=np.int64)
+    to_coarse[np.asarray(fine_patches).ravel()] = np.asarray(coarse_patches).ravel()
+    return to_coarse[np.asarray(fine_pixels)]
 
 
 def check_hierarchy_solver(settings: dict[str, Any]) -> None:
