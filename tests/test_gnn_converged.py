@@ -122,7 +122,11 @@ def test_parts_on_a_planted_object_with_four_parts():
     r[3:11, 4:8], r[3:11, 8:11], r[3:11, 11:14] = 1, 2, 3
     r[3:7, 4:14][r[3:7, 4:14] == 1] = 4
     gen = torch.Generator().manual_seed(0)
-    means = torch.linalg.qr(torch.randn(16, 16, generator=gen))[0][:5] * 6
+    Q = torch.linalg.qr(torch.randn(16, 16, generator=gen))[0]
+    # the parts share an object direction, as parts of one object do: with five equally
+    # distinct means the lowest 2-way NCut (found by Falcon's restarts) splits off
+    # background + one part, not the object
+    means = torch.cat([Q[:1] * 6, Q[1:2] * 6 + Q[2:6] * 4])
     F = (means[torch.as_tensor(r).reshape(-1)] + torch.randn(r.size, 16, generator=gen))
     pf = PatchFeatures(features=F.reshape(14, 18, 16), cls=None, input_size=(112, 144),
                        image_size=(112, 144), patch_size=8, stride=8, backbone="planted")
@@ -200,14 +204,15 @@ def test_warm_started_gnn_is_never_worse_than_spectral(K):
 @pytest.mark.parametrize("K", [2, 4])
 def test_falcon_warm_start_is_never_worse_than_falcon(K, warm):
     """``warm_start="falcon"`` (and the default ``"auto"`` on a dense graph): the same
-    guarantee against Falcon's partition."""
+    guarantee against the partition of the one Falcon run it starts from (``n_restarts=1``:
+    FalconCut's default 8 restarts can end lower)."""
     for seed in range(3):
         F = torch.randn(150, 6, generator=torch.Generator().manual_seed(seed))
         F[:50] += 2.0
         g = ncut_graph(F)
         gnn = GNNSolver(K, seed=seed, warm_start=warm).fit(g, F)
         assert gnn.warm_kind(g) == "falcon"
-        fal = FalconCut(K, random_state=seed).fit(g, F)
+        fal = FalconCut(K, random_state=seed, n_restarts=1).fit(g, F)  # the warm start's run
         assert gnn.ncut_ <= fal.ncut_ + 1e-6
         assert gnn.n_clusters_ == K and gnn.timings_["warm_start"] > 0
 
@@ -235,7 +240,7 @@ def test_auto_warm_start_is_falcon_on_dense_graphs_and_spectral_on_sparse_ones()
     assert Spy(3, seed=0).fit(dense, F).summary()["warm_start"] == "falcon"
     assert Spy(3, seed=0).fit(local, F).summary()["warm_start"] == "spectral"
     assert GNNSolver(3, seed=0, warm_start=None).fit(dense, F).summary()["warm_start"] is None
-    fal = FalconCut(3, random_state=0).fit(dense, F).labels_
+    fal = FalconCut(3, random_state=0, n_restarts=1).fit(dense, F).labels_
     spec = SpectralNCut(3, random_state=0).fit(local).labels_
     assert adjusted_rand_score(fal, seen[False]) == 1.0
     assert adjusted_rand_score(spec, seen[True]) == 1.0
@@ -413,7 +418,7 @@ def test_checkpoint_rounds_the_warm_solvers_partition_too():
                          seed=seed).reshape(-1, 32)
         g = ncut_graph(F, metric="cosine")
         head = GNNSolver(4, seed=seed).make_head(32).state_dict()
-        falcon = FalconCut(4, random_state=0).fit(g, F).ncut_
+        falcon = FalconCut(4, random_state=0, n_restarts=1).fit(g, F).ncut_
         ckpt = GNNSolver(4, init_state=head, steps=0, seed=0).fit(g, F)
         assert ckpt.warm_start_ == "falcon" and ckpt.ncut_ <= falcon + 1e-6
         kmeans = GNNSolver(4, init_state=head, steps=0, seed=0, warm_start=None).fit(g, F)

@@ -15,7 +15,8 @@ seeded init, argmax of the eval-mode softmax). Measured on 10 SOD graphs (classi
 cosine NCut graph, N = 1820) it leaves the head barely trained: K = 2 NCut 0.158 against
 spectral's 0.147, and at K = 4 and 8 it returned fewer than K clusters on 10 of 10 graphs.
 The default starts from a **warm start**: a seeded partition from a classic solver (``"auto"``:
-:class:`~deepcut.solvers.falcon.FalconCut`'s on a dense graph, the spectral NCut partition of
+:class:`~deepcut.solvers.falcon.FalconCut`'s on a dense graph, from one multilevel run,
+``n_restarts=1``; the spectral NCut partition of
 :class:`~deepcut.solvers.spectral.SpectralNCut` on a sparse one), each of whose clusters first
 takes the id the seeded head prefers for it (Hungarian matching on the head's mean
 log-probabilities over the cluster), so the shared init still names the clusters and ids stay
@@ -35,6 +36,10 @@ never above Falcon's NCut (it was on 25-53% of them from spectral's) and at or b
 steps (8 ms against 2 ms at N = 1820: every node, and one pass over W), and with 2 of them the
 head's rounded argmax still beats the rounded warm partition on 20 / 30 / 5% of the graphs at K = 2
 / 8 / 16 (5 steps: 18 / 35 / 8%; 6 cross-entropy + 3 NCut steps, the same time: 12 / 20 / 2%).
+Why one Falcon run, not :class:`~deepcut.solvers.falcon.FalconCut`'s default 8 restarts:
+with them the GNN's median solve on the yardstick's graphs took 0.17 / 0.31 s at K = 4 / 8
+against 0.05 / 0.06 s (and the checkpoint path, which rounds from the same partition, would pay
+the same), so the solver that wants the lowest NCut at any cost is Falcon itself.
 Falcon's runs end at a local optimum (hard steps to a fixed point, then exact single-node moves),
 so rounding its partition again changes nothing and the head's argmax is what the GNN adds: on
 the 60 graphs of ``benchmarks/ncut_yardstick.py`` its NCut was below Falcon's on 3 / 18 / 25 / 5%
@@ -132,8 +137,9 @@ class GNNSolver(BaseSolver):
             comparable across images; the NCut steps then improve on it, and the warm
             partition is one more rounding start, so the GNN's NCut is never above the warm
             start's rounded. ``"falcon"``: the same from
-            :class:`~deepcut.solvers.falcon.FalconCut`'s partition, 1.4-2x as fast as
-            spectral's on dense graphs and never above Falcon's NCut, but on the sparse
+            :class:`~deepcut.solvers.falcon.FalconCut`'s partition (one multilevel run),
+            1.4-2x as fast as spectral's on dense graphs and never above that run's NCut
+            (FalconCut's default 8 restarts can end lower), but on the sparse
             ``local`` graph its regions score lower (module docstring). None: from the seeded
             init alone (DeepCut). Not used for ``cc``. With ``init_state`` (a checkpoint, its
             own warm start) the partition trains nothing: with ``polish`` it is one more
@@ -329,7 +335,9 @@ class GNNSolver(BaseSolver):
             if self.warm_kind(graph) == "given":
                 z = self._given_warm
             elif self.warm_kind(graph) == "falcon":
-                z = FalconCut(self.n_clusters, random_state=self.seed,
+                # one multilevel run, not Falcon's 8 restarts: the head and the rounding add
+                # their own moves, and the start stays small next to them (module docstring)
+                z = FalconCut(self.n_clusters, random_state=self.seed, n_restarts=1,
                               device=graph.W.device).partition(graph, features)
             else:
                 z = SpectralNCut(self.n_clusters, random_state=self.seed).partition(graph)
