@@ -265,6 +265,7 @@ def test_restarts_lower_the_ncut_and_default_by_graph():
         one = FalconCut(12, n_restarts=1).fit(G, F)
         eight = FalconCut(12).fit(G, F)
         assert (one.n_restarts_, eight.n_restarts_) == (1, 8)
+        assert eight.summary()["n_restarts"] == 8  # the JSON's solver record
         assert eight.ncut_ < one.ncut_ - 1e-3
         assert eight.ncut_ == pytest.approx(discrete_ncut(eight.labels_, G.W), abs=1e-4)
         assert torch.equal(FalconCut(12).fit(G, F).labels_, eight.labels_)

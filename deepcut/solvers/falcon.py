@@ -547,7 +547,7 @@ class FalconCut(BaseSolver):
         """Over-segment, solve the coarse graph, lift (module docstring, "Multilevel"), once
         per restart; the first start is returned, the others wait in ``_more_starts``."""
         starts = []
-        for _ in range(self.n_restarts_ if self.mode == "hard" else 1):
+        for _ in range(self.n_restarts_):  # 1 in soft mode
             starts += self._lifted_starts(W, d, sparse, features, gen)
         self._init_product = starts[0][1]
         self._more_starts = starts[1:]
@@ -598,6 +598,10 @@ class FalconCut(BaseSolver):
                 z = relabel_consecutive(z)
         self._finish(graph, X.cpu(), z.cpu(), ratios)
         return self
+
+    def summary(self) -> dict:
+        """The common yardstick plus ``n_restarts``: the multilevel restarts that ran."""
+        return {**super().summary(), "n_restarts": self.n_restarts_}
 
     def partition(self, graph: Graph, features: torch.Tensor | None = None) -> torch.Tensor:
         """The labels ``(N,)`` of :meth:`fit` before its empty-cluster check, NCut and
