@@ -35,6 +35,7 @@ __all__ = [
     "BaseSolver",
     "DegenerateResultWarning",
     "create_solver",
+    "drop_empty",
     "list_solvers",
     "register_solver",
     "relabel_consecutive",
@@ -72,6 +73,26 @@ def relabel_consecutive(labels: torch.Tensor) -> torch.Tensor:
     """Renumber labels to 0..K'-1 in the order of their sorted ids (drops empty ids)."""
     _, inv = torch.unique(labels, return_inverse=True)
     return inv.reshape(labels.shape)
+
+
+def drop_empty(assignment: torch.Tensor, labels: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the assignment columns of the ids no node carries and renumber the labels to match.
+
+    ``assignment: (N, K)`` soft rows, ``labels: (N,)`` in ``[0, K)``; returns ``(N, K')`` rows
+    renormalised over the ``K'`` used ids and labels ``0..K'-1`` in id order, so column ``k``
+    is still label ``k``'s.
+
+    Example:
+        >>> S, z = drop_empty(torch.tensor([[0.5, 0.2, 0.3]]), torch.tensor([2]))
+        >>> S.tolist(), z.tolist()
+        ([[1.0]], [0])
+    """
+    used = torch.unique(labels)
+    if used.numel() < assignment.shape[1]:
+        assignment = assignment[:, used.to(assignment.device)]
+        assignment = assignment / assignment.sum(1, keepdim=True).clamp(min=1e-12)
+    return assignment, relabel_consecutive(labels)
 
 
 def node_features(graph: Graph, features: torch.Tensor, who: str) -> torch.Tensor:

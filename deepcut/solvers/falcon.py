@@ -168,6 +168,7 @@ from deepcut.seeding import torch_generator
 from deepcut.solvers.base import (
     BaseSolver,
     DegenerateResultWarning,
+    drop_empty,
     node_features,
     register_solver,
     relabel_consecutive,
@@ -591,11 +592,7 @@ class FalconCut(BaseSolver):
         """Solve on ``graph`` (``features: (N, D)`` feed the k-means init / the ``beta`` graph)."""
         z, X, ratios = self._solve(graph, features)
         with self._timer("finish"):
-            used = torch.unique(z)
-            if used.numel() < self.n_clusters:  # one warning line, from _finish
-                X = X[:, used]
-                X = X / X.sum(1, keepdim=True).clamp(min=_EPS)
-                z = relabel_consecutive(z)
+            X, z = drop_empty(X, z)  # one warning line, from _finish
         self._finish(graph, X.cpu(), z.cpu(), ratios)
         return self
 

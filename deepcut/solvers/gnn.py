@@ -85,7 +85,12 @@ from deepcut.graphs.graph import Graph
 from deepcut.losses import cc_loss, deepcut_ncut_loss, discrete_ncut, soft_ncut_loss
 from deepcut.nn.head import GNNHead, gcn_propagate
 from deepcut.seeding import seeded
-from deepcut.solvers.base import BaseSolver, node_features, register_solver, relabel_consecutive
+from deepcut.solvers.base import (
+    BaseSolver,
+    drop_empty,
+    node_features,
+    register_solver,
+)
 from deepcut.solvers.rounding import match_ids, round_to_local_optimum
 
 __all__ = ["GNNSolver", "balance_loss", "gnn_cut", "match_ids"]
@@ -522,12 +527,8 @@ class GNNSolver(BaseSolver):
                 labels = rounded.labels
         drop = self.loss == "cc" if self.drop_empty is None else self.drop_empty
         S = S.detach()
-        if drop:
-            used = torch.unique(labels)
-            if used.numel() < S.shape[1]:  # as FalconCut: column k of assignment_ is label k
-                S = S[:, used.to(S.device)]
-                S = S / S.sum(1, keepdim=True).clamp(min=1e-12)
-            labels = relabel_consecutive(labels)  # keeps the id order, so the ratios' too
+        if drop:  # as FalconCut; the id order is kept, so the ratios' too
+            S, labels = drop_empty(S, labels)
         self.n_iter_ = len(self.loss_history_)
         self._k_is_bound = self.loss == "cc"
         self._finish(graph, S.cpu(), labels.cpu(),
