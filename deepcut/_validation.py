@@ -131,7 +131,9 @@ class ParamsMixin:
 
     _parameter_constraints: ClassVar[dict[str, list]] = {}
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (``deep`` is accepted for scikit-learn's ``clone``; no
+        parameter is itself an estimator)."""
         return {k: getattr(self, k) for k in self._parameter_constraints}
 
     def set_params(self, **params: Any):

@@ -6,6 +6,7 @@ the recovery parametrisation. Mirrors ``deepcut/solvers/{spectral,falcon}.py`` a
 """
 from __future__ import annotations
 
+import json
 import warnings
 from itertools import pairwise
 
@@ -278,6 +279,41 @@ def test_restarts_lower_the_ncut_and_default_by_graph():
         with pytest.raises(ValueError, match="n_restarts needs init='multilevel'"):
             FalconCut(12, n_restarts=2, **bad).fit(G, F)
     assert FalconCut(12, init="kmeans").fit(G, F).n_restarts_ == 1
+
+
+def test_restart_settings_refused_before_any_graph_and_recorded_as_json():
+    """Settings that only work together are refused by the parameter check itself, so a
+    pipeline's config validation refuses them once rather than on every image; the JSON record
+    holds a plain int even for a numpy count; scikit-learn's ``clone`` copies a solver."""
+    from sklearn.base import clone
+
+    from deepcut.config import SegmenterConfig
+    from deepcut.errors import ConfigError
+
+    for bad, msg in (({"n_restarts": 2, "mode": "soft"}, "n_restarts needs init='multilevel'"),
+                     ({"lam": 0.1}, "lam needs beta"),
+                     ({"reweight_gamma": 0.5}, "reweight_gamma needs mode='soft'")):
+        with pytest.raises(ValueError, match=msg):
+            FalconCut(3, **bad)._validate_params()
+        with pytest.raises(ConfigError, match=msg):
+            SegmenterConfig(solver="falcon", solver_params=bad).validate()
+    F, _y = planted(3, per=20, sep=3.0, seed=0)
+    G = build_graph(F, "ncut", metric="cosine")
+    est = FalconCut(3, n_restarts=np.int64(2)).fit(G, F)
+    assert json.loads(json.dumps(est.summary()))["n_restarts"] == 2
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and not hasattr(twin, "labels_")
+
+
+def test_two_way_restarts_on_a_graph_no_larger_than_the_coarse_graph_run_once():
+    """At K = 2 on N <= 64 nodes the coarse graph is the graph and its sweep cut is exact, so
+    every restart would solve the same problem: one runs, and ``n_restarts_`` says so."""
+    F, _y = planted(2, per=25, sep=1.0, seed=0)
+    G = build_graph(F, "ncut", metric="cosine")
+    est = FalconCut(2).fit(G, F)
+    assert est.n_restarts_ == 1
+    assert torch.equal(est.labels_, FalconCut(2, n_restarts=1).fit(G, F).labels_)
+    assert FalconCut(3).fit(G, F).n_restarts_ == 8  # k-means draws on the coarse embedding
 
 
 def test_hard_mode_runs_to_a_fixed_point():
@@ -646,3 +682,13 @@ def test_soft_history_ends_with_the_returned_assignment():
     assert len(est.ncut_history_) == est.n_iter_ + 1 == 5
     assert est.ncut_history_[-1] == pytest.approx(float(soft_ncut_loss(est.assignment_, G.W)),
                                                   abs=1e-5)
+
+
+def test_drop_empty_keeps_rows_that_sum_to_one():
+    """A row whose weight sat only in dropped columns becomes its label's one-hot."""
+    from deepcut.solvers.base import drop_empty
+
+    S = torch.tensor([[0.0, 1.0, 0.0], [0.6, 0.0, 0.4], [0.2, 0.3, 0.5]])
+    A, z = drop_empty(S, torch.tensor([0, 0, 2]))
+    assert z.tolist() == [0, 0, 1]
+    assert torch.allclose(A, torch.tensor([[1.0, 0.0], [0.6, 0.4], [2 / 7, 5 / 7]]))

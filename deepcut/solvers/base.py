@@ -80,8 +80,8 @@ def drop_empty(assignment: torch.Tensor, labels: torch.Tensor
     """Drop the assignment columns of the ids no node carries and renumber the labels to match.
 
     ``assignment: (N, K)`` soft rows, ``labels: (N,)`` in ``[0, K)``; returns ``(N, K')`` rows
-    renormalised over the ``K'`` used ids and labels ``0..K'-1`` in id order, so column ``k``
-    is still label ``k``'s.
+    renormalised over the ``K'`` used ids (a row with no weight left is its label's one-hot)
+    and labels ``0..K'-1`` in id order, so column ``k`` is still label ``k``'s.
 
     Example:
         >>> S, z = drop_empty(torch.tensor([[0.5, 0.2, 0.3]]), torch.tensor([2]))
@@ -89,10 +89,14 @@ def drop_empty(assignment: torch.Tensor, labels: torch.Tensor
         ([[1.0]], [0])
     """
     used = torch.unique(labels)
+    z = relabel_consecutive(labels)
     if used.numel() < assignment.shape[1]:
         assignment = assignment[:, used.to(assignment.device)]
-        assignment = assignment / assignment.sum(1, keepdim=True).clamp(min=1e-12)
-    return assignment, relabel_consecutive(labels)
+        total = assignment.sum(1, keepdim=True)
+        onehot = torch.nn.functional.one_hot(z.to(assignment.device), used.numel())
+        assignment = torch.where(total > 0, assignment / total.clamp(min=1e-12),
+                                 onehot.to(assignment.dtype))
+    return assignment, z
 
 
 def node_features(graph: Graph, features: torch.Tensor, who: str) -> torch.Tensor:
