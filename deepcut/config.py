@@ -247,9 +247,17 @@ class SegmenterConfig:
 
     def resolved(self, backbone: str | None) -> SegmenterConfig:
         """This config with its graph resolved for features of ``backbone`` (what runs, and
-        what a prediction's JSON records)."""
-        return self if self.graph is not None else replace(self,
-                                                           graph=self.graph_kind_for(backbone))
+        what a prediction's JSON records): the ``kless`` task's CC rule cuts the CC graph
+        whatever the backbone's default graph."""
+        if self.graph is not None:
+            return self
+        cfg = replace(self, graph=self.graph_kind_for(backbone))
+        if cfg.task == "kless":
+            from deepcut.tasks.kless import kless_settings
+
+            if kless_settings(cfg)[3] == "cc":
+                cfg = replace(cfg, graph="cc")
+        return cfg
 
     def background_rule_for(self, backbone: str | None) -> str:
         """The segment task's background rule for features of ``backbone``: the config's, else

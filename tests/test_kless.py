@@ -208,3 +208,14 @@ def test_cluster_cli_images_goes_on_after_a_bad_file(tmp_path, capsys):
     assert "classic" in captured.err  # warned: its per-image standardised features
     rows = (tmp_path / "c.csv").read_text().splitlines()[1:]
     assert sorted(r.split(",")[0] for r in rows) == [f"im{i}.png" for i in range(6)]
+
+
+def test_resolved_graph_of_kless_is_the_graph_its_rule_cuts():
+    """The JSON's ``config.graph`` names the graph that ran: the CC rule (``--alpha`` sets it
+    in infer) builds the CC graph even where the backbone's default graph is ``local``."""
+    from deepcut.config import SegmenterConfig
+
+    cc = SegmenterConfig(task="kless", backbone="classic", task_params={"k_rule": "cc"})
+    assert cc.resolved("classic").graph == "cc"
+    assert SegmenterConfig(task="kless", backbone="classic").resolved("classic").graph == "local"
+    assert SegmenterConfig(task="kless").resolved("dino_vits8").graph == "cc"  # the GNN's rule
