@@ -241,6 +241,8 @@ class _ClusteringMixin(ParamsMixin):
     def fit(self, X: Any, y: Any = None):
         """Cluster the rows of ``X: (n_samples, n_features)``: one fit per prepared view, the
         view of :func:`consensus_k` kept (``view_k_`` lists every view's K)."""
+        from deepcut.solvers.base import DegenerateResultWarning
+
         fits, said = [], []
         for V in self._check(X):  # a few views, not a loop over samples
             with warnings.catch_warnings(record=True) as rec:
@@ -250,10 +252,24 @@ class _ClusteringMixin(ParamsMixin):
         self.view_k_ = [int(f["labels_"].max()) + 1 for f in fits]
         win = consensus_k(self.view_k_)
         for w in said[win]:  # only the kept view's warnings (one line each, not one per view)
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            # an inner solver's degenerate result (one cluster, its bound) may not be the labels
+            # kept (rounding, the warm candidate, the K rule): the estimator judges those below
+            if not issubclass(w.category, DegenerateResultWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         for name, value in fits[win].items():
             setattr(self, name, value)
+        n = len(self.labels_)
+        if self.n_clusters_ == 1:
+            warnings.warn(f"{type(self).__name__}: one cluster found for {n} samples "
+                          f"({self._one_cluster_hint()})", DegenerateResultWarning, stacklevel=2)
+        elif self.n_clusters_ >= self.k_max and self.k_max < n:
+            warnings.warn(f"{type(self).__name__}: K found = k_max = {self.n_clusters_} for "
+                          f"{n} samples (the bound was hit: raise k_max)",
+                          DegenerateResultWarning, stacklevel=2)
         return self
+
+    def _one_cluster_hint(self) -> str:
+        return "no K >= 2 scored higher"
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit and return ``labels_: (n_samples,)``."""
@@ -396,6 +412,10 @@ class KLessClustering(_ClusteringMixin):
                              "threshold, its k-sensitivity is the resolution).")
         return super().fit(X)
 
+    def _one_cluster_hint(self) -> str:
+        return ("no split lowers the CC objective; resolution < 1 favours it on samples that "
+                "all look alike, e.g. uncentred features: try resolution=1")
+
     def _fit_view(self, X: torch.Tensor) -> dict[str, Any]:
         from deepcut.solvers import GNNSolver
         from deepcut.solvers.cc_rounding import cc_objective, cc_round
@@ -429,13 +449,6 @@ class KLessClustering(_ClusteringMixin):
             warm_objective = cc_objective(graph.W, z_warm)
             if warm_objective < objective:  # the head's labels win ties
                 z, objective = z_warm, warm_objective
-        if int(z.max()) == 0:
-            from deepcut.solvers.base import DegenerateResultWarning
-
-            warnings.warn(f"KLessClustering: one cluster found for {len(z)} samples (no split "
-                          "lowers the CC objective; resolution < 1 favours it on samples that "
-                          "all look alike, e.g. uncentred features: try resolution=1)",
-                          DegenerateResultWarning, stacklevel=3)
         return {"solver_": s, "labels_": z.numpy().astype(np.int64),
                 "n_clusters_": int(z.max()) + 1, "assignment_": s.assignment_.numpy(),
                 "loss_": float(s.loss_history_[-1]), "objective_": objective,

@@ -219,3 +219,22 @@ def test_resolved_graph_of_kless_is_the_graph_its_rule_cuts():
     assert cc.resolved("classic").graph == "cc"
     assert SegmenterConfig(task="kless", backbone="classic").resolved("classic").graph == "local"
     assert SegmenterConfig(task="kless").resolved("dino_vits8").graph == "cc"  # the GNN's rule
+
+
+def test_clustering_estimators_warn_about_the_labels_they_return():
+    """An inner fit's degenerate result (the CC head's one cluster, before rounding and the
+    warm candidate) is not reported; the labels kept are: K = k_max says the bound was hit."""
+    import warnings as w
+
+    from deepcut.cluster import EigengapClustering, KLessClustering
+    from deepcut.solvers.base import DegenerateResultWarning
+
+    X = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    for est in (KLessClustering(2, seed=0), EigengapClustering(2, seed=0)):
+        with w.catch_warnings(record=True) as said:
+            w.simplefilter("always")
+            est.fit(X)
+        msgs = [str(m.message) for m in said if issubclass(m.category, DegenerateResultWarning)]
+        assert est.n_clusters_ == 2
+        assert msgs == [f"{type(est).__name__}: K found = k_max = 2 for 3 samples (the bound "
+                        "was hit: raise k_max)"]
