@@ -227,7 +227,14 @@ class _ClusteringMixin(ParamsMixin):
         if self.pca is None:
             return [self._smooth(X)]
         powers = self.whiten if isinstance(self.whiten, (tuple, list)) else (self.whiten,)
-        return [self._smooth(pca_whiten(X, self.pca, float(p))) for p in powers]
+        views = [pca_whiten(X, self.pca, float(p)) for p in powers]
+        if views[0].shape[1] == 1 and X.shape[1] > 1 and self.metric == "cosine":
+            warnings.warn(f"{type(self).__name__}: PCA kept 1 of {X.shape[1]} feature "
+                          f"dimensions ({self.pca} of the variance): cosine similarities of one "
+                          "coordinate are +-1, so at most 2 clusters can be told apart; pass "
+                          "pca=None (cluster.py --no-pca) or a larger pca fraction",
+                          UserWarning, stacklevel=3)
+        return [self._smooth(V) for V in views]
 
     def _smooth(self, X: torch.Tensor) -> torch.Tensor:
         # never more neighbours than the mean group size at k_max groups (a group worth a

@@ -236,5 +236,17 @@ def test_clustering_estimators_warn_about_the_labels_they_return():
             est.fit(X)
         msgs = [str(m.message) for m in said if issubclass(m.category, DegenerateResultWarning)]
         assert est.n_clusters_ == 2
-        assert msgs == [f"{type(est).__name__}: K found = k_max = 2 for 3 samples (the bound "
-                        "was hit: raise k_max)"]
+        assert msgs == [(f"{type(est).__name__}: K found = k_max = 2 for 3 samples (the bound "
+                         "was hit: raise k_max)")]
+
+
+def test_pca_down_to_one_dimension_under_cosine_is_said():
+    """Three groups along one line: PCA at 0.7 keeps one coordinate, whose cosine similarities
+    are +-1, so at most two clusters come out; the estimator says so (without PCA: three)."""
+    from deepcut.cluster import KLessClustering
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(m, 1, (30, 8)) for m in (0, 6, 12)])
+    with pytest.warns(UserWarning, match="PCA kept 1 of 8 feature dimensions"):
+        assert KLessClustering(seed=0).fit(X).n_clusters_ <= 2
+    assert KLessClustering(seed=0, pca=None).fit(X).n_clusters_ == 3
