@@ -7,9 +7,9 @@ correlation-clustering GNN (``--method cc``, default) or by the eigengap spectra
 (``--method eigengap``; DeepCut Table 5).
 
 Writes, atomically: ``--out`` (CSV with header ``item,label``; ``item`` is the file name or the
-row index) and a JSON beside it (``<out>.json``: method, K found, the K of each whitening power
-``view_k`` and of the CC warm start ``warm_k``, degenerate-result ``warnings``, parameters,
-inputs). Prints
+row index) and a JSON beside it (``--out`` with the suffix ``.json``: ``labels.csv`` ->
+``labels.json``; method, K found, the K of each whitening power ``view_k`` and of the CC warm
+start ``warm_k``, degenerate-result ``warnings``, parameters, inputs). Prints
 ``K=<n>`` on stdout. The folder of ``--out`` is checked writable before any work. A bad image is
 reported on one line that names it, and skipped.
 
