@@ -281,6 +281,17 @@ def test_cli_flags_and_yaml_config_give_the_same_table(sod_root, tmp_path, capsy
     assert not out.exists()  # refused before any folder was made
 
 
+def test_html_is_infer_only_and_eval_refuses_it(tmp_path, capsys):
+    """eval.py writes no explorer page, so it does not take (or advertise) infer's --html."""
+    from deepcut.cli.evaluate import build_parser
+
+    assert "--html" not in build_parser().format_help()
+    with pytest.raises(SystemExit) as e:
+        main(["--dataset", "sod", "--root", str(tmp_path), "--task", "hierarchy", "--html"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --html" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # end to end: tens of seconds on a busy 2-core machine
 def test_changed_config_never_mixes_with_old_predictions(sod_root, tmp_path):
     ds = get_dataset("sod", sod_root)

@@ -29,6 +29,8 @@ __all__ = ["EVAL_KEYS", "build_parser", "main"]
 EVAL_KEYS = ("dataset", "root", "split", "dataset_options", "out", "limit", "eval_size",
              "annotators", "match", "overwrite", "wandb", "wandb_project")
 _METHOD_GROUPS = ("backbone", "solver", "task")
+#: infer.py method flags eval.py does not take (it writes no explorer page): argparse refuses them.
+_INFER_ONLY = ("html",)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -87,7 +89,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         if group.title in _METHOD_GROUPS:
             dst = p.add_argument_group(f"method: {group.title}")
             for action in group._group_actions:
-                dst._add_action(action)
+                if action.dest not in _INFER_ONLY:
+                    dst._add_action(action)
     return p
 
 

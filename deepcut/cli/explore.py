@@ -57,7 +57,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--weights", help="local backbone checkpoint")
     g.add_argument("--size", type=int, help="short side of the network input in px (default: 280)")
     g.add_argument("--stride", type=int, help="patch stride (default: the patch size)")
-    g.add_argument("--steps", type=int, help="gnn: optimiser steps per level (default: 10)")
+    g.add_argument("--steps", type=int,
+                   help="gnn: cut-loss optimiser steps per level (default: the GNN's own, at "
+                        "most 2 cut-loss steps after at most 10 warm-start steps, stopping "
+                        "when the loss settles)")
     g.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
     g.add_argument("--device", help="cpu or cuda (default: cpu)")
     add_preprocessing_options(g)
