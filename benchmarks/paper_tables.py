@@ -83,7 +83,7 @@ _GET = {
     "sod": "https://elderlab.yorku.ca/resources/ (SOD masks) + BSDS300 images "
            "(https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/)",
     "weizmann_sed": "https://www.wisdom.weizmann.ac.il/~vision/Seg_Evaluation_DB/ "
-                    "(converted to images/ annotations/ masks/, see deepcut.data.weizmann)",
+                    "(rearranged into images/ annotations/ masks/: docs/DATA.md)",
     "fashion": "https://www.kaggle.com/datasets/paramaggarwal/fashion-product-images-small "
                "(styles.csv and images/)",
 }
