@@ -1,10 +1,11 @@
 """Images/s of the whole path on one device, 280 px ViT-S/8 (random init), with the stage split.
 
     python benchmarks/gpu.py [--device cuda] [--images 128] [--batch 32] [--size 280]
-                             [--precision auto] [--modes sequential,batched]
+                             [--precision auto] [--modes sequential,batched] [--seed 0]
 
 Two ways through the same images (synthetic 280 x 280 RGB, a planted object on texture; no data
-or weights needed; a random-init ViT-S/8 has DINO's architecture and cost):
+or weights needed; a random-init ViT-S/8 has DINO's architecture and cost, its weights drawn
+after ``torch.manual_seed(--seed)``):
 
 * ``sequential``: ``Segmenter(image)`` one image at a time (today's folder loop, less I/O);
 * ``batched``: the backbone forward on ``--batch`` images at once, then
@@ -49,6 +50,8 @@ def main() -> None:
     ap.add_argument("--modes", default="sequential,batched", help="comma-separated modes")
     ap.add_argument("--backbone", default="timm:vit_small_patch8_224",
                     help="backbone (default: random-init ViT-S/8)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the random-init weights (default 0)")
     args = ap.parse_args()
 
     import numpy as np
@@ -64,6 +67,7 @@ def main() -> None:
     dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     seg = Segmenter(backbone="dino_vits8", device=dev, precision=args.precision, seed=0)
     prec = _precision(seg.config)
+    torch.manual_seed(args.seed)  # the random-init backbones: reproducible weights
     bb = create_backbone(args.backbone, pretrained=False, size=args.size, device=dev,
                          precision=prec)
     seg = Segmenter(seg.config, backbone=bb)

@@ -11,17 +11,18 @@ the discrete K-way NCut (:func:`deepcut.losses.discrete_ncut`) on that same grap
   solver's that also used all K;
 * ``best, cold``: the same among the solvers that start from no other solver's partition
   (``gnn-cold``, ``gnn-paper``, ``spectral``, ``falcon``, ``sklearn``; blank for the
-  warm-started GNNs, which start from spectral's or Falcon's partition and so are never above
-  it: beside them Falcon cannot be the best wherever the GNN improves on its partition);
-* ``<= spectral``: % of images where it used all K clusters and its NCut is <= spectral's;
-* ``<= gnn``: the same against the default GNN's (blank for the GNN itself; with Falcon's warm
-  start the GNN is never above Falcon, so this is where Falcon ties it);
+  warm-started GNNs, which start from spectral's partition or from one Falcon run
+  (``n_restarts=1``) and never end above that start; the ``falcon`` row is FalconCut's
+  default, 8 restarts on these dense graphs, so the GNN can be above or below it);
+* ``<= spectral``: % of images where it used all K clusters and its NCut is <= spectral's
+  (blank when ``spectral`` is not among ``--methods``);
+* ``<= gnn``: the same against the default GNN's (blank for the GNN itself or without it);
 * ``above best``: how far above the best all-K NCut of the image the solver's is, in %: the
   median and the 90th percentile over the images (``inf`` counts an image where the solver
-  left clusters empty). ``best`` counts exact ties only; this says by how much a solver that
-  is not the best misses it;
+  left clusters empty). ``best`` and the ``<=`` columns count an NCut within 1e-6 as a tie;
+  this says by how much a solver that is not the best misses it;
 * median seconds of the solve (graph excluded) and its median ratio to falcon's on the same
-  image (side by side, so machine load cancels);
+  image (side by side, so machine load cancels; blank without ``falcon``);
 * for the default GNN also the median NCut of the head's own argmax before rounding and the %
   of images where that argmax used all K clusters (``raw``).
 
@@ -132,7 +133,15 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     paths = []
     for root in args.data_root:
-        paths += sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES)[:args.n_images]
+        if not root.is_dir():
+            print(f"error: --data-root {root}: no such folder", file=sys.stderr)
+            return 2
+        found = sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES)
+        if not found:
+            print(f"error: --data-root {root}: no images ({', '.join(sorted(SUFFIXES))})",
+                  file=sys.stderr)
+            return 2
+        paths += found[:args.n_images]
     feats = features(paths, args.size)
     graphs = [build_graph(F, "ncut", metric="cosine") for F in feats]
     print(f"{len(paths)} images, N = {int(np.median([g.num_nodes for g in graphs]))} (median), "
@@ -155,12 +164,12 @@ def main(argv=None) -> int:
             best = n_best(res, m, res)
             cold = "" if m in WARM else \
                 f"{100 * n_best(res, m, {p: o for p, o in res.items() if p not in WARM}) / n:.0f}%"
-            le_sp = sum(r[1] and r[0] <= res["spectral"][i][0] + 1e-6 for i, r in enumerate(rs)) \
-                if "spectral" in res else 0
+            le_sp = "" if "spectral" not in res else "{:.0f}%".format(100 * sum(
+                r[1] and r[0] <= res["spectral"][i][0] + 1e-6 for i, r in enumerate(rs)) / n)
             le_gnn = "" if m == "gnn" or "gnn" not in res else "{:.0f}%".format(100 * sum(
                 r[1] and r[0] <= res["gnn"][i][0] + 1e-6 for i, r in enumerate(rs)) / n)
-            ratio = st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])) \
-                if "falcon" in res else float("nan")
+            ratio = "" if "falcon" not in res else "{:.1f}x".format(
+                st.median(r[2] / max(f[2], 1e-9) for r, f in zip(rs, res["falcon"])))
             gaps = np.array([100 * (r[0] - b) / max(b, 1e-12) if r[1] else np.inf
                              for r, b in zip(rs, best_nc)])
             gap = "{:.3f} / {:.3f}%".format(*np.quantile(gaps, [0.5, 0.9], method="higher"))
@@ -169,8 +178,8 @@ def main(argv=None) -> int:
                    f"{100 * sum(r[1] for r in raws) / len(raws):.0f}%") if raws else ""
             print(f"| {K} | {m} | {st.median(r[0] for r in rs):.4f} | "
                   f"{100 * sum(r[1] for r in rs) / n:.0f}% | {100 * best / n:.0f}% | {cold} | "
-                  f"{100 * le_sp / n:.0f}% | {le_gnn} | {gap} | {st.median(r[2] for r in rs):.3f} | "
-                  f"{ratio:.1f}x | {raw} |")
+                  f"{le_sp} | {le_gnn} | {gap} | {st.median(r[2] for r in rs):.3f} | "
+                  f"{ratio} | {raw} |")
         sys.stdout.flush()
     return 0
 

@@ -11,8 +11,11 @@ For each benchmark x solver it runs ``python eval.py ...`` as a subprocess (the 
 recorded and printed, so every row can be reproduced by pasting it), times it, reads the run's
 ``summary.json`` and writes one table per benchmark into ``docs/RESULTS.md`` between the
 ``<!-- measured:<backbone>:begin -->`` / ``...:end -->`` markers (the rest of the file, the papers'
-tables, is left alone; the markers are per backbone). Each run's predictions and tables stay
-under ``--out``.
+tables, is left alone; the markers are per backbone). The doc is written only when every
+benchmark ran (no ``--only``, none skipped), without ``--limit`` and with no failed run, so a
+partial or broken run never replaces the measured rows; otherwise it is left unchanged and the
+reason printed (``--force-doc`` writes it anyway). Each run's predictions and tables stay under
+``--out``.
 
 Benchmarks (``--data-root`` holds one folder per dataset, see docs/DATA.md):
 
@@ -37,6 +40,7 @@ run's means over the tuning and evaluation halves of its dataset (``halves``; th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -281,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="reuse finished predictions")
     p.add_argument("--doc", default=str(REPO / "docs" / "RESULTS.md"),
                    help="Markdown file to update ('' to only print)")
+    p.add_argument("--force-doc", action="store_true",
+                   help="update --doc even after failed runs, --only, skipped benchmarks or "
+                        "--limit (by default the doc is then left unchanged)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -298,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:  # per-half means in results.json (settings are tuned on the "tune" half)
         per_image = Path(r["out"]) / "per_image.csv"
         if "summary" in r and per_image.is_file():
-            r["halves"] = split_means(per_image, r["bench"]["metrics"])
+            with open(per_image, newline="") as f:
+                columns = next(csv.reader(f), [])
+            # dataset-level scores (max_f) have no per-image column: average the others only
+            r["halves"] = split_means(per_image, [k for k in r["bench"]["metrics"]
+                                                  if k in columns])
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=False).stdout.strip() or "unknown"
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
@@ -322,9 +333,20 @@ def main(argv: list[str] | None = None) -> int:
                    if k != "bench"} | {"dataset": r["bench"]["dataset"]} for r in runs]},
         indent=2))
     if args.doc:
-        update_doc(Path(args.doc), table,
-                   args.backbone + (f"-{args.graph}" if args.graph else "") +
-                   (f"-{args.preset}" if args.preset else ""))
+        failed = sum("error" in r for r in runs)
+        ran = {r["bench"]["name"] for r in runs}
+        missing = [b["name"] for b in BENCHMARKS if b["name"] not in ran]
+        why = "; ".join(
+            ([f"{failed} of {len(runs)} runs failed"] if failed else [])
+            + ([f"{len(missing)} of {len(BENCHMARKS)} benchmarks not run"] if missing else [])
+            + ([f"--limit {args.limit}"] if args.limit else []))
+        if why and not args.force_doc:
+            print(f"{args.doc} left unchanged ({why}); pass --force-doc to write it anyway",
+                  file=sys.stderr)
+        else:
+            update_doc(Path(args.doc), table,
+                       args.backbone + (f"-{args.graph}" if args.graph else "") +
+                       (f"-{args.preset}" if args.preset else ""))
     return 1 if any("error" in r for r in runs) else 0
 
 

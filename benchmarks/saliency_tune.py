@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's deepcut
+sys.path.insert(0, str(REPO))  # this checkout's deepcut
 from split import subset
 
 SETS = {"sod": ("sod", "sod"), "w1": ("weizmann_sed1", "weizmann_sed")}
@@ -34,7 +35,9 @@ SETS = {"sod": ("sod", "sod"), "w1": ("weizmann_sed1", "weizmann_sed")}
 
 def load_cache(data_root: str, solver: str, ks: list[int], part: str, cache: Path,
                sets=("sod", "w1")) -> dict[str, list[dict]]:
-    """Per set, per image: features ``F (h*w, D)``, grid, K-way labels for each K, gt mask."""
+    """Per set, per image: features ``F (h*w, D)``, grid, K-way labels for each K, gt mask.
+
+    The datasets are opened (and their layout checked) before ``cache`` is created."""
     from deepcut.config import SegmenterConfig
     from deepcut.data import get_dataset
     from deepcut.graphs.local import contour_edges
@@ -42,10 +45,11 @@ def load_cache(data_root: str, solver: str, ks: list[int], part: str, cache: Pat
     from deepcut.pipeline import Segmenter
     from deepcut.tasks.base import solve
 
+    datasets = {s: subset(get_dataset(SETS[s][0], str(Path(data_root) / SETS[s][1])), part)
+                for s in sets}
+    cache.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[dict]] = {}
-    for s in sets:
-        name, folder = SETS[s]
-        ds = subset(get_dataset(name, str(Path(data_root) / folder)), part)
+    for s, ds in datasets.items():
         cfg = SegmenterConfig(backbone="classic", size=224, solver=solver, task="segment")
         seg = Segmenter(cfg)
         items = []
@@ -162,29 +166,35 @@ def timing(data_root: str, solver: str, part: str, limit: int) -> None:
         print(f"| {key} | {v / n:.4f} |")
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True, help="folder holding sod/ and weizmann_sed/")
     p.add_argument("--solver", default="spectral")
     p.add_argument("--k", type=int, nargs="+", default=[4, 5, 6], help="cuts to score")
     p.add_argument("--part", default="tune", help="tune, eval or all (default: tune)")
-    p.add_argument("--cache", default="saliency_cache", help="folder of cached features/cuts")
+    p.add_argument("--cache", type=Path, default=REPO / "out" / "saliency_cache",
+                   help="folder of cached features/cuts (default: out/saliency_cache in the repo)")
     p.add_argument("--timing", type=int, default=0, metavar="N",
                    help="only time the stages on the first N SOD images of --part")
     a = p.parse_args()
+    from deepcut.data import DatasetLayoutError
+
     torch.set_num_threads(1)
-    if a.timing:
-        timing(a.data_root, a.solver, a.part, a.timing)
-        return
-    cache = Path(a.cache)
-    cache.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = load_cache(a.data_root, a.solver, a.k, a.part, cache)
+    try:
+        if a.timing:
+            timing(a.data_root, a.solver, a.part, a.timing)
+            return 0
+        data = load_cache(a.data_root, a.solver, a.k, a.part, a.cache)
+    except DatasetLayoutError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"{a.solver}, {a.part} half: {len(data['sod'])} SOD, {len(data['w1'])} Weizmann 1obj "
           f"images ({time.time() - t0:.0f} s to load)\n")
     print("| variant | SOD IoU | Weizmann 1obj IoU |\n|---|---|---|")
     variants(data, a.k)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

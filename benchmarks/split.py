@@ -97,22 +97,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", nargs="*", help="columns to average (default: every numeric one)")
     p.add_argument("--salt", default=SALT, help="salt of the split rule (default: %(default)s)")
     args = p.parse_args(argv)
-    metrics = args.metrics
-    print("| run | part | n | " + " | ".join(metrics or ["(all columns)"]) + " |")
-    print("|---|---|---|" + "---|" * len(metrics or [0]))
+    results = []
     for run in args.runs:
         csv_path = Path(run) / "per_image.csv"
         if not csv_path.is_file():
             print(f"error: {csv_path}: no per_image.csv (not an eval.py output folder)",
                   file=sys.stderr)
             return 2
-        res = split_means(csv_path, metrics, args.salt)
+        results.append((Path(run).name, split_means(csv_path, args.metrics, args.salt)))
+    # the columns averaged: --metrics, else every per-image column of the runs (in order)
+    keys = args.metrics or list(dict.fromkeys(k for _, res in results for k in res["all"]
+                                              if k != "n"))
+    print("| run | part | n | " + " | ".join(keys) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
+    for name, res in results:
         for part in PARTS:
             m = res[part]
-            keys = metrics or [k for k in m if k != "n"]
-            vals = {k: f"{m[k]:.3f}" if k in _PLAIN else f"{100 * m[k]:.1f}" for k in keys}
-            cells = " | ".join(f"{k}={v}" if metrics is None else v for k, v in vals.items())
-            print(f"| {Path(run).name} | {part} | {m['n']} | {cells} |")
+            cells = " | ".join("" if k not in m else f"{m[k]:.3f}" if k in _PLAIN
+                               else f"{100 * m[k]:.1f}" for k in keys)
+            print(f"| {name} | {part} | {m['n']} | {cells} |")
     return 0
 
 

@@ -7,7 +7,8 @@ with the default GNN solver (10 steps) under ``torch.set_num_threads(t)`` for ea
 prints the median backbone, solve and total seconds. ``--load N`` starts N busy processes (pure
 Python loops, one core each) for the duration, to imitate a machine shared with other jobs; they
 are stopped at the end. ``--backbone vit`` uses a random-init ViT-S/8 (the DINO architecture,
-no download) so the backbone's share is realistic.
+no download, weights drawn after ``torch.manual_seed(--seed)``, default 0) so the backbone's
+share is realistic.
 
 ``--steps-only`` times just the GNN solve on fixed features and graph (what
 ``GNNSolver(step_threads=...)`` controls; torch's threads stay at their default for everything
@@ -57,6 +58,8 @@ def main() -> None:
                     help="comma-separated thread counts; 'default' = torch's own")
     ap.add_argument("--steps-only", action="store_true",
                     help="time only the GNN solve, varying GNNSolver(step_threads=...)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the random-init ViT of --backbone vit (default 0)")
     args = ap.parse_args()
     if args.steps_only:
         return steps_only(args)
@@ -70,6 +73,7 @@ def main() -> None:
     default = torch.get_num_threads()
     image = load_image(REPO / "examples" / "chelsea.png")
     if args.backbone == "vit":
+        torch.manual_seed(args.seed)  # reproducible random-init weights
         bb = create_backbone("timm:vit_small_patch8_224", pretrained=False, size=280)
     else:
         bb = create_backbone("classic", size=280)

@@ -8,15 +8,22 @@ two CPU cores.
 """
 from __future__ import annotations
 
+import argparse
 import runpy
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-if __name__ == "__main__":
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     status = 0
     for script in ("make_figures.py", "make_notebooks.py"):
         module = runpy.run_path(str(HERE / script))  # defines main(), does not run it
         status = status or module["main"]([])
-    sys.exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

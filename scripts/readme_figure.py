@@ -11,6 +11,7 @@ weight-free ``classic`` backbone (as on a fresh offline machine), then copies th
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -22,10 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "docs" / "images" / "chelsea_overlay_classic.png"
 
 
-def main() -> int:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-           "HF_HOME": tempfile.mkdtemp(prefix="deepcut-nohub-")}  # an empty cache: no weights
-    with tempfile.TemporaryDirectory() as out:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="deepcut-nohub-") as hf_home, \
+            tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+               "HF_HOME": hf_home}  # an empty cache: no weights
         cmd = [sys.executable, "infer.py", "examples/chelsea.png", "--out", out]
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
         sys.stderr.write(proc.stderr)
