@@ -103,7 +103,10 @@ def test_predict_rerun_computes_nothing_and_never_overwrites_another_image(
                      *extra])
 
     n = len(list(image_dir.glob("*.png")))
+    capfd.readouterr()
     assert predict(image_dir) == 0 and len(calls) == n
+    # nothing to checkpoint: no callback warns that the checkpoint's folder is not this run's
+    assert "dirpath has changed" not in capfd.readouterr().err
     assert predict(image_dir) == 0 and len(calls) == n  # all done: no head ran again
     other = tmp_path / "other"
     shutil.copytree(image_dir, other)  # other files, the same names

@@ -216,11 +216,17 @@ class DeepCutCLI(LightningCLI):
         trainer_cfg = self._get(self.config_init, "trainer", {}) or {}
         given = trainer_cfg.get("callbacks") or []
         given = list(given) if isinstance(given, list) else [given]
-        if trainer_cfg.get("enable_checkpointing", True) is not False and \
+        kind = self._get(self.config_init, "logger")
+        if self.config.get("subcommand") == "predict":
+            # nothing to checkpoint or log: no new version folder per run, and no checkpoint
+            # callback to warn that the loaded checkpoint's folder is not this run's
+            if kind is None and trainer_cfg.get("logger") is None:
+                kwargs["logger"] = False
+            kwargs["enable_checkpointing"] = False
+        elif trainer_cfg.get("enable_checkpointing", True) is not False and \
                 not any(isinstance(c, ModelCheckpoint) for c in given):
             # Lightning's default callback plus last.ckpt, the stable name README and infer use.
             kwargs["callbacks"] = [*given, ModelCheckpoint(save_last=True)]
-        kind = self._get(self.config_init, "logger")
         if kind is not None:
             root = self._get(self.config_init, "trainer", {}).get("default_root_dir") or "."
             kwargs["logger"] = build_logger(kind, root, self._get(self.config_init, "wandb"))
