@@ -1,6 +1,7 @@
 """The configuration of one segmentation run, validated once at the boundary."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -230,6 +231,11 @@ class SegmenterConfig:
         from deepcut.tasks.base import check_task_params, make_solver
 
         check_task_params(self)
+        if self.task == "kless" and self.graph not in (None, "cc") and \
+                self._kless_rule(self) == "cc":
+            warnings.warn(f"graph={self.graph!r} is not used: the kless task's CC rule cuts the "
+                          "CC graph (Eq. 7); set the task parameter k_rule: eigengap to find K "
+                          f"on the {self.graph!r} graph", UserWarning, stacklevel=1)
         if self.task != "hierarchy":  # always spectral, with its own settings
             try:
                 make_solver(self, 2)._validate_params()
@@ -248,16 +254,18 @@ class SegmenterConfig:
     def resolved(self, backbone: str | None) -> SegmenterConfig:
         """This config with its graph resolved for features of ``backbone`` (what runs, and
         what a prediction's JSON records): the ``kless`` task's CC rule cuts the CC graph
-        whatever the backbone's default graph."""
-        if self.graph is not None:
-            return self
-        cfg = replace(self, graph=self.graph_kind_for(backbone))
-        if cfg.task == "kless":
-            from deepcut.tasks.kless import kless_settings
-
-            if kless_settings(cfg)[3] == "cc":
-                cfg = replace(cfg, graph="cc")
+        whatever the backbone's default graph or a given one (:meth:`validate` warns of that)."""
+        cfg = self if self.graph is not None else replace(self,
+                                                          graph=self.graph_kind_for(backbone))
+        if cfg.task == "kless" and cfg.graph != "cc" and self._kless_rule(cfg) == "cc":
+            cfg = replace(cfg, graph="cc")
         return cfg
+
+    @staticmethod
+    def _kless_rule(cfg: SegmenterConfig) -> str:
+        from deepcut.tasks.kless import kless_settings
+
+        return kless_settings(cfg)[3]
 
     def background_rule_for(self, backbone: str | None) -> str:
         """The segment task's background rule for features of ``backbone``: the config's, else

@@ -239,3 +239,16 @@ def test_contour_flag_sets_or_turns_off_the_cue(tmp_path, image_file, capsys):
             main([str(image_file), "--out", str(tmp_path / "bad"), *FAST, "--contour", bad])
         assert e.value.code == 2
         assert "expected a number > 0 or 'off'" in capsys.readouterr().err
+
+
+def test_a_settings_warning_is_said_once(tmp_path, image_file):
+    """infer.py validates its config, then the Segmenter does again: a parameter of another
+    task is still one warning line (a fresh process: Python says a warning once per place)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "deepcut", "infer", str(image_file), "--out",
+                        str(tmp_path / "o"), *FAST, "--parts", "3"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("belong to task(s) ['parts'], not to 'segment': not used") == 1

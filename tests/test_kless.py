@@ -219,6 +219,13 @@ def test_resolved_graph_of_kless_is_the_graph_its_rule_cuts():
     assert cc.resolved("classic").graph == "cc"
     assert SegmenterConfig(task="kless", backbone="classic").resolved("classic").graph == "local"
     assert SegmenterConfig(task="kless").resolved("dino_vits8").graph == "cc"  # the GNN's rule
+    # a given graph the CC rule does not cut: recorded as what ran, and said once
+    given = SegmenterConfig(task="kless", graph="ncut")
+    with pytest.warns(UserWarning, match="graph='ncut' is not used: the kless task's CC rule"):
+        given.validate()
+    assert given.resolved("dino_vits8").graph == "cc"
+    by_gap = SegmenterConfig(task="kless", graph="ncut", task_params={"k_rule": "eigengap"})
+    assert by_gap.resolved("dino_vits8").graph == "ncut"
 
 
 def test_clustering_estimators_warn_about_the_labels_they_return():

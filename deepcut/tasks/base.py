@@ -71,8 +71,10 @@ def check_task_params(cfg: SegmenterConfig) -> None:
             raise ConfigError(f"unknown task parameter(s) {typos} for task {cfg.task!r}; "
                               f"{takes}.")
         owners = sorted(t for t, (keys, _) in TASK_PARAMS.items() if keys & extra)
+        # from this one place, so it is said once per process though a command validates its
+        # config more than once (the caller's line differs each time)
         warnings.warn(f"task parameter(s) {sorted(extra)} belong to task(s) {owners}, not to "
-                      f"{cfg.task!r}: not used", UserWarning, stacklevel=3)
+                      f"{cfg.task!r}: not used", UserWarning, stacklevel=1)
     if check is not None:
         check(cfg)
 
