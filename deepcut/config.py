@@ -86,8 +86,8 @@ class SegmenterConfig:
         loss: GNN loss: ``soft_ncut`` (default, the K-way NCut relaxation), ``ncut`` (Eq. 9,
             the paper's) or ``cc`` (Eq. 10).
         steps: GNN cut-loss optimiser steps, at most (None = the solver's: 2 after its
-            warm start of at most 10 steps (one Falcon run's partition on a dense graph, spectral's on
-            a sparse one), 30 without one, stopping early on a converged loss;
+            warm start of at most 10 steps (one Falcon run's partition on a dense graph,
+            spectral's on a sparse one), 30 without one, stopping early on a converged loss;
             ``--preset paper``: 10, DeepCut's stage-1 value).
         lr: GNN AdamW learning rate (None = the solver's: 0.03; ``--preset paper``: 1e-3).
         seed: seeds every random choice.

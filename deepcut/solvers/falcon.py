@@ -440,7 +440,8 @@ class FalconCut(BaseSolver):
                  lam: float = 0.0, kmeans_iter: int = 20, n_init: int = 3,
                  smooth_steps: int | tuple[int, ...] | None = None,
                  n_coarse: int | None = None, n_refine: int = 2, n_restarts: int | None = None,
-                 exact_moves: bool = True, random_state: int | None = 0, device: str = "cpu") -> None:
+                 exact_moves: bool = True, random_state: int | None = 0,
+                 device: str = "cpu") -> None:
         self.n_clusters = n_clusters
         self.mode = mode
         self.init = init
