@@ -292,6 +292,16 @@ def _canonical(z: torch.Tensor, K: int) -> torch.Tensor:
     return rename[z]
 
 
+def _first_time(z: torch.Tensor, K: int, seen: list[torch.Tensor]) -> bool:
+    """Whether the partition ``z: (N,)`` is none of ``seen`` (canonical labels), which then
+    records it: a repeated start or fixed point need not be refined again."""
+    c = _canonical(z, K)
+    if any(torch.equal(c, s) for s in seen):
+        return False
+    seen.append(c)
+    return True
+
+
 def _coarse_cuts(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, kmeans_iter: int,
                  hard: dict, keep: int = 1) -> list[torch.Tensor]:
     """The ``keep`` best distinct K-way labellings ``(m,)`` of the small dense coarse graph
@@ -315,9 +325,8 @@ def _coarse_cuts(Wc: torch.Tensor, K: int, gen: torch.Generator, n_init: int, km
         else:
             c = _spherical_kmeans(V.cpu(), K, gen, kmeans_iter).to(Wc.device)
         c = _canonical(_fill_empty(Wc, dc, c, K), K)
-        if any(torch.equal(c, s) for s in seen):
+        if not _first_time(c, K, seen):
             continue  # the same partition again: its refinement is known
-        seen.append(c)
         c, P, *_ = _hard_steps(Wc, dc, c, K, False, **hard)
         key = (int(torch.unique(c).numel()), _stats(P, c, dc, K)[2])  # all K used, then obj
         cc = _canonical(c, K)
@@ -471,9 +480,8 @@ class FalconCut(BaseSolver):
         if self.lam and self.beta is None:
             raise ValueError("lam needs beta: it regularises the graph FalconCut builds from "
                              "the features, and with beta=None the input graph is cut as it is.")
-        multilevel = isinstance(self.init, str) and self.init == "multilevel"
         if self.n_restarts is not None and self.n_restarts > 1 and (
-                self.mode != "hard" or not multilevel):
+                self.mode != "hard" or not self._multilevel):
             raise ValueError("n_restarts needs init='multilevel' and mode='hard' (the restarts "
                              "draw new over-segmentations; init='kmeans' has n_init).")
         if self.reweight_gamma is not None and self.mode == "hard":
@@ -569,21 +577,28 @@ class FalconCut(BaseSolver):
                            features: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
         """Over-segment, solve the coarse graph, lift (module docstring, "Multilevel"), once
         per restart; the first start is returned, the others wait in ``_more_starts``."""
-        K = self.n_clusters
         starts, seen = [], []
-        for r in range(self.n_restarts_):  # 1 in soft mode
-            for z, P in self._lifted_starts(W, d, sparse, features, gen):
-                c = _canonical(z, K)
-                if not any(torch.equal(c, s) for s in seen):  # a repeated start: no new run
-                    seen.append(c)
-                    starts.append((z, P))
-            if K == 2 and self._coarse_size() >= W.shape[0]:
-                # the coarse graph is the graph and its sweep cut is exact: every draw is this
-                self.n_restarts_ = r + 1
-                break
+        for _ in range(self.n_restarts_):
+            starts += [(z, P) for z, P in self._lifted_starts(W, d, sparse, features, gen)
+                       if _first_time(z, self.n_clusters, seen)]  # a repeated start: no new run
         self._init_product = starts[0][1]
         self._more_starts = starts[1:]
         return starts[0][0]
+
+    @property
+    def _multilevel(self) -> bool:
+        return isinstance(self.init, str) and self.init == "multilevel"
+
+    def _restarts_to_run(self, n_nodes: int, sparse: bool) -> int:
+        """``n_restarts_``: the asked or default restarts of the multilevel hard mode, else 1;
+        also 1 at K = 2 on a graph no larger than the coarse graph, where the coarse graph is
+        the graph and its sweep cut is exact, so every restart would solve the same problem."""
+        if self.mode != "hard" or not self._multilevel or (
+                self.n_clusters == 2 and self._coarse_size() >= n_nodes):
+            return 1
+        if self.n_restarts is not None:
+            return int(self.n_restarts)
+        return _RESTARTS_SPARSE if sparse else _RESTARTS_DENSE
 
     def _coarse_size(self) -> int:
         """Nodes ``m`` of the coarse graph before the cap at N."""
@@ -649,7 +664,6 @@ class FalconCut(BaseSolver):
         in hard mode on the input graph (``beta=None``), the labels' cluster ratios read off
         the final ``W onehot(z)`` (else None: :meth:`_finish` computes them)."""
         self._validate(graph, self.n_clusters)
-        multilevel = isinstance(self.init, str) and self.init == "multilevel"
         if features is not None:
             features = node_features(graph, features, "FalconCut.fit")
         self.timings_ = {}
@@ -663,9 +677,7 @@ class FalconCut(BaseSolver):
                 W = W.contiguous()
             d = g.degree.float().to(self.device)
         self._init_product, self._more_starts = None, []
-        self.n_restarts_ = 1 if self.mode != "hard" or not multilevel else int(
-            self.n_restarts if self.n_restarts is not None
-            else _RESTARTS_SPARSE if sparse else _RESTARTS_DENSE)
+        self.n_restarts_ = self._restarts_to_run(g.num_nodes, sparse)
         with self._timer("init"):
             z0 = self._initial_labels(g, W, d, sparse, features).to(self.device)
         self.init_labels_ = z0.cpu()
@@ -695,11 +707,8 @@ class FalconCut(BaseSolver):
         def run(z0: torch.Tensor, P0: torch.Tensor | None) -> tuple | None:
             z, P, history, n_back, converged, n_iter = _hard_steps(W, d, z0, K, sparse, P=P0,
                                                                    **hard)
-            if len(starts) > 1:
-                c = _canonical(z, K)
-                if any(torch.equal(c, s) for s in seen):
-                    return None  # an earlier start's hard steps ended here: its polish is known
-                seen.append(c)
+            if len(starts) > 1 and not _first_time(z, K, seen):
+                return None  # an earlier start's hard steps ended here: its polish is known
             n_exact = 0
             if self.exact_moves:
                 z, P, more, n_exact = _polish(W, d, z, K, sparse, P=P, diag=diag,
